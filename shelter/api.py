@@ -1,0 +1,81 @@
+"""The JSON API under /api/v1 (described in shelter/openapi.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, session
+
+from . import cards, registry
+from .auth import audit
+from .i18n import current, gettext, translate_errors
+from .openapi import spec
+from .settings import get_settings
+from .web import current_principal, error_response, node, require
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _json_body() -> Any:
+    if not request.is_json:
+        return None
+    return request.get_json(silent=True)
+
+
+@bp.get("/openapi.json")
+def openapi():  # type: ignore[no-untyped-def]
+    return jsonify(spec())
+
+
+@bp.post("/households")
+@require("kiosk")
+def register_household():  # type: ignore[no-untyped-def]
+    if not request.is_json:
+        return error_response(415, "unsupported_media_type", gettext("Send the data as JSON."))
+    data = _json_body()
+    if data is None:
+        return error_response(400, "malformed_json", gettext("The JSON could not be read."))
+    try:
+        result = registry.register_household(node().store, node().identity, data)
+    except registry.ValidationError as invalid:
+        lang = data.get("language") if isinstance(data, dict) else None
+        lang = lang if lang in registry.LANGUAGES else current()
+        return error_response(422, "invalid", gettext("Some fields need attention."),
+                              fields=translate_errors(invalid.errors, lang))
+    principal = current_principal()
+    assert principal is not None
+    audit(node().db, principal.name, "register_household", result["household_id"])
+    return jsonify(result), 201
+
+
+def _may_see_household(household_id: str) -> bool:
+    """Staff from volunteer up, or the browser that has just registered this household."""
+    principal = current_principal()
+    if principal is not None and principal.can("volunteer"):
+        audit(node().db, principal.name, "view_cards", household_id)
+        return True
+    return session.get("own") == household_id
+
+
+@bp.get("/persons/<person_id>/card.png")
+def card_png(person_id: str):  # type: ignore[no-untyped-def]
+    person = registry.get_person(node().db, person_id)
+    if person is None or not _may_see_household(person["household_id"]):
+        # The same answer whether the person exists or not.
+        return error_response(404, "not_found", gettext("No such card."))
+    return Response(cards.png(person["card_code"]), mimetype="image/png")
+
+
+@bp.get("/households/<household_id>/cards.pdf")
+def cards_pdf(household_id: str):  # type: ignore[no-untyped-def]
+    household = registry.get_household(node().db, household_id)
+    if household is None or not _may_see_household(household_id):
+        return error_response(404, "not_found", gettext("No such card."))
+    printed = [cards.PrintedCard(m["card_code"],
+                                 cards.display_name(m["family_name"], m["given_name"]),
+                                 m["short_code"].replace("-", ""))
+               for m in household["members"]]
+    pdf = cards.pdf_sheet(printed, gettext("Evacuee cards"),
+                          get_settings(node().db)["shelter_name"], household["language"])
+    return Response(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="cards-{household_id}.pdf"'})

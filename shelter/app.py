@@ -1,0 +1,126 @@
+"""The application factory: one package, two roles ("node" for a shelter, "hq")."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import traceback
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, g, jsonify, render_template, request, session
+from werkzeug.exceptions import HTTPException
+
+from . import i18n
+from .node import NodeContext
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("shelter")
+
+
+def create_app(data_dir: str | Path | None = None, role: str = "node",
+               test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask("shelter", template_folder=str(ROOT / "templates"),
+                static_folder=str(ROOT / "static"))
+    app.config.from_mapping(
+        DATA_DIR=str(data_dir) if data_dir else "data",
+        ROLE=role,
+        SHELTER_ID=None,
+        CLOCK_OFFSET_SECONDS=0.0,
+        MAX_CONTENT_LENGTH=256 * 1024,
+        SESSION_COOKIE_NAME="shelter_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=False,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        HTTPS_PORT=None,  # set when this server is the plain-HTTP one beside an HTTPS one
+        JSON_SORT_KEYS=False,
+    )
+    app.config.from_prefixed_env("SHELTER")
+    if test_config:
+        app.config.update(test_config)
+    node = NodeContext(app.config["DATA_DIR"], role=app.config["ROLE"],
+                       shelter_id=app.config["SHELTER_ID"],
+                       clock_offset_seconds=float(app.config["CLOCK_OFFSET_SECONDS"]))
+    app.extensions["shelter"] = node
+    app.secret_key = node.secret_key
+    app.jinja_env.add_extension("jinja2.ext.i18n")
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        i18n.gettext, i18n.ngettext, newstyle=True)
+    app.jinja_env.policies["ext.i18n.trimmed"] = True
+
+    from . import api, kiosk, staff, trust, web
+
+    @app.before_request
+    def _language() -> None:
+        allowed = tuple(i18n.LANGUAGES) if request.blueprint in ("kiosk", "api", None) \
+            else i18n.STAFF_LANGUAGES
+        g.lang = i18n.pick_language(allowed)
+
+    web.init_app(app)  # after the language is known: its refusals are translated
+    app.register_blueprint(kiosk.bp)
+    app.register_blueprint(staff.bp)
+    app.register_blueprint(trust.bp)
+    app.register_blueprint(api.bp)
+
+    @app.context_processor
+    def _template_globals() -> dict[str, Any]:
+        from .settings import get_settings
+        lang = i18n.current()
+        return {
+            "lang": lang, "html_lang": i18n.LANGUAGES[lang][2],
+            "languages": i18n.LANGUAGES, "staff_languages": i18n.STAFF_LANGUAGES,
+            "csrf_token": web.csrf_token, "principal": web.current_principal(),
+            "settings": get_settings(node.db),
+        }
+
+    @app.after_request
+    def _headers(response):  # type: ignore[no-untyped-def]
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
+            "script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+        if request.path.startswith(("/register", "/staff", "/api/")):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+        return web.error_response(error.code or 500, _code_for(error.code or 500),
+                                  _message_for(error.code or 500))
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
+        # Never a stack trace to the client; the log gets the type only (no personal data).
+        incident = secrets.token_hex(4)
+        # The message may quote what someone typed: log where it failed, not what it said.
+        log.error("unexpected error %s (%s) at\n%s", incident, type(error).__name__,
+                  "".join(traceback.format_tb(error.__traceback__)))
+        return web.error_response(500, "internal", i18n.gettext(
+            "Something went wrong. Nothing you entered was saved twice; please try again."))
+
+    return app
+
+
+def _code_for(status: int) -> str:
+    return {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+            405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+            429: "too_many_requests"}.get(status, "error")
+
+
+def _message_for(status: int) -> str:
+    _ = i18n.gettext
+    return {
+        400: _("The request could not be understood."),
+        401: _("Please sign in."),
+        403: _("You do not have access to this."),
+        404: _("This page does not exist."),
+        405: _("This action is not allowed here."),
+        413: _("What was sent is too large."),
+        415: _("Send the data as JSON."),
+        429: _("Too many attempts. Please wait a moment."),
+    }.get(status, _("Something went wrong. Please try again."))

@@ -1,0 +1,112 @@
+"""Staff accounts, bearer tokens and the audit log.
+
+Passwords are hashed with scrypt (memory-hard, in the standard library); tokens are random
+and stored only as their SHA-256. Roles on a node: kiosk < volunteer < manager.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlite_utils import Database
+
+from .events import Event, EventStore, new_id, projection, utc_now_iso
+
+NODE_ROLES = ("kiosk", "volunteer", "manager")
+HQ_ROLES = ("operator", "admin")
+RANK = {"kiosk": 1, "volunteer": 2, "manager": 3, "operator": 2, "admin": 3}
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str  # username, or "token:<id>"
+    role: str
+
+    def can(self, role: str) -> bool:
+        return RANK.get(self.role, 0) >= RANK[role]
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return f"scrypt${_SCRYPT['n']}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        _, n, salt, digest = stored.split("$")
+        actual = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), dklen=32,
+                                n=int(n), r=_SCRYPT["r"], p=_SCRYPT["p"])
+    except ValueError:
+        return False
+    return hmac.compare_digest(actual.hex(), digest)
+
+
+_DUMMY_HASH = hash_password(secrets.token_hex(8))
+
+
+def add_user(store: EventStore, username: str, password: str, role: str) -> str:
+    if role not in NODE_ROLES + HQ_ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    if not username or len(username) > 40:
+        raise ValueError("username must be 1 to 40 characters")
+    if len(password) < 8:
+        raise ValueError("password must be at least 8 characters")
+    if store.db.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
+        raise ValueError(f"user {username!r} exists")
+    user_id = new_id()
+    store.append("user_added", {"user_id": user_id, "username": username, "role": role,
+                                "password_hash": hash_password(password)})
+    return user_id
+
+
+def authenticate(db: Database, username: str, password: str) -> Principal | None:
+    row = db.execute("SELECT password_hash, role, disabled FROM users WHERE username = ?",
+                     [username]).fetchone()
+    if row is None:
+        check_password(password, _DUMMY_HASH)  # same work either way: no user enumeration
+        return None
+    if not check_password(password, row[0]) or row[2]:
+        return None
+    return Principal(username, row[1])
+
+
+def create_token(store: EventStore, role: str, label: str = "") -> str:
+    if role not in NODE_ROLES + HQ_ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    token = "sht_" + secrets.token_urlsafe(32)
+    store.append("token_created", {"token_id": new_id(), "role": role, "label": label,
+                                   "token_hash": hashlib.sha256(token.encode()).hexdigest()})
+    return token
+
+
+def principal_for_token(db: Database, token: str) -> Principal | None:
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    row = db.execute("SELECT token_id, role FROM tokens WHERE token_hash = ? AND revoked = 0",
+                     [digest]).fetchone()
+    return Principal(f"token:{row[0]}", row[1]) if row else None
+
+
+def audit(db: Database, actor: str, action: str, subject: str, detail: str = "") -> None:
+    db.table("audit_log").insert({"at": utc_now_iso(), "actor": actor, "action": action,
+                                  "subject": subject, "detail": detail})
+
+
+@projection("user_added")
+def _apply_user_added(db: Database, event: Event) -> None:
+    p = event.payload
+    db.table("users").insert({"user_id": p["user_id"], "username": p["username"],
+                              "role": p["role"], "password_hash": p["password_hash"],
+                              "created_at": event.recorded_at})
+
+
+@projection("token_created")
+def _apply_token_created(db: Database, event: Event) -> None:
+    p = event.payload
+    db.table("tokens").insert({"token_id": p["token_id"], "token_hash": p["token_hash"],
+                               "role": p["role"], "label": p["label"],
+                               "created_at": event.recorded_at})

@@ -1,0 +1,136 @@
+"""The `shelter` command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import auth, server, tls
+from .node import NodeContext
+from .settings import change_settings, get_settings
+
+
+class ShelterCommandError(click.ClickException):
+    pass
+
+
+def _node(data: str, shelter_id: str | None = None) -> NodeContext:
+    try:
+        return NodeContext(data, shelter_id=shelter_id)
+    except ValueError as error:
+        raise ShelterCommandError(str(error)) from None
+
+
+@click.group(help="Shelter: evacuation shelter nodes and the prefecture HQ.")
+def main() -> None:
+    pass
+
+
+DATA = click.option("--data", "data", required=True, type=click.Path(file_okay=False),
+                    help="The node's data directory (made if missing).")
+
+
+@main.command("node", help="Run a shelter node: HTTPS on --port, plain HTTP for "
+                           "evacuees' own phones on --http-port.")
+@DATA
+@click.option("--port", type=int, default=8443, show_default=True, help="HTTPS port.")
+@click.option("--http-port", type=int, default=None,
+              help="Also serve the registration pages over plain HTTP on this port.")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--shelter-id", default=None, help="The shelter's id (GSI 共通ID), first start.")
+@click.option("--shelter-name", default=None, help="The shelter's name, shown on every page.")
+@click.option("--clock-offset", type=float, default=0.0, hidden=True,
+              help="Pretend the wall clock is off by this many seconds (drills, tests).")
+def node_command(data: str, port: int, http_port: int | None, host: str,
+                 shelter_id: str | None, shelter_name: str | None, clock_offset: float) -> None:
+    ctx = _node(data, shelter_id)
+    if shelter_name and get_settings(ctx.db)["shelter_name"] != shelter_name:
+        change_settings(ctx.store, {"shelter_name": shelter_name})
+    sys.exit(run_node(ctx, port, http_port, host, clock_offset))
+
+
+def run_node(ctx: NodeContext, port: int, http_port: int | None, host: str,
+             clock_offset: float = 0.0, banner: str = "") -> int:
+    name = get_settings(ctx.db)["shelter_name"]
+    cert, key = tls.ensure_certificates(ctx.data_dir, name)
+    common = {"CLOCK_OFFSET_SECONDS": clock_offset or None}
+    listeners = [server.Listener("https", f"{host}:{port}",
+                                 server.app_env(ctx.data_dir, SESSION_COOKIE_SECURE=True,
+                                                **common), tls=(cert, key))]
+    if http_port:
+        listeners.append(server.Listener(
+            "http", f"{host}:{http_port}",
+            server.app_env(ctx.data_dir, HTTPS_PORT=port, SESSION_COOKIE_NAME="shelter_public",
+                           **common)))
+    ca_cert, _ = tls.ca_paths(ctx.data_dir)
+    lan = tls.lan_addresses()
+    shown = lan[0] if lan and host not in ("127.0.0.1", "localhost") else "localhost"
+    lines = [f"Shelter node {ctx.node_id} ({ctx.shelter_id}) — {name}",
+             f"  staff, desk tablets:  https://{shown}:{port}/staff",
+             f"  kiosk tablet:         https://{shown}:{port}/kiosk"]
+    if http_port:
+        lines.append(f"  evacuees' own phones: http://{shown}:{http_port}/register")
+    lines += [f"  trust this node:      http://{shown}:{http_port or port}/trust",
+              f"  CA fingerprint (SHA-256): {tls.fingerprint(ca_cert)}"]
+    click.echo("\n".join(lines) + ("\n" + banner if banner else ""), err=False)
+    sys.stdout.flush()
+    return server.supervise(listeners)
+
+
+@main.group("user", help="Staff accounts.")
+def user_group() -> None:
+    pass
+
+
+@user_group.command("add", help="Add a staff account (the first manager, for example).")
+@DATA
+@click.option("--username", required=True)
+@click.option("--role", type=click.Choice(auth.NODE_ROLES + auth.HQ_ROLES), required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="At least 8 characters (asked for when not given).")
+def user_add(data: str, username: str, role: str, password: str) -> None:
+    ctx = _node(data)
+    try:
+        auth.add_user(ctx.store, username, password, role)
+    except ValueError as error:
+        raise ShelterCommandError(str(error)) from None
+    click.echo(f"added {role} {username}")
+
+
+@main.group("token", help="Bearer tokens for scripts.")
+def token_group() -> None:
+    pass
+
+
+@token_group.command("create", help="Print a new bearer token for the API.")
+@DATA
+@click.option("--role", type=click.Choice(auth.NODE_ROLES + auth.HQ_ROLES), required=True)
+@click.option("--label", default="", help="What the token is for.")
+def token_create(data: str, role: str, label: str) -> None:
+    ctx = _node(data)
+    click.echo(auth.create_token(ctx.store, role, label))
+
+
+@main.command("demo", help="Start a demo shelter node on localhost with households "
+                           "already registered, and print the URLs and logins.")
+@click.option("--data", "data", default="demo-data", show_default=True,
+              type=click.Path(file_okay=False))
+@click.option("--port", type=int, default=8443, show_default=True, help="HTTPS port.")
+@click.option("--http-port", type=int, default=8080, show_default=True, help="HTTP port.")
+def demo_command(data: str, port: int, http_port: int) -> None:
+    from .demo import seed
+    root = Path(data)
+    ctx = _node(str(root / "node-osaka-chuo"), "DEMO-OSAKA-001")
+    logins = seed(ctx)
+    banner = "\n".join(
+        ["", "Demo (on this computer: plain HTTP is fine for localhost):",
+         f"  self-registration:  http://localhost:{http_port}/register",
+         f"  kiosk mode:         http://localhost:{http_port}/kiosk",
+         f"  staff:              http://localhost:{http_port}/staff",
+         "  logins:"]
+        + [f"    {role:<10} {user} / {password}" for role, user, password in logins]
+        + ["Ctrl-C stops the demo; its data stays in " + str(root)])
+    sys.exit(run_node(ctx, port, http_port, "127.0.0.1", banner=banner))
+

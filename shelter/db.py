@@ -1,0 +1,152 @@
+"""The node's SQLite database: connection settings and schema migrations.
+
+Every connection runs in WAL mode with ``synchronous=FULL``: a committed registration
+survives a power cut. Writes go through ``shelter.events`` only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("shelter")
+
+
+def connect(path: str | Path, migrate: bool = True) -> Database:
+    """Open the database at ``path``, bringing its schema up to date unless told not to."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                           timeout=15.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=15000")
+    db = Database(conn)
+    if migrate:
+        migrations.apply(db)
+    return db
+
+
+def _run(db: Database, *statements: str) -> None:
+    for sql in statements:
+        db.execute(sql)
+
+
+@migrations()
+def m001_event_store(db: Database) -> None:
+    _run(
+        db,
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE events (
+            event_id TEXT PRIMARY KEY,
+            node_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            hlc TEXT NOT NULL,
+            type TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,
+            payload TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            UNIQUE (node_id, seq)
+        )""",
+        "CREATE INDEX events_hlc ON events (hlc)",
+        # Events are immutable: the database itself refuses to change or remove one.
+        """CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+           BEGIN SELECT RAISE(ABORT, 'events are immutable'); END""",
+        """CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+           BEGIN SELECT RAISE(ABORT, 'events are immutable'); END""",
+    )
+
+
+@migrations()
+def m002_registry(db: Database) -> None:
+    _run(
+        db,
+        """CREATE TABLE households (
+            household_id TEXT PRIMARY KEY,
+            shelter_id TEXT NOT NULL,
+            address TEXT NOT NULL,
+            postal_code TEXT NOT NULL,
+            phone TEXT NOT NULL,
+            whereabouts TEXT NOT NULL,
+            consent TEXT NOT NULL,
+            language TEXT NOT NULL,
+            registered_hlc TEXT NOT NULL,
+            registered_at TEXT NOT NULL,
+            origin_node TEXT NOT NULL
+        )""",
+        """CREATE TABLE persons (
+            person_id TEXT PRIMARY KEY,
+            household_id TEXT NOT NULL REFERENCES households(household_id),
+            family_name TEXT NOT NULL,
+            given_name TEXT NOT NULL,
+            family_name_kana TEXT NOT NULL,
+            given_name_kana TEXT NOT NULL,
+            name_key TEXT NOT NULL,
+            kana_key TEXT NOT NULL,
+            birth_date TEXT NOT NULL,
+            sex TEXT NOT NULL,
+            needs TEXT NOT NULL,
+            allergies TEXT NOT NULL,
+            short_code TEXT NOT NULL UNIQUE,
+            card_code TEXT NOT NULL,
+            issuing_shelter TEXT NOT NULL,
+            position INTEGER NOT NULL
+        )""",
+        "CREATE INDEX persons_household ON persons (household_id)",
+        "CREATE INDEX persons_name_birth ON persons (name_key, birth_date)",
+        "CREATE INDEX persons_kana_birth ON persons (kana_key, birth_date)",
+        """CREATE TABLE duplicate_flags (
+            person_id TEXT NOT NULL REFERENCES persons(person_id),
+            other_person_id TEXT NOT NULL REFERENCES persons(person_id),
+            reason TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'open',
+            flagged_hlc TEXT NOT NULL,
+            PRIMARY KEY (person_id, other_person_id)
+        )""",
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        # Public keys of the nodes whose cards this node can verify (its own, and others
+        # learnt through sync).
+        """CREATE TABLE card_keys (
+            node_id TEXT PRIMARY KEY,
+            public_key TEXT NOT NULL,
+            shelter_id TEXT NOT NULL
+        )""",
+    )
+
+
+@migrations()
+def m003_access(db: Database) -> None:
+    _run(
+        db,
+        """CREATE TABLE users (
+            user_id TEXT PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE tokens (
+            token_id TEXT PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL,
+            label TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            revoked INTEGER NOT NULL DEFAULT 0
+        )""",
+        # Who looked at or changed what. Append-only, like the events.
+        """CREATE TABLE audit_log (
+            audit_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        )""",
+        """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit_log
+           BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+        """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit_log
+           BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+    )

@@ -1,0 +1,151 @@
+"""The event store: the one place where state changes.
+
+``append`` writes an immutable event (node id, per-node sequence, HLC timestamp, type,
+schema version, payload) and applies its projection to the current-state tables in the
+same transaction. Sync applies events received from elsewhere through the same projections.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
+
+from sqlite_utils import Database
+from ulid import ULID
+
+from sync.hlc import HybridClock, Timestamp
+
+
+class UnknownEventType(ValueError):
+    """No projection is registered for this event type."""
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    node_id: str
+    seq: int
+    hlc: str
+    type: str
+    schema_version: int
+    payload: dict[str, Any]
+    recorded_at: str
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id, "node_id": self.node_id, "seq": self.seq,
+            "hlc": self.hlc, "type": self.type, "schema_version": self.schema_version,
+            "payload": json.dumps(self.payload, ensure_ascii=False, sort_keys=True,
+                                  separators=(",", ":")),
+            "recorded_at": self.recorded_at,
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Event":
+        return cls(row["event_id"], row["node_id"], row["seq"], row["hlc"], row["type"],
+                   row["schema_version"], json.loads(row["payload"]), row["recorded_at"])
+
+
+Projection = Callable[[Database, Event], Any]
+PROJECTIONS: dict[str, Projection] = {}
+SCHEMA_VERSIONS: dict[str, int] = {}
+
+
+def projection(event_type: str, schema_version: int = 1) -> Callable[[Projection], Projection]:
+    """Register the function that applies events of ``event_type`` to current state."""
+
+    def register(fn: Projection) -> Projection:
+        if event_type in PROJECTIONS:
+            raise ValueError(f"projection for {event_type} registered twice")
+        PROJECTIONS[event_type] = fn
+        SCHEMA_VERSIONS[event_type] = schema_version
+        return fn
+
+    return register
+
+
+def new_id() -> str:
+    return str(ULID())
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+# One writer per database file within a process; BEGIN IMMEDIATE orders writers across
+# processes (the HTTP and HTTPS servers of one node share the file).
+_write_locks: dict[str, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _lock_for(path: str) -> threading.Lock:
+    with _write_locks_guard:
+        return _write_locks.setdefault(path, threading.Lock())
+
+
+class EventStore:
+    def __init__(self, db: Database, node_id: str, clock: HybridClock) -> None:
+        self.db = db
+        self.node_id = node_id
+        self.clock = clock
+        path = db.execute("PRAGMA database_list").fetchone()[2] or f":memory:{id(db)}"
+        self._lock = _lock_for(path)
+
+    def append(self, event_type: str, payload: dict[str, Any]) -> tuple[Event, Any]:
+        """Append one event and apply it; returns the event and what the projection returned.
+
+        Either both the event and its effect on current state are committed, or neither.
+        """
+        if event_type not in PROJECTIONS:
+            raise UnknownEventType(event_type)
+        with self._lock:
+            conn = self.db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                last = self._meta("hlc_last")
+                ts = self.clock.tick(Timestamp.decode(last) if last else None)
+                seq = int(self._meta("seq_last") or 0) + 1
+                event = Event(new_id(), self.node_id, seq, ts.encode(), event_type,
+                              SCHEMA_VERSIONS[event_type], payload, utc_now_iso())
+                self.db.table("events").insert(event.row())
+                self._set_meta("hlc_last", ts.encode())
+                self._set_meta("seq_last", str(seq))
+                result = PROJECTIONS[event_type](self.db, event)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return event, result
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
+
+    def events(self, after_seq: int = 0) -> Iterator[Event]:
+        for row in self.db.query(
+                "SELECT * FROM events WHERE node_id = ? AND seq > ? ORDER BY seq",
+                [self.node_id, after_seq]):
+            yield Event.from_row(row)
+
+
+def get_meta(db: Database, key: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    return row[0] if row else None
+
+
+def set_meta_once(db: Database, key: str, make: Callable[[], str]) -> str:
+    """Read a node fact (its id, its keys), creating it the first time."""
+    value = get_meta(db, key)
+    if value is None:
+        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", [key, make()])
+        value = get_meta(db, key)
+    assert value is not None
+    return value

@@ -1,0 +1,76 @@
+"""A node's data directory: its database, identity and secrets, opened once per process."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from sync.hlc import HybridClock, offset_clock, system_ms
+
+from . import cards, db as dbmod
+from .events import EventStore, get_meta, set_meta_once
+from .registry import NodeIdentity
+from .shortcode import ALPHABET
+
+DB_FILE = "shelter.db"
+
+
+class NodeContext:
+    """Everything a request needs to reach the node's state. Connections are per thread."""
+
+    def __init__(self, data_dir: str | Path, role: str = "node", shelter_id: str | None = None,
+                 clock_offset_seconds: float = 0.0) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.role = role
+        self.db_path = self.data_dir / DB_FILE
+        self._local = threading.local()
+        db = dbmod.connect(self.db_path)  # migrates
+        self.node_id = set_meta_once(
+            db, "node_id", lambda: "N" + "".join(secrets.choice(ALPHABET) for _ in range(9)))
+        if shelter_id is not None:
+            if not cards.valid_id(shelter_id):
+                raise ValueError("a shelter id is upper-case letters, digits and '-', "
+                                 "like E2710000001111")
+            existing = get_meta(db, "shelter_id")
+            if existing and existing != shelter_id:
+                raise ValueError(f"this data directory belongs to shelter {existing}")
+        self.shelter_id = set_meta_once(db, "shelter_id", lambda: shelter_id or self.node_id)
+        signing_pem = set_meta_once(db, "card_signing_key", cards.new_private_key_pem)
+        self.public_key = cards.public_key_text(cards.load_private_key(signing_pem))
+        self.identity = NodeIdentity(self.node_id, self.shelter_id, signing_pem)
+        self.secret_key = set_meta_once(db, "session_secret", lambda: secrets.token_hex(32))
+        db.execute("INSERT OR IGNORE INTO card_keys (node_id, public_key, shelter_id) "
+                   "VALUES (?, ?, ?)", [self.node_id, self.public_key, self.shelter_id])
+        db.conn.close()
+        now = offset_clock(clock_offset_seconds) if clock_offset_seconds else system_ms
+        self.clock = HybridClock(self.node_id, now_ms=now)
+
+    @property
+    def db(self) -> Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = dbmod.connect(self.db_path, migrate=False)
+            self._local.db = db
+        return db
+
+    @property
+    def store(self) -> EventStore:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = EventStore(self.db, self.node_id, self.clock)
+            self._local.store = store
+        return store
+
+    def card_keys(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self.db.execute("SELECT node_id, public_key FROM card_keys")}
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("SHELTER_DATA", "data"))
+
+

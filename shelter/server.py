@@ -1,0 +1,99 @@
+"""Running a node under gunicorn: HTTPS for staff and tablets, optionally plain HTTP for
+evacuees' own phones (registration pages only), both on the same database.
+
+Gunicorn's threaded worker serves many tablets at once and keeps websocket connections
+(flask-sock) each on a thread of their own. TLS is all-or-nothing per gunicorn master, so
+each listener is its own master process; the `shelter node` process supervises them,
+restarts one that dies, and takes them down with it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+THREADS = 48
+
+
+def _die_with_parent() -> None:
+    try:  # Linux: a listener must not outlive its supervisor, even after kill -9
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@dataclass
+class Listener:
+    name: str
+    bind: str
+    env: dict[str, str]
+    tls: tuple[Path, Path] | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread",
+               "--workers", "1", "--threads", str(THREADS), "--bind", self.bind,
+               "--timeout", "60", "--graceful-timeout", "10", "--keep-alive", "30",
+               "--log-level", "warning", "--worker-tmp-dir", "/dev/shm"
+               if Path("/dev/shm").is_dir() else "/tmp"]
+        if self.tls:
+            cmd += ["--certfile", str(self.tls[0]), "--keyfile", str(self.tls[1])]
+        return cmd + ["shelter.wsgi:application"]
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command(), env={**os.environ, **self.env},
+                                        preexec_fn=_die_with_parent)
+
+
+def app_env(data_dir: Path, **config: Any) -> dict[str, str]:
+    env = {"SHELTER_DATA_DIR": str(data_dir)}
+    for key, value in config.items():
+        if value is not None:
+            env[f"SHELTER_{key}"] = value if isinstance(value, str) else json.dumps(value)
+    return env
+
+
+def supervise(listeners: list[Listener]) -> int:
+    """Run the listeners until SIGTERM/SIGINT; restart one that dies (at most once a second)."""
+    stopping = False
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for listener in listeners:
+        listener.start()
+    last_restart: dict[str, float] = {}
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            for listener in listeners:
+                assert listener.process is not None
+                if listener.process.poll() is not None and not stopping:
+                    if time.monotonic() - last_restart.get(listener.name, 0) < 1.0:
+                        time.sleep(1.0)
+                    print(f"{listener.name} listener exited "
+                          f"({listener.process.returncode}); restarting", file=sys.stderr)
+                    last_restart[listener.name] = time.monotonic()
+                    listener.start()
+    finally:
+        for listener in listeners:
+            if listener.process and listener.process.poll() is None:
+                listener.process.terminate()
+        for listener in listeners:
+            if listener.process:
+                try:
+                    listener.process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    listener.process.kill()
+    return 0

@@ -1,0 +1,34 @@
+"""Shelter settings (name, Wi-Fi name for the poster, capacity): changed through events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlite_utils import Database
+
+from .events import Event, EventStore, projection
+
+DEFAULTS: dict[str, str] = {
+    "shelter_name": "避難所",
+    "wifi_name": "",
+    "capacity": "0",
+}
+
+
+def get_settings(db: Database) -> dict[str, str]:
+    values = dict(DEFAULTS)
+    values.update({row["key"]: row["value"] for row in db.query("SELECT * FROM settings")})
+    return values
+
+
+def change_settings(store: EventStore, changes: dict[str, Any]) -> None:
+    unknown = set(changes) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown settings: {sorted(unknown)}")
+    store.append("settings_changed", {k: str(v) for k, v in changes.items()})
+
+
+@projection("settings_changed")
+def _apply_settings_changed(db: Database, event: Event) -> None:
+    for key, value in event.payload.items():
+        db.table("settings").upsert({"key": key, "value": value}, pk="key")
