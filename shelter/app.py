@@ -45,6 +45,7 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
                        clock_offset_seconds=float(app.config["CLOCK_OFFSET_SECONDS"]))
     app.extensions["shelter"] = node
     app.secret_key = node.secret_key
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Japanese stays readable
     app.jinja_env.add_extension("jinja2.ext.i18n")
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
         i18n.gettext, i18n.ngettext, newstyle=True)
