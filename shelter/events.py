@@ -86,8 +86,14 @@ def _lock_for(path: str) -> threading.Lock:
         return _write_locks.setdefault(path, threading.Lock())
 
 
+def load_projections() -> None:
+    """Import the domain modules, which register their projections on import."""
+    from . import auth, registry, settings  # noqa: F401
+
+
 class EventStore:
     def __init__(self, db: Database, node_id: str, clock: HybridClock) -> None:
+        load_projections()
         self.db = db
         self.node_id = node_id
         self.clock = clock

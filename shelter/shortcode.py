@@ -1,8 +1,9 @@
 """Short typed codes for cards: ``ABCD-EFG`` + check character, e.g. ``7KQ3-M9TX``.
 
 Crockford's base32 alphabet (no I, L, O, U: nothing to confuse with 1, 0 or V). The last
-character is a Luhn mod 32 check: every single mistyped character and every swap of two
-neighbouring characters is caught before anything is looked up.
+character is a Damm check over the field GF(32): every single mistyped character and every
+swap of two neighbouring characters is caught before anything is looked up (Luhn mod 32
+misses some swaps).
 """
 
 from __future__ import annotations
@@ -16,14 +17,23 @@ _CONFUSABLE = str.maketrans({"I": "1", "L": "1", "O": "0", "U": "V"})
 DATA_LENGTH = 7
 
 
+def _times_x(value: int) -> int:
+    """Multiply by x in GF(2^5) with the primitive polynomial x^5 + x^2 + 1."""
+    value <<= 1
+    return value ^ 0b100101 if value & 0b100000 else value
+
+
+def _damm(text: str) -> int:
+    # The quasigroup a*b = x*a + b is totally anti-symmetric because x != 1 in the field.
+    interim = 0
+    for ch in text:
+        interim = _times_x(interim) ^ _VALUE[ch]
+    return interim
+
+
 def check_char(data: str) -> str:
-    """Luhn mod N over the alphabet."""
-    factor, total, n = 2, 0, len(ALPHABET)
-    for ch in reversed(data):
-        addend = factor * _VALUE[ch]
-        factor = 1 if factor == 2 else 2
-        total += addend // n + addend % n
-    return ALPHABET[(n - total % n) % n]
+    """The character that brings the Damm interim value of data + check back to zero."""
+    return ALPHABET[_times_x(_damm(data))]
 
 
 def generate() -> str:
@@ -36,7 +46,7 @@ def normalise(typed: str) -> str | None:
     code = "".join(typed.upper().split()).replace("-", "").translate(_CONFUSABLE)
     if len(code) != DATA_LENGTH + 1 or any(ch not in _VALUE for ch in code):
         return None
-    if check_char(code[:-1]) != code[-1]:
+    if _damm(code) != 0:
         return None
     return code
 

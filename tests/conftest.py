@@ -1,0 +1,180 @@
+"""Shared fixtures: an app on a temp database, real node servers on free loopback ports,
+a real Chromium, and independent decoders for what the project prints."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+import urllib3
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SHELTER = str(Path(sys.executable).parent / "shelter")
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = ""):
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as error:  # noqa: BLE001 - keep polling until the deadline
+            last_error = error
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what or predicate}: {last_error!r}")
+
+
+@pytest.fixture
+def app(tmp_path):
+    from shelter.app import create_app
+    return create_app(tmp_path / "node", test_config={"TESTING": True,
+                                                      "SHELTER_ID": "E2710000001111"})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SHELTER, *args], capture_output=True, text=True, check=check,
+                          timeout=60)
+
+
+@dataclass
+class NodeServer:
+    data: Path
+    port: int
+    http_port: int
+    process: subprocess.Popen[str]
+
+    @property
+    def https(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def token(self, role: str) -> str:
+        return run_cli("token", "create", "--data", str(self.data), "--role", role).stdout.strip()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def start_node(data: Path, *extra: str) -> NodeServer:
+    port, http_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [SHELTER, "node", "--data", str(data), "--port", str(port), "--http-port",
+         str(http_port), "--host", "127.0.0.1", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    server = NodeServer(data, port, http_port, process)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"node exited: {process.stdout.read() if process.stdout else ''}")
+        return (requests.get(f"{server.https}/register", verify=False, timeout=2).ok
+                and requests.get(f"{server.http}/register", timeout=2).ok)
+
+    try:
+        wait_until(ready, timeout=30, what="node server")
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@pytest.fixture(scope="module")
+def node_server(tmp_path_factory) -> Iterator[NodeServer]:
+    data = tmp_path_factory.mktemp("node")
+    run_cli("user", "add", "--data", str(data), "--username", "manager", "--role", "manager",
+            "--password", "manager-pass-1")
+    run_cli("user", "add", "--data", str(data), "--username", "volunteer", "--role",
+            "volunteer", "--password", "volunteer-pass-1")
+    server = start_node(data, "--shelter-id", "E2710000001111", "--shelter-name",
+                        "大阪市立テスト小学校")
+    yield server
+    server.stop()
+
+
+# --- independent decoding of what the project prints -------------------------------------
+
+def decode_png(data: bytes) -> list[str]:
+    """Decode QR codes with zxing-cpp (the project encodes with `qrcode`)."""
+    import zxingcpp
+    from PIL import Image
+    return [r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(data)))]
+
+
+def render_pdf(pdf: bytes, tmp_path: Path, dpi: int = 150) -> list[bytes]:
+    """Render every page with poppler's pdftoppm (not reportlab)."""
+    pdftoppm = shutil.which("pdftoppm")
+    if pdftoppm is None:
+        pytest.fail("pdftoppm is missing: .ci/run installs poppler-utils")
+    source = tmp_path / "in.pdf"
+    source.write_bytes(pdf)
+    subprocess.run([pdftoppm, "-r", str(dpi), "-png", str(source), str(tmp_path / "page")],
+                   check=True, timeout=60)
+    return [p.read_bytes() for p in sorted(tmp_path.glob("page*.png"))]
+
+
+def pdf_text(pdf: bytes, tmp_path: Path) -> str:
+    source = tmp_path / "text.pdf"
+    source.write_bytes(pdf)
+    return subprocess.run(["pdftotext", "-layout", str(source), "-"], capture_output=True,
+                          text=True, check=True, timeout=60).stdout
+
+
+# --- a real browser ------------------------------------------------------------------------
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-gpu",
+                 "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+    executable = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+VALID_HOUSEHOLD = {
+    "address": "大阪市中央区大手前2丁目", "postal_code": "5400008", "phone": "06-1234-5678",
+    "whereabouts": "shelter", "consent": "relatives", "language": "ja",
+    "members": [{"family_name": "山田", "given_name": "太郎", "family_name_kana": "やまだ",
+                 "given_name_kana": "たろう", "birth_date": "1948-04-02", "sex": "male",
+                 "needs": ["elderly"]}],
+}
