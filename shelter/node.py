@@ -38,7 +38,11 @@ class NodeContext:
                                  "like E2710000001111")
             existing = get_meta(db, "shelter_id")
             if existing and existing != shelter_id:
-                raise ValueError(f"this data directory belongs to shelter {existing}")
+                # The id is printed on every card: it may change only before the first one.
+                if db.execute("SELECT count(*) FROM persons").fetchone()[0]:
+                    raise ValueError(f"this data directory belongs to shelter {existing}; "
+                                     "cards were already issued under that id")
+                db.execute("UPDATE meta SET value = ? WHERE key = 'shelter_id'", [shelter_id])
         self.shelter_id = set_meta_once(db, "shelter_id", lambda: shelter_id or self.node_id)
         signing_pem = set_meta_once(db, "card_signing_key", cards.new_private_key_pem)
         self.public_key = cards.public_key_text(cards.load_private_key(signing_pem))

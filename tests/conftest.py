@@ -17,18 +17,20 @@ from typing import Iterator
 
 import pytest
 import requests
-import urllib3
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SHELTER = str(Path(sys.executable).parent / "shelter")
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class GiveUp(Exception):
+    """Raised by a predicate when waiting longer cannot help."""
 
 
 def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = ""):
@@ -40,6 +42,8 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: s
             value = predicate()
             if value:
                 return value
+        except GiveUp:
+            raise
         except Exception as error:  # noqa: BLE001 - keep polling until the deadline
             last_error = error
         time.sleep(interval)
@@ -78,6 +82,19 @@ class NodeServer:
     def http(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
+    @property
+    def verify(self) -> str:
+        """The node's own CA: tests check the certificate instead of ignoring it."""
+        return str(self.data / "tls" / "ca.crt")
+
+    def card_keys(self) -> dict[str, str]:
+        import sqlite3
+        conn = sqlite3.connect(self.data / "shelter.db")
+        try:
+            return dict(conn.execute("SELECT node_id, public_key FROM card_keys").fetchall())
+        finally:
+            conn.close()
+
     def token(self, role: str) -> str:
         return run_cli("token", "create", "--data", str(self.data), "--role", role).stdout.strip()
 
@@ -101,8 +118,8 @@ def start_node(data: Path, *extra: str) -> NodeServer:
 
     def ready() -> bool:
         if process.poll() is not None:
-            raise RuntimeError(f"node exited: {process.stdout.read() if process.stdout else ''}")
-        return (requests.get(f"{server.https}/register", verify=False, timeout=2).ok
+            raise GiveUp(f"node exited: {process.stdout.read() if process.stdout else ''}")
+        return (requests.get(f"{server.https}/register", verify=server.verify, timeout=2).ok
                 and requests.get(f"{server.http}/register", timeout=2).ok)
 
     try:
