@@ -35,16 +35,17 @@ def register_household():  # type: ignore[no-untyped-def]
     data = _json_body()
     if data is None:
         return error_response(400, "malformed_json", gettext("The JSON could not be read."))
+    principal = current_principal()
+    assert principal is not None
     try:
-        result = registry.register_household(node().store, node().identity, data)
+        with node().store.write():  # the registration and its audit entry: one commit
+            result = registry.register_household(node().store, node().identity, data)
+            audit(node().store, principal.name, "register_household", result["household_id"])
     except registry.ValidationError as invalid:
         lang = data.get("language") if isinstance(data, dict) else None
         lang = lang if lang in registry.LANGUAGES else current()
         return error_response(422, "invalid", gettext("Some fields need attention."),
                               fields=translate_errors(invalid.errors, lang))
-    principal = current_principal()
-    assert principal is not None
-    audit(node().db, principal.name, "register_household", result["household_id"])
     return jsonify(result), 201
 
 
@@ -52,7 +53,7 @@ def _may_see_household(household_id: str) -> bool:
     """Staff from volunteer up, or the browser that has just registered this household."""
     principal = current_principal()
     if principal is not None and principal.can("volunteer"):
-        audit(node().db, principal.name, "view_cards", household_id)
+        audit(node().store, principal.name, "view_cards", household_id)
         return True
     return session.get("own") == household_id
 

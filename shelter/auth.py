@@ -91,9 +91,11 @@ def principal_for_token(db: Database, token: str) -> Principal | None:
     return Principal(f"token:{row[0]}", row[1]) if row else None
 
 
-def audit(db: Database, actor: str, action: str, subject: str, detail: str = "") -> None:
-    db.table("audit_log").insert({"at": utc_now_iso(), "actor": actor, "action": action,
-                                  "subject": subject, "detail": detail})
+def audit(store: EventStore, actor: str, action: str, subject: str, detail: str = "") -> None:
+    """Record who looked at or changed what. Not an event: it never leaves the node."""
+    with store.write() as db:
+        db.table("audit_log").insert({"at": utc_now_iso(), "actor": actor, "action": action,
+                                      "subject": subject, "detail": detail})
 
 
 @projection("user_added")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
@@ -86,6 +87,15 @@ def _lock_for(path: str) -> threading.Lock:
         return _write_locks.setdefault(path, threading.Lock())
 
 
+def insert_row(db: Database, table: str, row: dict[str, Any], or_ignore: bool = False) -> None:
+    """A plain INSERT: sqlite-utils' insert() reads the table's schema on every call, which
+    is most of the cost of a registration on the hot path."""
+    columns = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
+    db.execute(f"{verb} INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
+
+
 def load_projections() -> None:
     """Import the domain modules, which register their projections on import."""
     from . import auth, registry, settings  # noqa: F401
@@ -107,25 +117,47 @@ class EventStore:
         """
         if event_type not in PROJECTIONS:
             raise UnknownEventType(event_type)
+        with self.write():
+            last = self._meta("hlc_last")
+            ts = self.clock.tick(Timestamp.decode(last) if last else None)
+            seq = int(self._meta("seq_last") or 0) + 1
+            event = Event(new_id(), self.node_id, seq, ts.encode(), event_type,
+                          SCHEMA_VERSIONS[event_type], payload, utc_now_iso())
+            insert_row(self.db, "events", event.row())
+            self._set_meta("hlc_last", ts.encode())
+            self._set_meta("seq_last", str(seq))
+            result = PROJECTIONS[event_type](self.db, event)
+        return event, result
+
+    @contextmanager
+    def write(self) -> Iterator[Database]:
+        """The one way to write: a BEGIN IMMEDIATE transaction, one writer at a time.
+
+        Taking the process-wide lock first means threads queue here instead of in SQLite's
+        busy handler, which sleeps in steps and made writes under load slow and uneven.
+        Nested use joins the outer transaction under a savepoint, so a nested failure
+        undoes only its own part.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            conn.execute("SAVEPOINT nested_write")
+            try:
+                yield self.db
+            except BaseException:
+                conn.execute("ROLLBACK TO nested_write")
+                conn.execute("RELEASE nested_write")
+                raise
+            conn.execute("RELEASE nested_write")
+            return
         with self._lock:
-            conn = self.db.conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                last = self._meta("hlc_last")
-                ts = self.clock.tick(Timestamp.decode(last) if last else None)
-                seq = int(self._meta("seq_last") or 0) + 1
-                event = Event(new_id(), self.node_id, seq, ts.encode(), event_type,
-                              SCHEMA_VERSIONS[event_type], payload, utc_now_iso())
-                self.db.table("events").insert(event.row())
-                self._set_meta("hlc_last", ts.encode())
-                self._set_meta("seq_last", str(seq))
-                result = PROJECTIONS[event_type](self.db, event)
+                yield self.db
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        return event, result
 
     def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()

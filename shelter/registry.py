@@ -16,7 +16,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from . import cards, shortcode
-from .events import Event, EventStore, new_id, projection
+from .events import Event, EventStore, insert_row, new_id, projection
 from .text import clean_line, kana_key, name_key, normalise_kana
 
 
@@ -32,6 +32,8 @@ WHEREABOUTS = ("shelter", "home", "car", "other")
 CONSENTS = ("relatives", "acquaintances", "none")
 LANGUAGES = ("ja", "en", "zh", "ko", "vi")
 MAX_MEMBERS = 20
+# A handful of earlier records to compare with is enough for staff to act on.
+MAX_DUPLICATE_FLAGS = 5
 NAME_LIMIT = 40
 KANA_LIMIT = 60
 
@@ -198,7 +200,7 @@ def register_household(store: EventStore, identity: NodeIdentity, data: Any,
 @projection("household_registered")
 def _apply_household_registered(db: Database, event: Event) -> None:
     p = event.payload
-    db.table("households").insert({
+    insert_row(db, "households", {
         "household_id": p["household_id"], "shelter_id": p["shelter_id"],
         "address": p["address"], "postal_code": p["postal_code"], "phone": p["phone"],
         "whereabouts": p["whereabouts"], "consent": p["consent"], "language": p["language"],
@@ -208,7 +210,7 @@ def _apply_household_registered(db: Database, event: Event) -> None:
     for position, m in enumerate(p["members"]):
         nk = name_key(m["family_name"], m["given_name"])
         kk = kana_key(m["family_name_kana"], m["given_name_kana"])
-        db.table("persons").insert({
+        insert_row(db, "persons", {
             "person_id": m["person_id"], "household_id": p["household_id"],
             "family_name": m["family_name"], "given_name": m["given_name"],
             "family_name_kana": m["family_name_kana"], "given_name_kana": m["given_name_kana"],
@@ -222,14 +224,15 @@ def _apply_household_registered(db: Database, event: Event) -> None:
         matches = db.execute(
             """SELECT person_id, name_key = ? AS same_name FROM persons
                WHERE birth_date = ? AND household_id != ?
-                 AND (name_key = ? OR (? != '' AND kana_key = ?))""",
-            [nk, m["birth_date"], p["household_id"], nk, kk, kk]).fetchall()
+                 AND (name_key = ? OR (? != '' AND kana_key = ?))
+               ORDER BY person_id LIMIT ?""",
+            [nk, m["birth_date"], p["household_id"], nk, kk, kk, MAX_DUPLICATE_FLAGS]).fetchall()
         for other_id, same_name in matches:
-            db.table("duplicate_flags").insert({
+            insert_row(db, "duplicate_flags", {
                 "person_id": m["person_id"], "other_person_id": other_id,
                 "reason": "name_birth" if same_name else "kana_birth",
                 "status": "open", "flagged_hlc": event.hlc,
-            }, ignore=True)
+            }, or_ignore=True)
 
 
 def person_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ def login():  # type: ignore[no-untyped-def]
                                  request.form.get("password", ""))
         if principal is None:
             error = gettext("Wrong user name or password.")
-            audit(node().db, request.form.get("username", "")[:40] or "-", "login_failed", "-")
+            audit(node().store, request.form.get("username", "")[:40] or "-", "login_failed", "-")
         else:
             lang = session.get("lang")
             session.clear()
@@ -32,7 +32,7 @@ def login():  # type: ignore[no-untyped-def]
             session.update(user=principal.name, role=principal.role)
             if lang:
                 session["lang"] = lang
-            audit(node().db, principal.name, "login", "-")
+            audit(node().store, principal.name, "login", "-")
             target = request.args.get("next", "")
             # Only paths on this node: never an open redirect.
             if not target.startswith("/") or target.startswith("//") or urlparse(target).netloc:
@@ -68,7 +68,7 @@ def household(household_id: str):  # type: ignore[no-untyped-def]
         abort(404)
     principal = current_principal()
     assert principal is not None
-    audit(node().db, principal.name, "view_household", household_id)
+    audit(node().store, principal.name, "view_household", household_id)
     return render_template("staff/household.html", household=found)
 
 
@@ -77,7 +77,7 @@ def household(household_id: str):  # type: ignore[no-untyped-def]
 def duplicates():  # type: ignore[no-untyped-def]
     principal = current_principal()
     assert principal is not None
-    audit(node().db, principal.name, "view_duplicates", "-")
+    audit(node().store, principal.name, "view_duplicates", "-")
     return render_template("staff/duplicates.html", rows=registry.open_duplicates(node().db))
 
 

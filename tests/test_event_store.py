@@ -82,3 +82,13 @@ def test_ids_are_ulids(tmp_path):
     store = store_at(tmp_path / "n.db")
     event, _ = store.append("settings_changed", {"wifi_name": "x"})
     assert len(event.event_id) == 26 and event.event_id.isalnum()
+
+
+def test_a_failed_nested_write_undoes_only_itself(tmp_path):
+    store = store_at(tmp_path / "n.db")
+    with store.write():
+        store.append("settings_changed", {"wifi_name": "kept"})
+        with pytest.raises(RuntimeError):
+            store.append("test_explodes", {})
+    assert store.db.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+    assert store.db.execute("SELECT value FROM settings").fetchall() == [("kept",)]
