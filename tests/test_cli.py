@@ -1,0 +1,70 @@
+"""The `shelter` command: demo, accounts, tokens, clear errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+
+import requests
+
+from .conftest import SHELTER, free_port, run_cli, wait_until
+
+
+def test_demo_starts_a_seeded_node_and_prints_its_logins(tmp_path):
+    port, http_port = free_port(), free_port()
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([SHELTER, "demo", "--data", str(tmp_path / "demo"),
+                                    "--port", str(port), "--http-port", str(http_port)],
+                                   stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{http_port}"
+        wait_until(lambda: requests.get(f"{base}/register", timeout=2).ok, timeout=30,
+                   what="demo node")
+        printed = wait_until(lambda: "demo-manager-1" in log.read_text() and log.read_text(),
+                             what="demo banner")
+        assert f"http://localhost:{http_port}/kiosk" in printed
+        user, password = re.search(r"manager\s+(\S+) / (\S+)", printed).groups()
+        session = requests.Session()
+        login = session.get(f"{base}/staff/login", timeout=5).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', login).group(1)
+        home = session.post(f"{base}/staff/login", data={
+            "csrf": csrf, "username": user, "password": password}, timeout=10)
+        assert home.ok and "山田" in home.text and "Nguyễn" in home.text
+        duplicates = session.get(f"{base}/staff/duplicates", timeout=5).text
+        assert duplicates.count('class="duplicate"') == 1
+        poster = session.get(f"{base}/staff/poster.pdf", timeout=10)
+        assert poster.headers["Content-Type"] == "application/pdf"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def test_user_add_refuses_clearly(tmp_path):
+    data = str(tmp_path / "n")
+    run_cli("user", "add", "--data", data, "--username", "sato", "--role", "manager",
+            "--password", "long-enough-1")
+    again = run_cli("user", "add", "--data", data, "--username", "sato", "--role", "manager",
+                    "--password", "long-enough-1", check=False)
+    assert again.returncode == 1 and "exists" in again.stderr and "Traceback" not in again.stderr
+    short = run_cli("user", "add", "--data", data, "--username", "ito", "--role", "volunteer",
+                    "--password", "short", check=False)
+    assert short.returncode == 1 and "8 characters" in short.stderr
+    role = run_cli("token", "create", "--data", data, "--role", "king", check=False)
+    assert role.returncode == 2 and "king" in role.stderr
+
+
+def test_shelter_id_is_fixed_once_cards_exist(tmp_path):
+    from shelter.node import NodeContext
+    from shelter.registry import register_household
+
+    from .conftest import VALID_HOUSEHOLD
+    data = tmp_path / "n"
+    ctx = NodeContext(data, shelter_id="E2710000001111")
+    register_household(ctx.store, ctx.identity, VALID_HOUSEHOLD)
+    bad = run_cli("node", "--data", str(data), "--port", str(free_port()), "--shelter-id",
+                  "E2710000009999", check=False)
+    assert bad.returncode == 1 and "E2710000001111" in bad.stderr
