@@ -153,42 +153,55 @@ class PrintedCard:
 
 
 _fonts_ready: dict[str, str] = {}
-_DEJAVU = [Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
-           Path("/usr/share/fonts/TTF/DejaVuSans.ttf")]
+# Fonts embedded when the system has them (Debian: fonts-dejavu-core, fonts-ipafont-gothic).
+_TTF = {
+    "DejaVuSans": [Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
+                   Path("/usr/share/fonts/TTF/DejaVuSans.ttf")],
+    "IPAGothic": [Path("/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf"),
+                  Path("/usr/share/fonts/truetype/ipafont-gothic/ipag.ttf")],
+}
+
+
+def _ttf(name: str) -> str | None:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if name not in _fonts_ready:
+        path = next((p for p in _TTF[name] if p.exists()), None)
+        if path is None:
+            return None
+        pdfmetrics.registerFont(TTFont(name, str(path)))
+        _fonts_ready[name] = name
+    return name
+
+
+def _cid(name: str) -> str:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+
+    if name not in _fonts_ready:
+        pdfmetrics.registerFont(UnicodeCIDFont(name))
+        _fonts_ready[name] = name
+    return name
 
 
 def font_for(text: str, language: str) -> str:
     """A font that has the glyphs of ``text``.
 
-    Japanese (and Latin-1) text uses the standard Adobe CID font HeiseiKakuGo-W5, Korean
-    HYGothic-Medium, simplified Chinese STSong-Light: every PDF reader has these. Vietnamese
-    needs Latin letters with stacked diacritics that no standard font has: DejaVu Sans is
-    embedded when the system has it (Debian's fonts-dejavu-core); without it the accents
-    are dropped rather than printed as empty boxes.
+    Japanese is embedded from IPAGothic when the system has it, so the sheet prints the same
+    everywhere; otherwise the standard Adobe CID font HeiseiKakuGo-W5 names the glyphs and the
+    reader supplies them. Korean uses HYGothic-Medium and simplified Chinese STSong-Light (CID).
+    Vietnamese needs Latin letters with stacked diacritics that no standard font has: DejaVu
+    Sans is embedded when present; without it the accents are dropped rather than printed as
+    empty boxes.
     """
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-    from reportlab.pdfbase.ttfonts import TTFont
-
-    def cid(name: str) -> str:
-        if name not in _fonts_ready:
-            pdfmetrics.registerFont(UnicodeCIDFont(name))
-            _fonts_ready[name] = name
-        return name
-
     if any(0xAC00 <= ord(ch) <= 0xD7A3 or 0x1100 <= ord(ch) <= 0x11FF for ch in text):
-        return cid("HYGothic-Medium")
+        return _cid("HYGothic-Medium")
     if any(0x0100 <= ord(ch) <= 0x036F or 0x1E00 <= ord(ch) <= 0x1EFF for ch in text):
-        if "DejaVuSans" not in _fonts_ready:
-            path = next((p for p in _DEJAVU if p.exists()), None)
-            if path is None:
-                return "Helvetica"
-            pdfmetrics.registerFont(TTFont("DejaVuSans", str(path)))
-            _fonts_ready["DejaVuSans"] = "DejaVuSans"
-        return "DejaVuSans"
+        return _ttf("DejaVuSans") or "Helvetica"
     if language == "zh" and any(0x4E00 <= ord(ch) <= 0x9FFF for ch in text):
-        return cid("STSong-Light")
-    return cid("HeiseiKakuGo-W5")
+        return _cid("STSong-Light")
+    return _ttf("IPAGothic") or _cid("HeiseiKakuGo-W5")
 
 
 def printable(text: str, font: str) -> str:

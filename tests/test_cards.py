@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from datetime import date
 
 import pytest
@@ -83,3 +84,7 @@ def test_pdf_sheet_decodes_and_reads_back(key, tmp_path):
     assert "Nguyễn Thị Lan" in text  # Vietnamese diacritics survive (embedded DejaVu)
     for p in printed:
         assert shortcode.display(p.short_code) in text
+    fonts = subprocess.run(["pdffonts", str(tmp_path / "text.pdf")], capture_output=True,
+                           text=True, check=True).stdout
+    # Japanese and Vietnamese glyphs travel inside the PDF (.ci/run installs the fonts)
+    assert "IPAGothic" in fonts and "DejaVuSans" in fonts
