@@ -91,6 +91,8 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+        if error.code == 413:
+            _drain(request.environ)
         return web.error_response(error.code or 500, _code_for(error.code or 500),
                                   _message_for(error.code or 500))
 
@@ -105,6 +107,27 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
             "Something went wrong. Nothing you entered was saved twice; please try again."))
 
     return app
+
+
+DRAIN_LIMIT = 4 * 1024 * 1024
+
+
+def _drain(environ: dict[str, Any]) -> None:
+    """Read (and drop) an oversize body before answering, up to a limit.
+
+    Answering while the client is still sending makes the server close the connection
+    under it: over TLS the client sees a broken pipe instead of our 413 and its message.
+    """
+    stream = environ.get("wsgi.input")
+    remaining = min(int(environ.get("CONTENT_LENGTH") or 0), DRAIN_LIMIT)
+    try:
+        while stream is not None and remaining > 0:
+            chunk = stream.read(min(65536, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+    except OSError:
+        pass
 
 
 def _code_for(status: int) -> str:

@@ -88,8 +88,13 @@ def test_bad_requests_get_a_json_4xx_and_save_nothing(node_server, kiosk_token, 
             **auth, "Content-Type": "application/json"}, verify=node_server.verify, timeout=10)
         expected = 400
     elif case == "too_large":
-        r = requests.post(url, data="x" * (300 * 1024), headers={
-            **auth, "Content-Type": "application/json"}, verify=node_server.verify, timeout=10)
+        # several sizes: the node must read what is sent before refusing it, or the client
+        # gets a broken pipe instead of this answer (seen once in CI before the fix)
+        for size in (300 * 1024, 1024 * 1024, 3 * 1024 * 1024):
+            r = requests.post(url, data="x" * size, headers={
+                **auth, "Content-Type": "application/json"}, verify=node_server.verify,
+                timeout=20)
+            assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
         expected = 413
     elif case == "not_object":
         r = post(node_server, [1, 2, 3], kiosk_token)
