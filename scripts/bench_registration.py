@@ -66,7 +66,8 @@ def body_for(i: int, n: int) -> bytes:
     data = json.loads(json.dumps(BODY))
     member = data["members"][0]
     member["given_name"] = f"{GIVEN[n % len(GIVEN)]}{i}"
-    member["given_name_kana"] = GIVEN[n % len(GIVEN)] + "あいうえおかきくけこさしすせそたちつてと"[i % 20]
+    suffix = "あいうえおかきくけこさしすせそたちつてと"[i % 20]
+    member["given_name_kana"] = GIVEN[n % len(GIVEN)] + suffix
     member["birth_date"] = f"{1930 + n % 90}-{1 + n % 12:02d}-{1 + (n * 7 + i) % 28:02d}"
     return json.dumps(data, ensure_ascii=False).encode()
 

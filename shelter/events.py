@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlite_utils import Database
 from ulid import ULID
@@ -45,7 +46,7 @@ class Event:
         }
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Event":
+    def from_row(cls, row: dict[str, Any]) -> Event:
         return cls(row["event_id"], row["node_id"], row["seq"], row["hlc"], row["type"],
                    row["schema_version"], json.loads(row["payload"]), row["recorded_at"])
 
@@ -73,7 +74,7 @@ def new_id() -> str:
 
 
 def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 # One writer per database file within a process; BEGIN IMMEDIATE orders writers across

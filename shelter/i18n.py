@@ -9,7 +9,7 @@ pages Japanese and English.
 from __future__ import annotations
 
 import io
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from babel.messages.mofile import write_mo
@@ -30,7 +30,7 @@ STAFF_LANGUAGES = ("ja", "en")
 DEFAULT = "ja"
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(lang: str) -> NullTranslations:
     path = TRANSLATIONS_DIR / LANGUAGES[lang][1] / "LC_MESSAGES" / "messages.po"
     if not path.exists():

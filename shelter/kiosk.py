@@ -72,8 +72,9 @@ def register():  # type: ignore[no-untyped-def]
     if action.startswith("lang:"):
         # Switching language keeps what was typed.
         lang = action[5:]
-        from .i18n import LANGUAGES
         from flask import g
+
+        from .i18n import LANGUAGES
         if lang in LANGUAGES:
             session["lang"] = g.lang = lang
         return _render_form(_form_to_data(form, count), {}, count)

@@ -11,7 +11,8 @@ from sqlite_utils import Database
 
 from sync.hlc import HybridClock, offset_clock, system_ms
 
-from . import cards, db as dbmod
+from . import cards
+from . import db as dbmod
 from .events import EventStore, get_meta, set_meta_once
 from .registry import NodeIdentity
 from .shortcode import ALPHABET

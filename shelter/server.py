@@ -50,7 +50,7 @@ class Listener:
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.command(), env={**os.environ, **self.env},
-                                        preexec_fn=_die_with_parent)
+                                        preexec_fn=_die_with_parent)  # noqa: PLW1509 (no threads here)
 
 
 def app_env(data_dir: Path, **config: Any) -> dict[str, str]:

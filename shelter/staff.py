@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from flask import (Blueprint, Response, abort, redirect, render_template, request, session,
-                   url_for)
+from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
 
 from . import poster, registry
 from .auth import audit, authenticate

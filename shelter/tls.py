@@ -67,7 +67,7 @@ def fingerprint(cert_path: Path) -> str:
 def ensure_certificates(data_dir: Path, shelter_name: str) -> tuple[Path, Path]:
     """Make the CA if missing and a server certificate covering today's addresses."""
     ca_cert_path, ca_key_path = ca_paths(data_dir)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     if not ca_cert_path.exists() or not ca_key_path.exists():
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Shelter node"),

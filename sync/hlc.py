@@ -11,8 +11,8 @@ clock strictly increasing across restarts and across processes sharing one datab
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 COUNTER_LIMIT = 10**8 - 1  # eight digits in the encoding
 # A remote timestamp further ahead of our wall clock than this is not trusted to move our clock.
@@ -33,7 +33,7 @@ class Timestamp:
         return f"{self.wall_ms:015d}.{self.counter:08d}.{self.node_id}"
 
     @classmethod
-    def decode(cls, text: str) -> "Timestamp":
+    def decode(cls, text: str) -> Timestamp:
         try:
             wall, counter, node = text.split(".", 2)
             if len(wall) != 15 or len(counter) != 8 or not node:

@@ -141,7 +141,8 @@ def test_japanese_registration_fits_a_phone_and_refuses_bad_kana(node_server, br
 def test_staff_pages_are_accessible_and_show_duplicates(node_server, browser):
     token = node_server.token("kiosk")
     twin = {"address": "大阪市", "whereabouts": "shelter", "consent": "none", "language": "ja",
-            "members": [{"family_name": "重複", "given_name": "確認", "family_name_kana": "ちょうふく",
+            "members": [{"family_name": "重複", "given_name": "確認",
+                         "family_name_kana": "ちょうふく",
                          "birth_date": "1970-01-01"}]}
     for _ in range(2):
         assert requests.post(f"{node_server.https}/api/v1/households", json=twin,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from shelter import db as dbmod
@@ -38,8 +40,8 @@ def test_strictly_increasing_when_the_wall_clock_jumps_back_an_hour():
     for _ in range(100):
         stamps.append(clock.tick(stamps[-1]))
         wall.ms += 1
-    assert all(x < y for x, y in zip(stamps, stamps[1:]))
-    assert all(x.encode() < y.encode() for x, y in zip(stamps, stamps[1:]))
+    assert all(x < y for x, y in pairwise(stamps))
+    assert all(x.encode() < y.encode() for x, y in pairwise(stamps))
     assert stamps[-1].wall_ms == stamps[0].wall_ms  # held, not dragged back
 
 
