@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 from pathlib import Path
@@ -73,9 +72,3 @@ class NodeContext:
 
     def card_keys(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self.db.execute("SELECT node_id, public_key FROM card_keys")}
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("SHELTER_DATA", "data"))
-
-

@@ -25,8 +25,9 @@ from .auth import Principal, principal_for_token
 from .node import NodeContext
 
 F = TypeVar("F", bound=Callable[..., Any])
-# Pages that may be served over plain HTTP on the LAN (evacuees' own phones).
-PLAIN_HTTP_OK = ("kiosk.", "trust.", "static")
+# What may be served over plain HTTP on the LAN: evacuees' own phones register there and
+# must see their own cards (which are checked against the registering session, not a login).
+PLAIN_HTTP_OK = ("kiosk.", "trust.", "static", "api.card_png", "api.cards_pdf")
 
 
 def node() -> NodeContext:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import requests
@@ -145,7 +146,21 @@ def test_plain_http_serves_registration_but_sends_staff_to_https(node_server):
     client = app.test_client()
     r = client.get("/staff", environ_base={"REMOTE_ADDR": "192.0.2.10"})
     assert r.status_code == 302 and r.headers["Location"].startswith("https://")
-    assert client.get("/register", environ_base={"REMOTE_ADDR": "192.0.2.10"}).status_code == 200
+    lan = {"REMOTE_ADDR": "192.0.2.10"}
+    assert client.get("/register", environ_base=lan).status_code == 200
+    assert client.post("/api/v1/households", json={}, environ_base=lan).status_code == 302
+    # a phone that has just registered sees its own cards without leaving plain HTTP
+    page = client.get("/register", environ_base=lan).get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    client.post("/register", environ_base=lan, data={
+        "csrf": csrf, "count": "1", "action": "submit", "m0-family_name": "Kim",
+        "m0-family_name_kana": "キム",
+        "m0-birth_year": "1990", "m0-birth_month": "1", "m0-birth_day": "2",
+        "address": "Osaka", "whereabouts": "home", "consent": "none"})
+    cards_page = client.get("/register/cards?lang=en", environ_base=lan).get_data(as_text=True)
+    image = re.search(r'src="(/api/v1/persons/[^"]+)"', cards_page).group(1)
+    png = client.get(image, environ_base=lan)
+    assert png.status_code == 200 and png.mimetype == "image/png"
 
 
 def test_https_uses_the_nodes_own_ca(node_server):
