@@ -36,12 +36,6 @@ BODY = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start(app: str, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     listener = server.Listener("bench", f"127.0.0.1:{port}", env)
     cmd = listener.command()
@@ -122,7 +116,7 @@ def main() -> int:
         token = subprocess.run([shelter, "token", "create", "--data", str(data), "--role",
                                 "kiosk"], capture_output=True, text=True,
                                check=True).stdout.strip()
-        node_port, base_port = free_port(), free_port()
+        node_port, base_port = server.free_loopback_port(), server.free_loopback_port()
         node = start("shelter.wsgi:application", server.app_env(data), node_port)
         base = start("scripts.bench_baseline_app:app",
                      {"BASELINE_DB": str(Path(tmp) / "baseline.db")}, base_port)

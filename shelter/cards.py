@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,7 @@ def new_private_key_pem() -> str:
     return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
 
 
+@lru_cache(maxsize=16)
 def load_private_key(pem: str) -> Ed25519PrivateKey:
     key = load_pem_private_key(pem.encode(), password=None)
     assert isinstance(key, Ed25519PrivateKey)
