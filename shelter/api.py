@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, session
 
-from . import cards, registry
+from . import cards, presence, registry
 from .auth import audit
 from .i18n import current, gettext, translate_errors
 from .openapi import spec
@@ -80,3 +80,30 @@ def cards_pdf(household_id: str):  # type: ignore[no-untyped-def]
                           get_settings(node().db)["shelter_name"], household["language"])
     return Response(pdf, mimetype="application/pdf", headers={
         "Content-Disposition": f'inline; filename="cards-{household_id}.pdf"'})
+
+
+@bp.post("/scans")
+@require("volunteer")
+def scan():  # type: ignore[no-untyped-def]
+    if not request.is_json:
+        return error_response(415, "unsupported_media_type", gettext("Send the data as JSON."))
+    data = _json_body()
+    if not isinstance(data, dict):
+        return error_response(400, "malformed_json", gettext("The JSON could not be read."))
+    principal = current_principal()
+    assert principal is not None
+    ctx = node()
+    try:
+        result = presence.scan(ctx.store, ctx.shelter_id, ctx.card_keys(), data.get("code"),
+                               data.get("action"), data.get("destination"),
+                               data.get("destination_detail", ""), actor=principal.name)
+    except presence.ScanError as refused:
+        return error_response(refused.status, refused.code, gettext(refused.message))
+    return jsonify(result)
+
+
+@bp.get("/headcount")
+@require("volunteer")
+def headcount():  # type: ignore[no-untyped-def]
+    ctx = node()
+    return jsonify(presence.headcount(ctx.db, ctx.shelter_id, get_settings(ctx.db)))

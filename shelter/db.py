@@ -150,3 +150,42 @@ def m003_access(db: Database) -> None:
         """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit_log
            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
     )
+
+
+@migrations()
+def m004_presence(db: Database) -> None:
+    _run(
+        db,
+        # Where each person is now, as far as this store knows: the latest presence event
+        # (by HLC) wins. Provisional rows are people admitted on a card from elsewhere.
+        """CREATE TABLE presence (
+            person_id TEXT PRIMARY KEY,
+            shelter_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            last_action TEXT NOT NULL,
+            since TEXT NOT NULL,
+            since_hlc TEXT NOT NULL,
+            destination TEXT NOT NULL DEFAULT '',
+            destination_detail TEXT NOT NULL DEFAULT '',
+            provisional INTEGER NOT NULL DEFAULT 0,
+            registered_shelter TEXT NOT NULL,
+            display_name TEXT NOT NULL DEFAULT '',
+            card_verified INTEGER NOT NULL DEFAULT 1
+        )""",
+        "CREATE INDEX presence_shelter_status ON presence (shelter_id, status)",
+        # Every presence change, for household histories and arrivals per hour.
+        """CREATE TABLE presence_log (
+            event_id TEXT PRIMARY KEY,
+            person_id TEXT NOT NULL,
+            shelter_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            destination TEXT NOT NULL DEFAULT '',
+            at TEXT NOT NULL,
+            hlc TEXT NOT NULL,
+            actor TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX presence_log_at ON presence_log (shelter_id, at)",
+        "CREATE INDEX presence_log_person ON presence_log (person_id, hlc)",
+        "CREATE INDEX audit_log_actor_action ON audit_log (action, actor, at)",
+        "CREATE INDEX persons_birth ON persons (birth_date)",
+    )

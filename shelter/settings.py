@@ -12,6 +12,10 @@ DEFAULTS: dict[str, str] = {
     "shelter_name": "避難所",
     "wifi_name": "",
     "capacity": "0",
+    # Crowding levels by occupancy, in percent of capacity: やや混雑, 混雑, 満員.
+    "crowding_busy": "50",
+    "crowding_crowded": "80",
+    "crowding_full": "100",
 }
 
 
