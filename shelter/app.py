@@ -33,9 +33,12 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=False,
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=4),  # idle time; see web.py
         HTTPS_PORT=None,  # set when this server is the plain-HTTP one beside an HTTPS one
         JSON_SORT_KEYS=False,
+        # Websockets: pings keep tablets' connections open through idle Wi-Fi and find
+        # dead ones; a camera frame is a small JPEG.
+        SOCK_SERVER_OPTIONS={"ping_interval": 20, "max_message_size": 1_500_000},
     )
     app.config.from_prefixed_env("SHELTER")
     if test_config:
@@ -51,7 +54,7 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
         i18n.gettext, i18n.ngettext, newstyle=True)
     app.jinja_env.policies["ext.i18n.trimmed"] = True
 
-    from . import api, kiosk, staff, trust, web
+    from . import api, desk, kiosk, staff, trust, web
 
     @app.before_request
     def _language() -> None:
@@ -64,6 +67,8 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
     app.register_blueprint(staff.bp)
     app.register_blueprint(trust.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(desk.bp)
+    desk.sock.init_app(app)
 
     @app.context_processor
     def _template_globals() -> dict[str, Any]:

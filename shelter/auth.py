@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
 
@@ -75,6 +76,34 @@ def authenticate(db: Database, username: str, password: str) -> Principal | None
     return Principal(username, row[1])
 
 
+# Sign-in attempts that fail: this many per user name, or per address, in the window.
+FAILURES_PER_USER = 5
+FAILURES_PER_ADDRESS = 20
+FAILURE_WINDOW = timedelta(minutes=15)
+
+
+def too_many_failures(db: Database, username: str, ip: str) -> bool:
+    """Guessing passwords is slowed to a few tries per quarter hour. Counted from the audit
+    log, so every server process of the node (HTTP and HTTPS) shares the count."""
+    since = (datetime.now(UTC) - FAILURE_WINDOW).isoformat(timespec="milliseconds")
+    by_user = db.execute("SELECT count(*) FROM audit_log WHERE action = 'login_failed' "
+                         "AND actor = ? AND at >= ?", [username or "-", since]).fetchone()[0]
+    by_ip = db.execute("SELECT count(*) FROM audit_log WHERE action = 'login_failed' "
+                       "AND detail = ? AND at >= ?", [f"ip={ip}", since]).fetchone()[0]
+    return bool(by_user >= FAILURES_PER_USER or by_ip >= FAILURES_PER_ADDRESS)
+
+
+def set_user_disabled(store: EventStore, username: str, disabled: bool) -> None:
+    if store.db.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone() is None:
+        raise ValueError(f"no user {username!r}")
+    store.append("user_disabled" if disabled else "user_enabled", {"username": username})
+
+
+def list_users(db: Database) -> list[dict[str, object]]:
+    return list(db.query("SELECT username, role, created_at, disabled FROM users "
+                         "ORDER BY disabled, role DESC, username"))
+
+
 def create_token(store: EventStore, role: str, label: str = "") -> str:
     if role not in NODE_ROLES + HQ_ROLES:
         raise ValueError(f"unknown role {role!r}")
@@ -112,3 +141,13 @@ def _apply_token_created(db: Database, event: Event) -> None:
     db.table("tokens").insert({"token_id": p["token_id"], "token_hash": p["token_hash"],
                                "role": p["role"], "label": p["label"],
                                "created_at": event.recorded_at})
+
+
+@projection("user_disabled")
+def _apply_user_disabled(db: Database, event: Event) -> None:
+    db.execute("UPDATE users SET disabled = 1 WHERE username = ?", [event.payload["username"]])
+
+
+@projection("user_enabled")
+def _apply_user_enabled(db: Database, event: Event) -> None:
+    db.execute("UPDATE users SET disabled = 0 WHERE username = ?", [event.payload["username"]])

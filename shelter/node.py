@@ -13,6 +13,7 @@ from sync.hlc import HybridClock, offset_clock, system_ms
 from . import cards
 from . import db as dbmod
 from .events import EventStore, get_meta, set_meta_once
+from .live import ChangeWatcher
 from .registry import NodeIdentity
 from .shortcode import ALPHABET
 
@@ -29,6 +30,8 @@ class NodeContext:
         self.role = role
         self.db_path = self.data_dir / DB_FILE
         self._local = threading.local()
+        self._watcher: ChangeWatcher | None = None
+        self._watcher_lock = threading.Lock()
         db = dbmod.connect(self.db_path)  # migrates
         self.node_id = set_meta_once(
             db, "node_id", lambda: "N" + "".join(secrets.choice(ALPHABET) for _ in range(9)))
@@ -69,6 +72,14 @@ class NodeContext:
             store = EventStore(self.db, self.node_id, self.clock)
             self._local.store = store
         return store
+
+    @property
+    def watcher(self) -> ChangeWatcher:
+        """Wakes live screens on any commit to this node's database (one per process)."""
+        with self._watcher_lock:
+            if self._watcher is None:
+                self._watcher = ChangeWatcher(self.db_path)
+            return self._watcher
 
     def card_keys(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self.db.execute("SELECT node_id, public_key FROM card_keys")}

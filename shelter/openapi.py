@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .presence import ACTIONS, AGE_BANDS, CROWDING, DESTINATIONS
 from .registry import CONSENTS, LANGUAGES, NEEDS, SEXES, WHEREABOUTS
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -29,6 +30,29 @@ def spec() -> dict[str, Any]:
             "sex": {"enum": list(SEXES)},
             "needs": {"type": "array", "items": {"enum": list(NEEDS)}},
             "allergies": {"type": "string", "maxLength": 200},
+            "/api/v1/scans": {"post": {
+                "summary": "A card or short code scanned at the desk (volunteer or manager)",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/ScanIn"}}}},
+                "responses": {
+                    "200": {"description": "The person and their presence",
+                            "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/Scanned"}}}},
+                    "400": _error("Malformed JSON"),
+                    "401": _error("No or wrong token"),
+                    "403": _error("A kiosk token, or a page without its CSRF header"),
+                    "404": _error("No one registered with this short code"),
+                    "409": _error("Going out without being checked in"),
+                    "415": _error("Not JSON"),
+                    "422": _error("Garbled or forged code, unknown action or destination"),
+                }}},
+            "/api/v1/headcount": {"get": {
+                "summary": "This shelter's numbers (volunteer or manager)",
+                "responses": {
+                    "200": {"description": "Headcount", "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Headcount"}}}},
+                    "401": _error("No or wrong token"),
+                    "403": _error("A kiosk token")}}},
         },
     }
     return {
@@ -71,6 +95,66 @@ def spec() -> dict[str, Any]:
                                            "code": {"type": "string",
                                                     "description": "QR payload, SHC1"},
                                            "short_code": {"type": "string"}}}}}},
+                "ScanIn": {
+                    "type": "object", "required": ["code", "action"],
+                    "properties": {
+                        "code": {"type": "string", "maxLength": 400,
+                                 "description": "the QR payload (SHC1...) or the short code"},
+                        "action": {"enum": [*ACTIONS, "auto"],
+                                   "description": "auto: check in, or out and back, by where "
+                                                  "the person is"},
+                        "destination": {"enum": list(DESTINATIONS),
+                                        "description": "required with check_out"},
+                        "destination_detail": {"type": "string", "maxLength": 80,
+                                               "description": "which shelter (required "
+                                                              "for other_shelter), or a "
+                                                              "note"}}},
+                "Scanned": {
+                    "type": "object",
+                    "required": ["person_id", "display_name", "presence", "outcome", "action"],
+                    "properties": {
+                        "person_id": {"type": "string"},
+                        "display_name": {"type": "string"},
+                        "household_id": {"type": ["string", "null"]},
+                        "needs": {"type": "array", "items": {"enum": list(NEEDS)}},
+                        "flags": {"type": "array", "items": {"enum": list(NEEDS)}},
+                        "age": {"type": ["integer", "null"]},
+                        "registered_shelter": {"type": "string"},
+                        "provisional": {"type": "boolean",
+                                        "description": "admitted on a card from another "
+                                                       "shelter"},
+                        "card_verified": {"type": "boolean"},
+                        "presence": {"type": "object", "properties": {
+                            "status": {"enum": ["present", "out", "left", "not_arrived",
+                                                "elsewhere"]},
+                            "last_action": {"type": ["string", "null"]},
+                            "since": {"type": ["string", "null"]},
+                            "shelter_id": {"type": ["string", "null"]},
+                            "destination": {"type": "string"},
+                            "destination_detail": {"type": "string"}}},
+                        "household": {"type": "array", "items": {"type": "object"}},
+                        "outcome": {"enum": ["done", "already", "repeated"],
+                                    "description": "repeated: the same scan moments ago, "
+                                                   "counted once"},
+                        "action": {"enum": list(ACTIONS)}}},
+                "Headcount": {
+                    "type": "object",
+                    "required": ["present", "out", "registered", "at_home", "in_car",
+                                 "capacity", "by_need", "by_age", "crowding"],
+                    "properties": {
+                        **{k: {"type": "integer"} for k in (
+                            "present", "out", "registered", "at_home", "in_car", "capacity",
+                            "provisional", "arrivals_last_hour", "departures_last_hour")},
+                        "occupancy": {"type": ["number", "null"]},
+                        "crowding": {"enum": [*CROWDING, "unknown"]},
+                        "by_need": {"type": "object",
+                                    "additionalProperties": {"type": "integer"},
+                                    "description": "people in the building, per need"},
+                        "by_age": {"type": "object",
+                                   "properties": {b: {"type": "integer"}
+                                                  for b in (*AGE_BANDS, "unknown")}},
+                        "shelter_id": {"type": "string"},
+                        "as_of": {"type": "string"}}},
             },
         },
         "security": [{"bearer": []}],
@@ -106,5 +190,28 @@ def spec() -> dict[str, Any]:
                 "responses": {"200": {"description": "PDF",
                                       "content": {"application/pdf": {}}},
                               "404": _error("No such household (or not yours to see)")}}},
+            "/api/v1/scans": {"post": {
+                "summary": "A card or short code scanned at the desk (volunteer or manager)",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/ScanIn"}}}},
+                "responses": {
+                    "200": {"description": "The person and their presence",
+                            "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/Scanned"}}}},
+                    "400": _error("Malformed JSON"),
+                    "401": _error("No or wrong token"),
+                    "403": _error("A kiosk token, or a page without its CSRF header"),
+                    "404": _error("No one registered with this short code"),
+                    "409": _error("Going out without being checked in"),
+                    "415": _error("Not JSON"),
+                    "422": _error("Garbled or forged code, unknown action or destination"),
+                }}},
+            "/api/v1/headcount": {"get": {
+                "summary": "This shelter's numbers (volunteer or manager)",
+                "responses": {
+                    "200": {"description": "Headcount", "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Headcount"}}}},
+                    "401": _error("No or wrong token"),
+                    "403": _error("A kiosk token")}}},
         },
     }

@@ -237,7 +237,7 @@ def describe(db: Database, person_id: str, shelter_id: str) -> dict[str, Any]:
         info["household"] = [{
             "person_id": m["person_id"],
             "display_name": cards.display_name(m["family_name"], m["given_name"]),
-            "status": _status_here(m["status"], m["shelter_id"], shelter_id),
+            "status": status_here(m["status"], m["shelter_id"], shelter_id),
         } for m in members]
     else:
         info = {"person_id": person_id,
@@ -248,7 +248,7 @@ def describe(db: Database, person_id: str, shelter_id: str) -> dict[str, Any]:
                 "card_verified": bool(presence["card_verified"]) if presence else False,
                 "household": []}
     info["presence"] = {
-        "status": _status_here(presence["status"], presence["shelter_id"], shelter_id)
+        "status": status_here(presence["status"], presence["shelter_id"], shelter_id)
         if presence else "not_arrived",
         "last_action": presence["last_action"] if presence else None,
         "since": presence["since"] if presence else None,
@@ -259,7 +259,7 @@ def describe(db: Database, person_id: str, shelter_id: str) -> dict[str, Any]:
     return info
 
 
-def _status_here(status: str | None, at_shelter: str | None, shelter_id: str) -> str:
+def status_here(status: str | None, at_shelter: str | None, shelter_id: str) -> str:
     if status is None:
         return "not_arrived"
     if at_shelter != shelter_id and status != "left":

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlparse
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
 
 from . import poster, registry
-from .auth import audit, authenticate
+from .auth import (
+    NODE_ROLES,
+    add_user,
+    audit,
+    authenticate,
+    list_users,
+    set_user_disabled,
+    too_many_failures,
+)
+from .desk import household_presence, labels
 from .i18n import gettext
 from .settings import change_settings, get_settings
 from .web import current_principal, node, require
@@ -17,27 +27,33 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():  # type: ignore[no-untyped-def]
-    error = None
+    error, status = None, 200
     if request.method == "POST":
-        principal = authenticate(node().db, request.form.get("username", "").strip(),
-                                 request.form.get("password", ""))
-        if principal is None:
-            error = gettext("Wrong user name or password.")
-            audit(node().store, request.form.get("username", "")[:40] or "-", "login_failed", "-")
+        username = request.form.get("username", "").strip()[:40]
+        ip = request.remote_addr or "-"
+        if too_many_failures(node().db, username, ip):
+            audit(node().store, username or "-", "login_refused", "-", f"ip={ip}")
+            error, status = gettext("Too many attempts. Please wait a moment."), 429
         else:
-            lang = session.get("lang")
-            session.clear()
-            session.permanent = True
-            session.update(user=principal.name, role=principal.role)
-            if lang:
-                session["lang"] = lang
-            audit(node().store, principal.name, "login", "-")
-            target = request.args.get("next", "")
-            # Only paths on this node: never an open redirect.
-            if not target.startswith("/") or target.startswith("//") or urlparse(target).netloc:
-                target = url_for("staff.home")
-            return redirect(target, code=303)
-    return render_template("staff/login.html", error=error), (401 if error else 200)
+            principal = authenticate(node().db, username, request.form.get("password", ""))
+            if principal is None:
+                error, status = gettext("Wrong user name or password."), 401
+                audit(node().store, username or "-", "login_failed", "-", f"ip={ip}")
+            else:
+                lang = session.get("lang")
+                session.clear()
+                session.permanent = True
+                session.update(user=principal.name, role=principal.role, login_at=time.time())
+                if lang:
+                    session["lang"] = lang
+                audit(node().store, principal.name, "login", "-", f"ip={ip}")
+                target = request.args.get("next", "")
+                # Only paths on this node: never an open redirect.
+                if not target.startswith("/") or target.startswith("//") \
+                        or urlparse(target).netloc:
+                    target = url_for("staff.home")
+                return redirect(target, code=303)
+    return render_template("staff/login.html", error=error), status
 
 
 @bp.post("/logout")
@@ -68,7 +84,8 @@ def household(household_id: str):  # type: ignore[no-untyped-def]
     principal = current_principal()
     assert principal is not None
     audit(node().store, principal.name, "view_household", household_id)
-    return render_template("staff/household.html", household=found)
+    return render_template("staff/household.html", household=household_presence(found),
+                           labels=labels())
 
 
 @bp.get("/duplicates")
@@ -95,14 +112,21 @@ def poster_pdf():  # type: ignore[no-untyped-def]
 def settings_page():  # type: ignore[no-untyped-def]
     errors: dict[str, str] = {}
     if request.method == "POST":
-        changes = {k: request.form.get(k, "").strip() for k in ("shelter_name", "wifi_name",
-                                                                "capacity")}
+        changes = {k: request.form.get(k, "").strip() for k in (
+            "shelter_name", "wifi_name", "capacity", "crowding_busy", "crowding_crowded",
+            "crowding_full")}
         if not changes["shelter_name"] or len(changes["shelter_name"]) > 80:
             errors["shelter_name"] = gettext("This field is required.")
         if len(changes["wifi_name"]) > 32:
             errors["wifi_name"] = gettext("Too long or not valid text.")
-        if not changes["capacity"].isdigit() or int(changes["capacity"]) > 100000:
-            errors["capacity"] = gettext("Enter a whole number.")
+        for key in ("capacity", "crowding_busy", "crowding_crowded", "crowding_full"):
+            if not (changes[key].isascii() and changes[key].isdigit()) \
+                    or int(changes[key]) > 100000:
+                errors[key] = gettext("Enter a whole number.")
+        if not errors and not (0 < int(changes["crowding_busy"]) < int(
+                changes["crowding_crowded"]) <= int(changes["crowding_full"])):
+            errors["crowding_crowded"] = gettext(
+                "Each level must start above the one before it.")
         if not errors:
             current = get_settings(node().db)
             changed = {k: v for k, v in changes.items() if current.get(k) != v}
@@ -111,3 +135,73 @@ def settings_page():  # type: ignore[no-untyped-def]
             return redirect(url_for("staff.settings_page", saved=1), code=303)
     return render_template("staff/settings.html", errors=errors,
                            saved=request.args.get("saved")), (400 if errors else 200)
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@require("manager")
+def users():  # type: ignore[no-untyped-def]
+    """Managers add desk and kiosk accounts, and disable one that is lost or misused."""
+    errors: dict[str, str] = {}
+    actor = current_principal()
+    assert actor is not None
+    if request.method == "POST":
+        form = request.form
+        if form.get("disable") or form.get("enable"):
+            username = form.get("disable") or form.get("enable") or ""
+            if username == actor.name:
+                errors["username"] = gettext("You cannot disable your own account.")
+            else:
+                try:
+                    set_user_disabled(node().store, username, bool(form.get("disable")))
+                    audit(node().store, actor.name,
+                          "disable_user" if form.get("disable") else "enable_user", username)
+                except ValueError:
+                    abort(404)
+        else:
+            username, password = form.get("username", "").strip(), form.get("password", "")
+            role = form.get("role", "")
+            if not username or len(username) > 40 or not username.isprintable() \
+                    or " " in username:
+                errors["username"] = gettext("1 to 40 letters or digits, without spaces.")
+            elif node().db.execute("SELECT 1 FROM users WHERE username = ?",
+                                   [username]).fetchone():
+                errors["username"] = gettext("This user name is taken.")
+            if len(password) < 8:
+                errors["password"] = gettext("At least 8 characters.")
+            if role not in NODE_ROLES:
+                errors["role"] = gettext("Choose one of the options.")
+            if not errors:
+                add_user(node().store, username, password, role)
+                audit(node().store, actor.name, "add_user", username, role)
+        if not errors:
+            return redirect(url_for("staff.users", saved=1), code=303)
+    return render_template("staff/users.html", users=list_users(node().db), errors=errors,
+                           roles=NODE_ROLES, saved=request.args.get("saved")), \
+        (400 if errors else 200)
+
+
+AUDIT_PAGE = 100
+
+
+@bp.get("/audit")
+@require("manager")
+def audit_log():  # type: ignore[no-untyped-def]
+    """Who looked at or changed what. Reading the log is itself recorded."""
+    actor = current_principal()
+    assert actor is not None
+    who = request.args.get("actor", "").strip()[:40]
+    before = request.args.get("before", "")
+    clauses, params = [], []
+    if who:
+        clauses.append("actor = ?")
+        params.append(who)
+    if before.isascii() and before.isdigit():
+        clauses.append("audit_id < ?")
+        params.append(before)
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    rows = list(node().db.query(
+        f"SELECT * FROM audit_log {where} ORDER BY audit_id DESC LIMIT ?",
+        [*params, AUDIT_PAGE]))
+    audit(node().store, actor.name, "view_audit_log", who or "-")
+    return render_template("staff/audit.html", rows=rows, who=who,
+                           more=rows[-1]["audit_id"] if len(rows) == AUDIT_PAGE else None)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
+from urllib.parse import urlparse
 
 from flask import (
     Flask,
@@ -28,6 +30,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 # What may be served over plain HTTP on the LAN: evacuees' own phones register there and
 # must see their own cards (which are checked against the registering session, not a login).
 PLAIN_HTTP_OK = ("kiosk.", "trust.", "static", "api.card_png", "api.cards_pdf")
+# A sign-in lasts at most one long shift, however busy; PERMANENT_SESSION_LIFETIME (the
+# cookie's own lifetime, renewed on each request) ends it sooner on a tablet left idle.
+SESSION_ABSOLUTE_SECONDS = 14 * 3600
 
 
 def node() -> NodeContext:
@@ -51,10 +56,23 @@ def current_principal() -> Principal | None:
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         principal = principal_for_token(node().db, header[7:].strip())
-    elif session.get("user") and session.get("role"):
-        principal = Principal(session["user"], session["role"])
+    elif session.get("user"):
+        principal = _session_principal()
     g.principal = principal
     return principal
+
+
+def _session_principal() -> Principal | None:
+    """The signed-in user, while the session is young enough and the account still works
+    (a manager disabling an account ends its sessions on every tablet at once)."""
+    login_at = session.get("login_at", 0)
+    if not isinstance(login_at, int | float) or time.time() - login_at > SESSION_ABSOLUTE_SECONDS:
+        return None
+    row = node().db.execute("SELECT role, disabled FROM users WHERE username = ?",
+                            [session["user"]]).fetchone()
+    if row is None or row[1]:
+        return None
+    return Principal(session["user"], row[0])
 
 
 def require(role: str) -> Callable[[F], F]:
@@ -92,6 +110,18 @@ def _check_request() -> Any:
         # Staff pages and the API never travel unencrypted over the shelter's Wi-Fi.
         host = request.host.rsplit(":", 1)[0]
         return redirect(f"https://{host}:{https_port}{request.full_path.rstrip('?')}")
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and is_api() \
+            and not request.headers.get("Authorization") and session.get("user"):
+        # The pages call the API with their session cookie: they must prove they are ours.
+        sent = request.headers.get("X-CSRF-Token", "")
+        if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+            from .i18n import gettext
+            return error_response(403, "csrf", gettext(
+                "This page has expired. Please reload it and try again."))
+    if request.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+        origin = request.headers.get("Origin")
+        if origin and urlparse(origin).netloc != request.host:
+            return error_response(403, "forbidden", "cross-site websocket refused")
     if request.method == "POST" and not is_api():
         sent = request.form.get("csrf", "")
         if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):

@@ -1,0 +1,200 @@
+"""The desk: scan cards (camera, handheld scanner, typed short code), find people, see the
+headcount. Screens update live over websockets.
+
+Camera frames are decoded on the node with zxing-cpp: iPad Safari and Chromium on Linux
+have no BarcodeDetector, and decoding on the node needs no third-party code in the page.
+A tablet sends a small JPEG a few times a second over the shelter's LAN and gets back the
+text of any QR code in it; the page then posts the scan to the same API as a handheld
+scanner or a typed code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_sock import Sock
+
+from . import presence
+from .auth import audit
+from .i18n import gettext
+from .settings import get_settings
+from .web import current_principal, error_response, node
+
+bp = Blueprint("desk", __name__, url_prefix="/desk")
+sock = Sock()
+MAX_FRAME_BYTES = 1_500_000
+MAX_FRAME_PIXELS = 2_500_000
+LIVE_KEEPALIVE_SECONDS = 20.0
+
+
+@bp.before_request
+def _volunteers_only():  # type: ignore[no-untyped-def]
+    principal = current_principal()
+    if principal is None:
+        if request.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+            return error_response(401, "unauthorized", gettext("Please sign in."))
+        return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+    if not principal.can("volunteer"):
+        abort(403)
+    return None
+
+
+def _actor() -> str:
+    principal = current_principal()
+    assert principal is not None
+    return principal.name
+
+
+def recent(limit: int = 8) -> list[dict[str, Any]]:
+    """The last presence changes at this shelter, newest first, for the desk's side list."""
+    ctx = node()
+    rows = ctx.db.query(
+        """SELECT l.person_id, l.action, l.at, p.family_name, p.given_name,
+                  pr.display_name AS card_name
+           FROM presence_log l LEFT JOIN persons p ON p.person_id = l.person_id
+           LEFT JOIN presence pr ON pr.person_id = l.person_id
+           WHERE l.shelter_id = ? ORDER BY l.hlc DESC LIMIT ?""", [ctx.shelter_id, limit])
+    return [{"person_id": r["person_id"], "action": r["action"], "at": r["at"],
+             "display_name": f"{r['family_name']} {r['given_name']}".strip()
+             if r["family_name"] is not None else r["card_name"]} for r in rows]
+
+
+def live_state() -> dict[str, Any]:
+    ctx = node()
+    return {"headcount": presence.headcount(ctx.db, ctx.shelter_id, get_settings(ctx.db)),
+            "recent": recent()}
+
+
+def labels() -> dict[str, Any]:
+    """Every word the desk screens show for a code, in the staff member's language (the
+    pages and desk.js read the same table)."""
+    _ = gettext
+    return {
+        "status": {"present": _("Here"), "out": _("Out"), "left": _("Left the shelter"),
+                   "not_arrived": _("Not arrived"), "elsewhere": _("At another shelter")},
+        "action": {"auto": _("Check in or out"), "check_in": _("Check in"),
+                   "go_out": _("Go out"), "return": _("Return"), "check_out": _("Check out")},
+        "done": {"check_in": _("Checked in"), "go_out": _("Gone out"),
+                 "return": _("Returned"), "check_out": _("Checked out")},
+        "outcome": {"already": _("No change: already so"),
+                    "repeated": _("Same card just now: counted once")},
+        "flags": {"allergy": _("Allergy"), "chronic_illness": _("Medication"),
+                  "wheelchair": _("Wheelchair"), "infant": _("Infant")},
+        "needs": {"elderly": _("Elderly"), "disability": _("Disability"),
+                  "wheelchair": _("Wheelchair"), "infant": _("Infant"),
+                  "pregnant_nursing": _("Pregnant or nursing"),
+                  "chronic_illness": _("Medication"), "allergy": _("Allergy"),
+                  "injury": _("Injured or sick"), "language_support": _("Language support"),
+                  "pet": _("Pet")},
+        "destinations": {"home": _("Home"), "relatives": _("Relatives or friends"),
+                         "hospital": _("Hospital"),
+                         "welfare_shelter": _("Welfare shelter (福祉避難所)"),
+                         "other_shelter": _("Another shelter")},
+        "crowding": {"available": _("Space available"), "somewhat_crowded": _("Getting busy"),
+                     "crowded": _("Crowded"), "full": _("Full"),
+                     "unknown": _("Capacity not set")},
+        "words": {"age": _("age %(n)s"), "household": _("Household"),
+                  "provisional": _("Registered at shelter %(shelter)s: admitted "
+                                   "provisionally"),
+                  "unverified": _("Card not yet verifiable here (issuer unknown)"),
+                  "offline": _("No connection to the node. Scans are not being saved."),
+                  "camera_off": _("Camera is off"), "camera_on": _("Looking for a card…"),
+                  "camera_denied": _("The camera could not be started. Type the short code "
+                                     "or use a handheld scanner."),
+                  "unreadable": _("The answer from the node could not be read. Try again.")},
+    }
+
+
+@bp.get("")
+def scan_page():  # type: ignore[no-untyped-def]
+    return render_template("desk/scan.html", result=None, error=None, state=live_state(),
+                           labels=labels())
+
+
+@bp.post("/scan")
+def scan_form():  # type: ignore[no-untyped-def]
+    """The same scan without JavaScript: a plain form post, answered with a page."""
+    ctx = node()
+    form = request.form
+    try:
+        result = presence.scan(ctx.store, ctx.shelter_id, ctx.card_keys(), form.get("code"),
+                               form.get("action", "auto"), form.get("destination", ""),
+                               form.get("destination_detail", ""), actor=_actor())
+    except presence.ScanError as refused:
+        return render_template("desk/scan.html", result=None, error=gettext(refused.message),
+                               state=live_state(), labels=labels()), refused.status
+    back = form.get("back", "")
+    if back and result.get("household_id") == back:
+        return redirect(url_for("staff.household", household_id=back), code=303)
+    return render_template("desk/scan.html", result=result, error=None, state=live_state(),
+                           labels=labels())
+
+
+@bp.get("/find")
+def find():  # type: ignore[no-untyped-def]
+    query = request.args.get("q", "").strip()[:60]
+    found = presence.find(node().db, query) if query else []
+    if query:
+        audit(node().store, _actor(), "find_person", "-", f"q={query} results={len(found)}")
+    for person in found:
+        person["status"] = presence.status_here(person["status"], person["shelter_id"],
+                                                 node().shelter_id)
+    return render_template("desk/find.html", query=query, found=found, labels=labels())
+
+
+@bp.get("/headcount")
+def headcount_page():  # type: ignore[no-untyped-def]
+    return render_template("desk/headcount.html", state=live_state(), labels=labels())
+
+
+@sock.route("/live", bp=bp)
+def live(ws: Any) -> None:
+    """Pushes the headcount and the recent list whenever the data changes."""
+    watcher = node().watcher
+    seen, sent = -1, None
+    while ws.connected:
+        seen = watcher.wait(seen, LIVE_KEEPALIVE_SECONDS)
+        state = live_state()
+        comparable = json.dumps({**state, "headcount": {**state["headcount"], "as_of": None}},
+                                sort_keys=True)
+        if comparable != sent:
+            ws.send(json.dumps(state, ensure_ascii=False))
+            sent = comparable
+
+
+@sock.route("/camera", bp=bp)
+def camera(ws: Any) -> None:
+    """Each binary message is one JPEG (or PNG) frame; each answer lists the QR codes in it."""
+    import zxingcpp
+    from PIL import Image, UnidentifiedImageError
+
+    QR_ONLY = zxingcpp.barcode_formats_from_str("QRCode")
+
+    while ws.connected:
+        frame = ws.receive(timeout=120)
+        if frame is None:
+            break  # a camera screen silent for two minutes has gone away
+        if not isinstance(frame, bytes | bytearray):
+            ws.send(json.dumps({"codes": [], "error": "send frames as binary messages"}))
+            continue
+        try:
+            image = Image.open(io.BytesIO(frame))
+            if image.width * image.height > MAX_FRAME_PIXELS:
+                raise ValueError("frame too large")
+            found = zxingcpp.read_barcodes(image.convert("L"),
+                                           formats=QR_ONLY)
+            ws.send(json.dumps({"codes": [r.text for r in found if r.valid]}))
+        except (UnidentifiedImageError, ValueError, OSError):
+            ws.send(json.dumps({"codes": [], "error": "not an image"}))
+
+
+def household_presence(household: dict[str, Any]) -> dict[str, Any]:
+    """Each member's status here: present, out, left, not_arrived or elsewhere."""
+    ctx = node()
+    for member in household["members"]:
+        member["presence"] = presence.describe(ctx.db, member["person_id"],
+                                               ctx.shelter_id)["presence"]
+    return household
