@@ -36,9 +36,11 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=4),  # idle time; see web.py
         HTTPS_PORT=None,  # set when this server is the plain-HTTP one beside an HTTPS one
         JSON_SORT_KEYS=False,
-        # Websockets: pings keep tablets' connections open through idle Wi-Fi and find
-        # dead ones; a camera frame is a small JPEG.
-        SOCK_SERVER_OPTIONS={"ping_interval": 20, "max_message_size": 1_500_000},
+        # Websockets. No protocol-level pings: simple-websocket then waits in select() on
+        # the raw socket, which misses data TLS has already buffered, and a camera frame
+        # would sit unread for a whole ping interval. The live screen sends its own
+        # keepalive instead. A camera frame is a small JPEG.
+        SOCK_SERVER_OPTIONS={"max_message_size": 1_500_000},
     )
     app.config.from_prefixed_env("SHELTER")
     if test_config:

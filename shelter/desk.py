@@ -156,13 +156,15 @@ def live(ws: Any) -> None:
     watcher = node().watcher
     seen, sent = -1, None
     while ws.connected:
-        seen = watcher.wait(seen, LIVE_KEEPALIVE_SECONDS)
+        previous, seen = seen, watcher.wait(seen, LIVE_KEEPALIVE_SECONDS)
         state = live_state()
         comparable = json.dumps({**state, "headcount": {**state["headcount"], "as_of": None}},
                                 sort_keys=True)
         if comparable != sent:
             ws.send(json.dumps(state, ensure_ascii=False))
             sent = comparable
+        elif seen == previous:  # nothing changed for a while
+            ws.send('{"keepalive": true}')  # finds a tablet that has gone, keeps Wi-Fi up
 
 
 @sock.route("/camera", bp=bp)

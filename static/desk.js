@@ -8,6 +8,9 @@
   var L = JSON.parse(config.textContent);
   var api = config.dataset.scanApi, csrf = config.dataset.csrf;
   var wsBase = (location.protocol === "https:" ? "wss://" : "ws://") + location.host;
+  function socketUrl(route) {  // always this page's own host and scheme
+    return wsBase + new URL(route, location.href).pathname;
+  }
   var state = window.shelterDesk = { results: 0, lastResultAt: null, firstFrameAt: null,
                                      framesSent: 0 };
 
@@ -230,9 +233,12 @@
   }
   function connectLive(delay) {
     if (!document.querySelector("[data-live-counts], [data-count]")) return;
-    var ws = new WebSocket(wsBase + config.dataset.live);
+    var ws = new WebSocket(socketUrl(config.dataset.live));
     ws.onopen = function () { delay = 1000; if (connection) connection.hidden = true; };
-    ws.onmessage = function (m) { applyState(JSON.parse(m.data)); };
+    ws.onmessage = function (m) {
+      var s = JSON.parse(m.data);
+      if (s.headcount) applyState(s);  // else a keepalive
+    };
     ws.onclose = function () {
       if (connection) connection.hidden = false;
       setTimeout(function () { connectLive(Math.min(delay * 2, 15000)); },
@@ -286,18 +292,18 @@
         toggle.setAttribute("aria-pressed", "true");
         camStatus.textContent = L.words.camera_on;
         try { localStorage.setItem("shelter.camera", "on"); } catch (e) { /* private mode */ }
-        camWs = new WebSocket(wsBase + config.dataset.camera);
+        camWs = new WebSocket(socketUrl(config.dataset.camera));
         camWs.onopen = function () { waiting = false; sendFrame(); };
         camWs.onmessage = function (m) {
           waiting = false;
           var answer = JSON.parse(m.data);
           var code = answer.codes && answer.codes[0];
           var now = performance.now();
-          if (code && (code !== lastCode || now - lastCodeAt > 4000)) {
-            lastCode = code; lastCodeAt = now;
-            scanWithMode(code);
-          }
-          setTimeout(sendFrame, code ? 1500 : 80);  // a pause after a read: next person
+          // A card held in view counts once: it is read again only after it has been
+          // out of sight for a few seconds (else "auto" would check its holder out).
+          var fresh = code && (code !== lastCode || now - lastCodeAt > 3000);
+          if (code) { if (fresh) scanWithMode(code); lastCode = code; lastCodeAt = now; }
+          setTimeout(sendFrame, fresh ? 600 : 80);
         };
         camWs.onclose = function () { if (stream) setTimeout(function () {
           if (stream) { stopCamera(); startCamera(); } }, 2000); };
