@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
 
-from .events import Event, EventStore, new_id, projection, utc_now_iso
+from .events import Event, EventStore, insert_row, new_id, projection, utc_now_iso
 
 NODE_ROLES = ("kiosk", "volunteer", "manager")
 HQ_ROLES = ("operator", "admin")
@@ -123,8 +123,8 @@ def principal_for_token(db: Database, token: str) -> Principal | None:
 def audit(store: EventStore, actor: str, action: str, subject: str, detail: str = "") -> None:
     """Record who looked at or changed what. Not an event: it never leaves the node."""
     with store.write() as db:
-        db.table("audit_log").insert({"at": utc_now_iso(), "actor": actor, "action": action,
-                                      "subject": subject, "detail": detail})
+        insert_row(db, "audit_log", {"at": utc_now_iso(), "actor": actor, "action": action,
+                                     "subject": subject, "detail": detail})
 
 
 @projection("user_added")

@@ -126,13 +126,21 @@ def parse_code(text: str, public_keys: dict[str, str]) -> Card:
     verified = False
     public = public_keys.get(node_id)
     if public is not None:
-        try:
-            Ed25519PublicKey.from_public_bytes(_unb32(public)).verify(
-                signature, text[: len(text) - len(sig_b32)].encode("ascii"))
-        except InvalidSignature:
-            raise CardError("forged") from None
+        if not _signature_valid(public, signature, text[: len(text) - len(sig_b32)]):
+            raise CardError("forged")
         verified = True
     return Card(person_id, shelter_id, node_id, issued, name, verified)
+
+
+@lru_cache(maxsize=4096)
+def _signature_valid(public: str, signature: bytes, body: str) -> bool:
+    """Cached: a desk sees the same cards all day (out, back, out again), and a signature
+    checked once against the same key does not change."""
+    try:
+        Ed25519PublicKey.from_public_bytes(_unb32(public)).verify(signature, body.encode("ascii"))
+    except InvalidSignature:
+        return False
+    return True
 
 
 # --- rendering --------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
@@ -28,6 +30,7 @@ sock = Sock()
 MAX_FRAME_BYTES = 1_500_000
 MAX_FRAME_PIXELS = 2_500_000
 LIVE_KEEPALIVE_SECONDS = 20.0
+MIN_PUSH_SECONDS = 0.25
 
 
 @bp.before_request
@@ -66,6 +69,19 @@ def live_state() -> dict[str, Any]:
     ctx = node()
     return {"headcount": presence.headcount(ctx.db, ctx.shelter_id, get_settings(ctx.db)),
             "recent": recent()}
+
+
+_shared_lock = threading.Lock()
+_shared: dict[str, Any] = {"version": None, "state": None}
+
+
+def shared_live_state(version: int) -> dict[str, Any]:
+    """One computation per change for all the screens this process serves (the headcount
+    of a shelter of thousands takes tens of milliseconds)."""
+    with _shared_lock:
+        if _shared["version"] != version:
+            _shared.update(version=version, state=live_state())
+        return _shared["state"]  # type: ignore[no-any-return]
 
 
 def labels() -> dict[str, Any]:
@@ -157,12 +173,15 @@ def live(ws: Any) -> None:
     seen, sent = -1, None
     while ws.connected:
         previous, seen = seen, watcher.wait(seen, LIVE_KEEPALIVE_SECONDS)
-        state = live_state()
+        state = shared_live_state(seen)
         comparable = json.dumps({**state, "headcount": {**state["headcount"], "as_of": None}},
                                 sort_keys=True)
         if comparable != sent:
             ws.send(json.dumps(state, ensure_ascii=False))
             sent = comparable
+            # At most a few pushes a second, however busy the desks: later changes are
+            # gathered into the next one.
+            time.sleep(MIN_PUSH_SECONDS)
         elif seen == previous:  # nothing changed for a while
             ws.send('{"keepalive": true}')  # finds a tablet that has gone, keeps Wi-Fi up
 
