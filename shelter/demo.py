@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .auth import add_user
 from .node import NodeContext
+from .presence import scan
 from .registry import register_household
 from .settings import change_settings, get_settings
 
@@ -56,5 +57,9 @@ def seed(ctx: NodeContext) -> list[tuple[str, str, str]]:
                                     "wifi_name": "shelter-demo", "capacity": "300"})
     if db.execute("SELECT count(*) FROM households").fetchone()[0] == 0:
         for household in HOUSEHOLDS:
-            register_household(ctx.store, ctx.identity, household)
+            result = register_household(ctx.store, ctx.identity, household)
+            if household["whereabouts"] == "shelter":  # arrived: checked in at the desk
+                for member in result["members"]:
+                    scan(ctx.store, ctx.shelter_id, ctx.card_keys(), member["code"],
+                         "check_in", actor="demo")
     return DEMO_LOGINS

@@ -36,6 +36,9 @@ def test_demo_starts_a_seeded_node_and_prints_its_logins(tmp_path):
         assert home.ok and "山田" in home.text and "Nguyễn" in home.text
         duplicates = session.get(f"{base}/staff/duplicates", timeout=5).text
         assert duplicates.count('class="duplicate"') == 1
+        # The families who said they stay in the shelter are checked in already.
+        headcount = session.get(f"{base}/desk/headcount", timeout=5).text
+        assert re.search(r'data-count="present">3<', headcount)
         poster = session.get(f"{base}/staff/poster.pdf", timeout=10)
         assert poster.headers["Content-Type"] == "application/pdf"
     finally:

@@ -253,3 +253,62 @@ def test_find_by_name_reading_in_any_kana_or_birth_date(node):
         found = presence.find(node.db, query)
         assert [f["person_id"] for f in found] == [member["person_id"]], query
     assert presence.find(node.db, "%") == [] and presence.find(node.db, "   ") == []
+
+
+# --- the desk pages through the Flask test client (no JavaScript) ---------------------------
+
+def signed_in(app, role="volunteer"):
+    import time as _time
+
+    from shelter.auth import add_user
+    node = app.extensions["shelter"]
+    add_user(node.store, role, f"{role}-pass-1", role)
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session.update(user=role, role=role, login_at=_time.time(), csrf="t0k3n")
+    return client
+
+
+def test_the_desk_form_works_without_javascript(app):
+    node = app.extensions["shelter"]
+    member = register(node)
+    client = signed_in(app)
+    page = client.post("/desk/scan", data={"csrf": "t0k3n", "code": member["short_code"],
+                                           "action": "auto"})
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "kind-check_in" in text and "山田 太郎" in text
+    refused = client.post("/desk/scan", data={"csrf": "t0k3n", "code": "SHC1.X",
+                                              "action": "auto"})
+    assert refused.status_code == 422 and "kind-error" in refused.get_data(as_text=True)
+    # From the household page, the member's button comes back to the household.
+    back = client.post("/desk/scan", data={"csrf": "t0k3n", "code": member["short_code"],
+                                           "action": "check_out", "destination": "home",
+                                           "back": member_household(node, member)})
+    assert back.status_code == 303 and "/staff/households/" in back.headers["Location"]
+
+
+def member_household(node, member):
+    return registry.get_person(node.db, member["person_id"])["household_id"]
+
+
+def test_a_session_ends_after_a_shift_however_busy(app):
+    import time as _time
+    client = signed_in(app)
+    assert client.get("/desk").status_code == 200
+    with client.session_transaction() as session:
+        session["login_at"] = _time.time() - 15 * 3600
+    assert client.get("/desk").status_code == 302
+
+
+def test_crowding_thresholds_are_settings_a_manager_changes(app):
+    client = signed_in(app, "manager")
+    form = {"csrf": "t0k3n", "shelter_name": "テスト", "wifi_name": "", "capacity": "10",
+            "crowding_busy": "60", "crowding_crowded": "90", "crowding_full": "100"}
+    assert client.post("/staff/settings", data=form).status_code == 303
+    settings = get_settings(app.extensions["shelter"].db)
+    assert (settings["crowding_busy"], settings["crowding_crowded"]) == ("60", "90")
+    for bad in ({"crowding_busy": "95"}, {"capacity": "²"}, {"crowding_full": "-1"}):
+        response = client.post("/staff/settings", data={**form, **bad})
+        assert response.status_code == 400
+    assert get_settings(app.extensions["shelter"].db)["crowding_busy"] == "60"
