@@ -100,8 +100,13 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
     def _http_error(error: HTTPException):  # type: ignore[no-untyped-def]
         if error.code == 413:
             _drain(request.environ)
-        return web.error_response(error.code or 500, _code_for(error.code or 500),
-                                  _message_for(error.code or 500))
+        response = web.error_response(error.code or 500, _code_for(error.code or 500),
+                                      _message_for(error.code or 500))
+        allowed = getattr(error, "valid_methods", None)
+        if allowed:  # a 405 says what is allowed (RFC 9110)
+            body, status = response
+            return body, status, {"Allow": ", ".join(sorted(allowed))}
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):  # type: ignore[no-untyped-def]

@@ -20,7 +20,7 @@ def spec() -> dict[str, Any]:
         "type": "object",
         "required": ["family_name", "birth_date"],
         "properties": {
-            "family_name": {"type": "string", "maxLength": 40},
+            "family_name": {"type": "string", "minLength": 1, "maxLength": 40},
             "given_name": {"type": "string", "maxLength": 40},
             "family_name_kana": {"type": "string", "maxLength": 60,
                                  "description": "hiragana or katakana; stored as katakana. "
@@ -74,9 +74,11 @@ def spec() -> dict[str, Any]:
                     "properties": {
                         "members": {"type": "array", "minItems": 1, "maxItems": 20,
                                     "items": person_in},
-                        "address": {"type": "string", "maxLength": 200},
-                        "postal_code": {"type": "string", "maxLength": 10},
-                        "phone": {"type": "string", "maxLength": 20},
+                        "address": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "postal_code": {"type": "string", "maxLength": 10,
+                                        "description": "seven digits, like 540-0008"},
+                        "phone": {"type": "string", "maxLength": 20,
+                                  "pattern": "^[0-9０-９+\\-() ]{0,20}$"},
                         "whereabouts": {"enum": list(WHEREABOUTS)},
                         "consent": {"enum": list(CONSENTS)},
                         "language": {"enum": list(LANGUAGES), "default": "ja"},
