@@ -9,6 +9,8 @@ card issued elsewhere admits its holder provisionally from what the card carries
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -335,13 +337,15 @@ def headcount(db: Database, shelter_id: str, settings: dict[str, str],
 
 
 def find(db: Database, query: str, limit: int = 30) -> list[dict[str, Any]]:
-    """People by name, furigana (any kana, any width) or birth date (YYYY-MM-DD/YYYYMMDD)."""
+    """People by name, furigana (any kana, any width) or birth date (1948-04-02, 19480402,
+    1948/4/2, 1948年4月2日)."""
     from .text import kana_key, name_key
 
-    query = query.strip()
-    digits = query.replace("-", "").replace("/", "").replace(".", "")
-    if digits.isdigit() and len(digits) == 8:
-        where, params = "p.birth_date = ?", [f"{digits[:4]}-{digits[4:6]}-{digits[6:]}"]
+    query = unicodedata.normalize("NFKC", query).strip()
+    as_date = re.fullmatch(r"(\d{4})[-/.年 ]?(\d{1,2})[-/.月 ]?(\d{1,2})日?", query)
+    if as_date and (len(query) == 8 or not query.isdigit()):
+        year, month, day = as_date.groups()
+        where, params = "p.birth_date = ?", [f"{year}-{int(month):02d}-{int(day):02d}"]
     else:
         nk, kk = name_key(query, ""), kana_key(query, "")
         if not nk:

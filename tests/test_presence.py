@@ -249,7 +249,8 @@ def test_find_by_name_reading_in_any_kana_or_birth_date(node):
     member = register(node)
     register(node, family_name="佐藤", given_name="花", family_name_kana="さとう",
              given_name_kana="はな", birth_date="1990-06-15")
-    for query in ("山田", "やまだ", "ヤマダ", "ﾔﾏﾀﾞ", "やまだたろう", "1948-04-02", "19480402"):
+    for query in ("山田", "やまだ", "ヤマダ", "ﾔﾏﾀﾞ", "やまだたろう", "1948-04-02", "19480402",
+                  "1948/4/2", "1948年4月2日", "１９４８－０４－０２"):
         found = presence.find(node.db, query)
         assert [f["person_id"] for f in found] == [member["person_id"]], query
     assert presence.find(node.db, "%") == [] and presence.find(node.db, "   ") == []
