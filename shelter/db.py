@@ -189,3 +189,91 @@ def m004_presence(db: Database) -> None:
         "CREATE INDEX audit_log_actor_action ON audit_log (action, actor, at)",
         "CREATE INDEX persons_birth ON persons (birth_date)",
     )
+
+
+# The basic eight (基本8品目) plus drinking water. Fixed ids, the same on every node, so HQ
+# can add up one item across shelters. Norms are per person per day (editable by managers):
+# water 3 L and food 3 meals (2,100 kcal) from Sphere and Japan's shelter guidelines; the
+# others are planning figures, adjusted to each shelter's experience.
+BASIC_ITEMS = [
+    # item_id, Japanese name, English name, unit, norm per day, audience, ration hours
+    ("water", "飲料水", "Drinking water", "L", 3.0, "everyone", 0),
+    ("food", "食料", "Food", "meal", 3.0, "everyone", 0),
+    ("blanket", "毛布", "Blankets", "piece", None, "everyone", 0),
+    ("infant_formula", "乳児用粉ミルク", "Infant formula", "g", 150.0, "infants", 24),
+    ("infant_diapers", "乳児用おむつ", "Infant diapers", "piece", 8.0, "infants", 24),
+    ("adult_diapers", "大人用おむつ", "Adult diapers", "piece", 1.0, "elderly", 24),
+    ("portable_toilet", "携帯・簡易トイレ", "Portable toilets", "use", 5.0, "everyone", 0),
+    ("toilet_paper", "トイレットペーパー", "Toilet paper", "roll", 0.2, "everyone", 0),
+    ("sanitary", "生理用品", "Sanitary products", "piece", 0.5, "everyone", 24),
+]
+
+
+@migrations()
+def m005_supplies(db: Database) -> None:
+    _run(
+        db,
+        """CREATE TABLE items (
+            item_id TEXT PRIMARY KEY,
+            name_ja TEXT NOT NULL,
+            name_en TEXT NOT NULL,
+            unit TEXT NOT NULL,
+            norm_per_day REAL,
+            audience TEXT NOT NULL DEFAULT 'everyone',
+            ration_hours INTEGER NOT NULL DEFAULT 0,
+            position INTEGER NOT NULL
+        )""",
+        # On hand per lot ('' is stock without a lot). Only movements change it.
+        """CREATE TABLE stock_lots (
+            item_id TEXT NOT NULL REFERENCES items(item_id),
+            lot TEXT NOT NULL,
+            expires_on TEXT NOT NULL DEFAULT '',
+            on_hand INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (item_id, lot)
+        )""",
+        """CREATE TABLE stock_movements (
+            movement_id TEXT PRIMARY KEY,
+            event_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            delta INTEGER NOT NULL,
+            lot TEXT NOT NULL DEFAULT '',
+            household_id TEXT,
+            destination TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL DEFAULT '',
+            reason TEXT NOT NULL DEFAULT '',
+            override INTEGER NOT NULL DEFAULT 0,
+            request_id TEXT,
+            at TEXT NOT NULL,
+            hlc TEXT NOT NULL,
+            actor TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX stock_movements_item ON stock_movements (item_id, at)",
+        "CREATE INDEX stock_movements_household ON stock_movements (household_id, item_id, at)",
+        """CREATE TABLE supply_requests (
+            request_id TEXT PRIMARY KEY,
+            shelter_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            urgency TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            lines TEXT NOT NULL,
+            dispatched TEXT,
+            expected_arrival TEXT,
+            received TEXT,
+            requested_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            history TEXT NOT NULL DEFAULT '[]'
+        )""",
+        "CREATE INDEX supply_requests_status ON supply_requests (status)",
+        """CREATE TABLE day_notes (
+            event_id TEXT PRIMARY KEY,
+            day TEXT NOT NULL,
+            text TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            at TEXT NOT NULL
+        )""",
+        "CREATE INDEX day_notes_day ON day_notes (day)",
+    )
+    for position, (item_id, ja, en, unit, norm, audience, ration) in enumerate(BASIC_ITEMS):
+        db.execute("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   [item_id, ja, en, unit, norm, audience, ration, position])

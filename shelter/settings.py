@@ -16,6 +16,10 @@ DEFAULTS: dict[str, str] = {
     "crowding_busy": "50",
     "crowding_crowded": "80",
     "crowding_full": "100",
+    # Supplies: warn when an item lasts fewer days than this; a suggested request to HQ
+    # tops stock up to this many days.
+    "low_stock_days": "3",
+    "request_days": "3",
 }
 
 
