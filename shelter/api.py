@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, session
 
-from . import cards, presence, registry
+from . import cards, presence, registry, supplies
 from .auth import audit
 from .i18n import current, gettext, translate_errors
 from .openapi import spec
@@ -107,3 +107,66 @@ def scan():  # type: ignore[no-untyped-def]
 def headcount():  # type: ignore[no-untyped-def]
     ctx = node()
     return jsonify(presence.headcount(ctx.db, ctx.shelter_id, get_settings(ctx.db)))
+
+
+def supply_error(refused: supplies.SupplyError):  # type: ignore[no-untyped-def]
+    message = gettext(refused.message) % refused.params if refused.params \
+        else gettext(refused.message)
+    extra: dict[str, Any] = {"fields": {refused.field: message}} if refused.field else {}
+    if refused.code == "collected_recently":
+        extra["confirm_with"] = {"confirm_repeat": True}
+    return error_response(refused.status, refused.code, message, **extra)
+
+
+@bp.get("/stock")
+@require("volunteer")
+def stock():  # type: ignore[no-untyped-def]
+    ctx = node()
+    return jsonify(supplies.stock(ctx.db, ctx.shelter_id, get_settings(ctx.db)))
+
+
+@bp.post("/stock-movements")
+@require("volunteer")
+def stock_movement():  # type: ignore[no-untyped-def]
+    """Volunteers hand out; receiving, transfers, counts and discards are for managers."""
+    if not request.is_json:
+        return error_response(415, "unsupported_media_type", gettext("Send the data as JSON."))
+    data = _json_body()
+    if not isinstance(data, dict):
+        return error_response(400, "malformed_json", gettext("The JSON could not be read."))
+    principal = current_principal()
+    assert principal is not None
+    if data.get("kind") != "distributed" and not principal.can("manager"):
+        return error_response(403, "forbidden", gettext("You do not have access to this."))
+    ctx = node()
+    try:
+        result = supplies.move(ctx.store, ctx.shelter_id, data, principal.name,
+                               may_override=principal.can("manager"))
+    except supplies.SupplyError as refused:
+        return supply_error(refused)
+    return jsonify(result), 201
+
+
+@bp.get("/supply-requests")
+@require("volunteer")
+def list_supply_requests():  # type: ignore[no-untyped-def]
+    return jsonify({"requests": supplies.requests(node().db)})
+
+
+@bp.post("/supply-requests")
+@require("manager")
+def supply_request():  # type: ignore[no-untyped-def]
+    if not request.is_json:
+        return error_response(415, "unsupported_media_type", gettext("Send the data as JSON."))
+    data = _json_body()
+    if data is None:
+        return error_response(400, "malformed_json", gettext("The JSON could not be read."))
+    principal = current_principal()
+    assert principal is not None
+    ctx = node()
+    try:
+        request_id = supplies.request_supplies(ctx.store, ctx.shelter_id, data, principal.name)
+    except supplies.SupplyError as refused:
+        return supply_error(refused)
+    created = next(r for r in supplies.requests(ctx.db) if r["request_id"] == request_id)
+    return jsonify(created), 201

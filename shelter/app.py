@@ -56,7 +56,7 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
         i18n.gettext, i18n.ngettext, newstyle=True)
     app.jinja_env.policies["ext.i18n.trimmed"] = True
 
-    from . import api, desk, kiosk, staff, trust, web
+    from . import api, desk, kiosk, staff, supplies_pages, trust, web
 
     @app.before_request
     def _language() -> None:
@@ -70,6 +70,7 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
     app.register_blueprint(trust.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(desk.bp)
+    app.register_blueprint(supplies_pages.bp)
     desk.sock.init_app(app)
 
     @app.context_processor

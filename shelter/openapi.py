@@ -6,6 +6,7 @@ from typing import Any
 
 from .presence import ACTIONS, AGE_BANDS, CROWDING, DESTINATIONS
 from .registry import CONSENTS, LANGUAGES, NEEDS, SEXES, WHEREABOUTS
+from .supplies import DISCARD_REASONS, KINDS, MAX_QUANTITY, REQUEST_STATUSES, SOURCES, URGENCIES
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -157,6 +158,65 @@ def spec() -> dict[str, Any]:
                                                   for b in (*AGE_BANDS, "unknown")}},
                         "shelter_id": {"type": "string"},
                         "as_of": {"type": "string"}}},
+                "StockMovementIn": {
+                    "type": "object", "required": ["item_id", "kind", "quantity"],
+                    "properties": {
+                        "item_id": {"type": "string"},
+                        "kind": {"enum": list(KINDS)},
+                        "quantity": {"type": "integer", "minimum": 0,
+                                     "maximum": MAX_QUANTITY,
+                                     "description": "units; for counted, the number found "
+                                                    "(0 allowed), else more than 0"},
+                        "lot": {"type": "string", "maxLength": 40},
+                        "expires_on": {"type": "string", "format": "date"},
+                        "source": {"enum": list(SOURCES)},
+                        "code": {"type": "string", "description": "a member's card or "
+                                                                  "short code (hand-outs)"},
+                        "household_id": {"type": "string"},
+                        "destination": {"type": "string", "maxLength": 80},
+                        "reason": {"type": "string", "maxLength": 200,
+                                   "description": f"discards: {', '.join(DISCARD_REASONS)} "
+                                                  "or text; required with a count that "
+                                                  "differs and with override"},
+                        "override": {"type": "boolean",
+                                     "description": "managers: more than is on hand"},
+                        "confirm_repeat": {"type": "boolean",
+                                           "description": "a rationed item again within "
+                                                          "its window"}}},
+                "StockItem": {
+                    "type": "object",
+                    "required": ["item_id", "name", "unit", "on_hand", "days_of_supply"],
+                    "properties": {
+                        "item_id": {"type": "string"}, "name": {"type": "string"},
+                        "name_ja": {"type": "string"}, "unit": {"type": "string"},
+                        "on_hand": {"type": "integer"},
+                        "days_of_supply": {"type": ["number", "null"]},
+                        "daily_need": {"type": ["number", "null"]},
+                        "consumed_24h": {"type": "integer"}, "low": {"type": "boolean"},
+                        "lots": {"type": "array", "items": {"type": "object"}},
+                        "suggested_lot": {"type": ["string", "null"]}}},
+                "SupplyRequestIn": {
+                    "type": "object", "required": ["lines"],
+                    "properties": {
+                        "lines": {"type": "array", "minItems": 1, "maxItems": 40,
+                                  "items": {"type": "object",
+                                            "required": ["item_id", "quantity"],
+                                            "properties": {
+                                                "item_id": {"type": "string"},
+                                                "quantity": {"type": "integer", "minimum": 1,
+                                                             "maximum": MAX_QUANTITY}}}},
+                        "urgency": {"enum": list(URGENCIES), "default": "normal"},
+                        "note": {"type": "string", "maxLength": 500}}},
+                "SupplyRequest": {
+                    "type": "object", "required": ["request_id", "status", "lines"],
+                    "properties": {
+                        "request_id": {"type": "string"},
+                        "status": {"enum": list(REQUEST_STATUSES)},
+                        "urgency": {"enum": list(URGENCIES)},
+                        "lines": {"type": "array"}, "dispatched": {"type": ["array", "null"]},
+                        "received": {"type": ["array", "null"]},
+                        "expected_arrival": {"type": ["string", "null"]},
+                        "history": {"type": "array"}}},
             },
         },
         "security": [{"bearer": []}],
@@ -215,5 +275,56 @@ def spec() -> dict[str, Any]:
                         "schema": {"$ref": "#/components/schemas/Headcount"}}}},
                     "401": _error("No or wrong token"),
                     "403": _error("A kiosk token")}}},
+            "/api/v1/stock": {"get": {
+                "summary": "Stock on hand and days of supply (volunteer or manager)",
+                "responses": {
+                    "200": {"description": "Every item", "content": {"application/json": {
+                        "schema": {"type": "object", "required": ["items"], "properties": {
+                            "items": {"type": "array", "items": {
+                                "$ref": "#/components/schemas/StockItem"}},
+                            "population": {"type": "object"},
+                            "low_stock_days": {"type": "number"}}}}}},
+                    "401": _error("No or wrong token"),
+                    "403": _error("A kiosk token")}}},
+            "/api/v1/stock-movements": {"post": {
+                "summary": "Record a movement: volunteers hand out, managers the rest",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/StockMovementIn"}}}},
+                "responses": {
+                    "201": {"description": "Recorded; the item's new stock",
+                            "content": {"application/json": {"schema": {
+                                "type": "object", "properties": {
+                                    "movements": {"type": "array"},
+                                    "item": {"$ref": "#/components/schemas/StockItem"}}}}}},
+                    "400": _error("Malformed JSON"),
+                    "401": _error("No or wrong token"),
+                    "403": _error("Not allowed for this role (or override by a volunteer)"),
+                    "404": _error("No one registered with this short code"),
+                    "409": _error("More than is on hand, or a rationed item collected "
+                                  "again within its window"),
+                    "415": _error("Not JSON"),
+                    "422": _error("Unknown item, bad quantity, date, reason or code")}}},
+            "/api/v1/supply-requests": {
+                "get": {"summary": "This shelter's requests to HQ and their steps",
+                        "responses": {
+                            "200": {"description": "Requests", "content": {
+                                "application/json": {"schema": {
+                                    "type": "object", "properties": {"requests": {
+                                        "type": "array", "items": {
+                                            "$ref": "#/components/schemas/SupplyRequest"}}}}}}},
+                            "401": _error("No or wrong token"),
+                            "403": _error("A kiosk token")}},
+                "post": {"summary": "Ask HQ for supplies (manager)",
+                         "requestBody": {"required": True, "content": {"application/json": {
+                             "schema": {"$ref": "#/components/schemas/SupplyRequestIn"}}}},
+                         "responses": {
+                             "201": {"description": "Requested", "content": {
+                                 "application/json": {"schema": {
+                                     "$ref": "#/components/schemas/SupplyRequest"}}}},
+                             "400": _error("Malformed JSON"),
+                             "401": _error("No or wrong token"),
+                             "403": _error("Not a manager"),
+                             "415": _error("Not JSON"),
+                             "422": _error("No lines, unknown item, bad quantity")}}},
         },
     }

@@ -103,6 +103,15 @@ class NodeServer:
                 self.process.wait()
 
 
+def api(server: NodeServer, method: str, path: str, token: str | None = None,
+        **kwargs) -> requests.Response:
+    """One request to a node over HTTPS (checked against its own CA), with a bearer token."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers.update(kwargs.pop("headers", {}))
+    return requests.request(method, f"{server.https}{path}", headers=headers,
+                            verify=server.verify, timeout=10, **kwargs)
+
+
 def start_node(data: Path, *extra: str) -> NodeServer:
     port, http_port = free_port(), free_port()
     process = subprocess.Popen(

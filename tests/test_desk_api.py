@@ -13,7 +13,7 @@ import pytest
 import requests
 from simple_websocket import Client
 
-from .conftest import VALID_HOUSEHOLD, run_cli, wait_until
+from .conftest import VALID_HOUSEHOLD, api, run_cli, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +21,7 @@ def tokens(node_server):
     return {role: node_server.token(role) for role in ("kiosk", "volunteer", "manager")}
 
 
-def call(server, method, path, token=None, **kwargs):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    headers.update(kwargs.pop("headers", {}))
-    return requests.request(method, f"{server.https}{path}", headers=headers,
-                            verify=server.verify, timeout=10, **kwargs)
+call = api
 
 
 def register(server, token, **member):

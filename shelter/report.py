@@ -1,0 +1,123 @@
+"""The daily shelter report (避難所日報) as a PDF, in Japanese (default) or English.
+
+Numbers are the shelter's state when the report is made; arrivals, departures and notes
+are those of the chosen day (Japan time).
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from . import cards, presence, supplies
+from .i18n import translations
+from .settings import get_settings
+
+
+def _day_bounds(day: date) -> tuple[str, str]:
+    start = datetime.combine(day, time(0), supplies.JST)
+    return (start.astimezone(UTC).isoformat(timespec="milliseconds"),
+            (start + timedelta(days=1)).astimezone(UTC).isoformat(
+                timespec="milliseconds"))
+
+
+def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja") -> bytes:
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    _ = translations(language).gettext
+    settings = get_settings(db)
+    counts = presence.headcount(db, shelter_id, settings)
+    stock = supplies.stock(db, shelter_id, settings)
+    start, end = _day_bounds(day)
+    moves = dict(db.execute(
+        "SELECT action, count(*) FROM presence_log WHERE shelter_id = ? AND at >= ? "
+        "AND at < ? GROUP BY action", [shelter_id, start, end]).fetchall())
+    font = cards.font_for("避難所日報", "ja")
+    body = ParagraphStyle("body", fontName=font, fontSize=10, leading=14)
+    title = ParagraphStyle("title", parent=body, fontSize=18, leading=24)
+    heading = ParagraphStyle("heading", parent=body, fontSize=13, leading=18, spaceBefore=8)
+
+    def table(rows: list[list[Any]], widths: list[float] | None = None) -> Table:
+        t = Table([[Paragraph(_escape(str(cell)), body) for cell in row] for row in rows],
+                  colWidths=widths, hAlign="LEFT")
+        t.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.grey),
+                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef7")),
+                               ("VALIGN", (0, 0), (-1, -1), "TOP")]))
+        return t
+
+    names = {i["item_id"]: supplies.item_name(i, language) for i in supplies.items(db)}
+    crowding = {"available": _("Space available"), "somewhat_crowded": _("Getting busy"),
+                "crowded": _("Crowded"), "full": _("Full"),
+                "unknown": _("Capacity not set")}
+    needs = {"elderly": _("Elderly"), "disability": _("Disability"),
+             "wheelchair": _("Wheelchair"), "infant": _("Infant"),
+             "pregnant_nursing": _("Pregnant or nursing"), "chronic_illness": _("Medication"),
+             "allergy": _("Allergy"), "injury": _("Injured or sick"),
+             "language_support": _("Language support"), "pet": _("Pet")}
+    status = {"requested": _("Requested"), "acknowledged": _("Acknowledged by HQ"),
+              "dispatched": _("On its way"), "received": _("Received")}
+    urgency = {"normal": _("Normal"), "urgent": _("Urgent"),
+               "critical": _("Critical: people at risk")}
+    made = datetime.now(supplies.JST).strftime("%Y-%m-%d %H:%M JST")
+    date_label, made_label, low_label = _("Date"), _("Made at"), _("Low")
+    story: list[Any] = [
+        Paragraph(_("Daily shelter report") + (" 避難所日報" if language != "ja" else ""),
+                  title),
+        Paragraph(_escape(date_label + f": {day.isoformat()} · {settings['shelter_name']} "
+                          f"({shelter_id}) · " + made_label + f" {made}"), body),
+        Paragraph(_("Headcount"), heading),
+        table([[_("Here now"), _("Out"), _("Registered here"), _("Staying at home"),
+                _("Staying in cars"), _("Capacity"), _("Crowding")],
+               [counts["present"], counts["out"], counts["registered"], counts["at_home"],
+                counts["in_car"], counts["capacity"], crowding[counts["crowding"]]]]),
+        Spacer(1, 3 * mm),
+        table([[_("Arrivals this day"), _("Departures this day"), _("Gone out this day"),
+                _("Returned this day")],
+               [moves.get("check_in", 0), moves.get("check_out", 0), moves.get("go_out", 0),
+                moves.get("return", 0)]]),
+        Paragraph(_("Here now, by need"), heading),
+        table([[needs[k] for k in counts["by_need"]], list(counts["by_need"].values())]),
+        Paragraph(_("Here now, by age"), heading),
+        table([[_("Unknown") if k == "unknown" else k for k in counts["by_age"]],
+               list(counts["by_age"].values())]),
+        Paragraph(_("Stock and days left"), heading),
+        table([[_("Item"), _("On hand"), _("Handed out in 24 hours"), _("Days left")]] + [
+            [names[i["item_id"]], f"{i['on_hand']} {i['unit']}", i["consumed_24h"],
+             ("—" if i["days_of_supply"] is None else
+              f"{i['days_of_supply']}" + (f" ({low_label})" if i["low"] else ""))]
+            for i in stock["items"]], [70 * mm, 35 * mm, 40 * mm, 35 * mm]),
+        Paragraph(_("Open requests to HQ"), heading),
+    ]
+    open_requests = supplies.requests(db, open_only=True)
+    if open_requests:
+        story.append(table([[_("Requested"), _("Urgency"), _("Status"), _("Items")]] + [
+            [r["requested_at"][:10], urgency[r["urgency"]], status[r["status"]],
+             ", ".join(f"{names.get(line['item_id'], line['item_id'])} {line['quantity']}"
+                       for line in r["lines"])] for r in open_requests],
+            [25 * mm, 30 * mm, 35 * mm, 90 * mm]))
+    else:
+        story.append(Paragraph(_("None."), body))
+    story.append(Paragraph(_("Notes from the day"), heading))
+    day_notes = supplies.notes(db, day)
+    for note in day_notes:
+        when = datetime.fromisoformat(note["at"]).astimezone(supplies.JST).strftime("%H:%M")
+        story.append(Paragraph(f"{when} ({note['actor']}): {_escape(note['text'])}", body))
+    if not day_notes:
+        story.append(Paragraph(_("None."), body))
+    out = io.BytesIO()
+    doc = SimpleDocTemplate(out, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm,
+                            topMargin=15 * mm, bottomMargin=15 * mm,
+                            title=f"Daily report {day.isoformat()}")
+    doc.build(story)
+    return out.getvalue()
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
