@@ -19,7 +19,7 @@ def card_from_page(page_png: bytes) -> Image.Image:
     """Cut the first card (QR plus the name and code printed under it) out of a rendered
     card sheet, the way a person would hold one card up."""
     page = Image.open(io.BytesIO(page_png)).convert("L")
-    found = zxingcpp.read_barcodes(page)
+    found = zxingcpp.read_barcodes(page, formats=zxingcpp.barcode_formats_from_str("QRCode"))
     assert found, "no QR code on the rendered page"
     pos = found[0].position
     xs = [pos.top_left.x, pos.top_right.x, pos.bottom_left.x, pos.bottom_right.x]
