@@ -7,6 +7,7 @@ from .node import NodeContext
 from .presence import scan
 from .registry import register_household
 from .settings import change_settings, get_settings
+from .supplies import move, request_supplies
 
 DEMO_LOGINS = [("manager", "manager", "demo-manager-1"),
                ("volunteer", "volunteer", "demo-volunteer-1"),
@@ -62,4 +63,17 @@ def seed(ctx: NodeContext) -> list[tuple[str, str, str]]:
                 for member in result["members"]:
                     scan(ctx.store, ctx.shelter_id, ctx.card_keys(), member["code"],
                          "check_in", actor="demo")
+    if db.execute("SELECT count(*) FROM stock_movements").fetchone()[0] == 0:
+        for item_id, quantity, lot, expires in (
+                ("water", 2000, "W-2611", "2027-11-01"), ("food", 900, "F-2612", "2027-06-30"),
+                ("blanket", 320, "", ""), ("infant_formula", 1200, "M-2704", "2027-04-25"),
+                ("infant_diapers", 60, "", ""), ("toilet_paper", 40, "", "")):
+            move(ctx.store, ctx.shelter_id, {"item_id": item_id, "kind": "received",
+                                             "quantity": quantity, "lot": lot,
+                                             "expires_on": expires, "source": "hq_shipment"},
+                 "demo")
+        request_supplies(ctx.store, ctx.shelter_id, {
+            "lines": [{"item_id": "infant_diapers", "quantity": 200},
+                      {"item_id": "portable_toilet", "quantity": 500}],
+            "urgency": "urgent", "note": "おむつと携帯トイレが不足しています"}, "demo")
     return DEMO_LOGINS

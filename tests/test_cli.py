@@ -39,6 +39,8 @@ def test_demo_starts_a_seeded_node_and_prints_its_logins(tmp_path):
         # The families who said they stay in the shelter are checked in already.
         headcount = session.get(f"{base}/desk/headcount", timeout=5).text
         assert re.search(r'data-count="present">3<', headcount)
+        stock = session.get(f"{base}/supplies", timeout=5).text
+        assert 'data-item="water"' in stock and "2000" in stock
         poster = session.get(f"{base}/staff/poster.pdf", timeout=10)
         assert poster.headers["Content-Type"] == "application/pdf"
     finally:
