@@ -73,6 +73,18 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
     app.register_blueprint(supplies_pages.bp)
     desk.sock.init_app(app)
 
+    @app.template_filter("jst")
+    def _jst(iso: str, seconds: bool = False) -> str:
+        """A stored UTC time as the shelter reads a clock: Japan time, HH:MM."""
+        from datetime import datetime
+
+        from .supplies import JST
+        try:
+            moment = datetime.fromisoformat(iso).astimezone(JST)
+        except (TypeError, ValueError):
+            return ""
+        return moment.strftime("%H:%M:%S" if seconds else "%H:%M")
+
     @app.context_processor
     def _template_globals() -> dict[str, Any]:
         from .settings import get_settings

@@ -78,9 +78,10 @@ _shared: dict[str, Any] = {"version": None, "state": None}
 def shared_live_state(version: int) -> dict[str, Any]:
     """One computation per change for all the screens this process serves (the headcount
     of a shelter of thousands takes tens of milliseconds)."""
+    key = (str(node().db_path), version)
     with _shared_lock:
-        if _shared["version"] != version:
-            _shared.update(version=version, state=live_state())
+        if _shared["version"] != key:
+            _shared.update(version=key, state=live_state())
         return _shared["state"]  # type: ignore[no-any-return]
 
 

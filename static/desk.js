@@ -17,6 +17,12 @@
   function format(text, values) {
     return text.replace(/%\((\w+)\)s/g, function (_, k) { return values[k]; });
   }
+  function japanTime(iso, seconds) {  // the shelter's clock, whatever the tablet's zone
+    var options = { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: "Asia/Tokyo" };
+    if (seconds) options.second = "2-digit";
+    try { return new Date(iso).toLocaleTimeString("ja-JP", options); }
+    catch (e) { return iso.slice(11, seconds ? 19 : 16); }
+  }
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -217,14 +223,14 @@
       node.parentNode.className = "count crowding crowding-" + h.crowding;
     });
     document.querySelectorAll("[data-as-of]").forEach(function (node) {
-      node.textContent = h.as_of.slice(11, 19);
+      node.textContent = japanTime(h.as_of, true);
     });
     var recent = document.getElementById("recent");
     if (recent && s.recent) {
       recent.textContent = "";
       s.recent.forEach(function (r) {
         var li = el("li");
-        li.appendChild(el("span", "time", r.at.slice(11, 16)));
+        li.appendChild(el("span", "time", japanTime(r.at, false)));
         li.appendChild(document.createTextNode(" " + r.display_name + " · " + L.done[r.action]));
         recent.appendChild(li);
       });
