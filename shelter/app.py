@@ -93,6 +93,7 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
             "lang": lang, "html_lang": i18n.LANGUAGES[lang][2],
             "languages": i18n.LANGUAGES, "staff_languages": i18n.STAFF_LANGUAGES,
             "csrf_token": web.csrf_token, "principal": web.current_principal(),
+            "desk_labels": desk.labels,
             "settings": get_settings(node.db),
         }
 

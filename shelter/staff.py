@@ -85,7 +85,7 @@ def household(household_id: str):  # type: ignore[no-untyped-def]
     assert principal is not None
     audit(node().store, principal.name, "view_household", household_id)
     return render_template("staff/household.html", household=household_presence(found),
-                           labels=labels())
+                           labels=labels(), scanning=True)
 
 
 @bp.get("/duplicates")

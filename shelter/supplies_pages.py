@@ -52,8 +52,9 @@ def _page(status: int = 200, **context: Any):  # type: ignore[no-untyped-def]
     data = supplies.stock(ctx.db, ctx.shelter_id, settings)
     names = {i["item_id"]: supplies.item_name(i, current()) for i in supplies.items(ctx.db)}
     context.setdefault("form", {})
+    # scanning: a card shown to the camera or a handheld scanner fills the hand-out form.
     return render_template("supplies/stock.html", stock=data, names=names, labels=labels(),
-                           **context), status
+                           scanning=True, **context), status
 
 
 @bp.get("")

@@ -152,7 +152,16 @@
     return [form ? form.elements.destination.value : "",
             form ? form.elements.destination_detail.value : ""];
   }
+  // A page with a scan target (the hand-out form) takes the code into that field and
+  // submits its form; only desk pages turn a scan into check-in or out.
+  var scanTarget = document.querySelector("[data-scan-target]");
   function scanWithMode(code) {
+    if (scanTarget) {
+      scanTarget.value = code.trim();
+      if (scanTarget.form.requestSubmit) scanTarget.form.requestSubmit();
+      else scanTarget.form.submit();
+      return Promise.resolve(null);
+    }
     var d = chosenAction() === "check_out" ? destination() : ["", ""];
     return submitScan(code, chosenAction(), d[0], d[1]);
   }

@@ -186,14 +186,22 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking",
                  "--no-first-run"]
 
 
+CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
 @pytest.fixture(scope="session")
-def browser():
+def playwright_driver():
+    """One Playwright for the whole run (a second sync_playwright() inside it is refused)."""
     from playwright.sync_api import sync_playwright
-    executable = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver):
+    b = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
 
 
 VALID_HOUSEHOLD = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 from datetime import date
-from pathlib import Path
 
 import pytest
 import requests
@@ -14,7 +13,14 @@ from axe_playwright_python.sync_playwright import Axe
 from shelter import cards
 
 from .camera import card_from_page, write_y4m
-from .conftest import CHROMIUM_ARGS, VALID_HOUSEHOLD, render_pdf, start_node, wait_until
+from .conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    VALID_HOUSEHOLD,
+    render_pdf,
+    start_node,
+    wait_until,
+)
 
 SHELTER = "E2710000003333"
 
@@ -60,20 +66,17 @@ def family(desk_node):
 
 
 @pytest.fixture(scope="module")
-def camera_browser(family, tmp_path_factory):
+def camera_browser(family, tmp_path_factory, playwright_driver):
     """Chromium whose camera sees the first card of the family's printed sheet."""
-    from playwright.sync_api import sync_playwright
     folder = tmp_path_factory.mktemp("camera")
     page_png = render_pdf(family[1], folder)[0]
     video = write_y4m(card_from_page(page_png), folder / "card.y4m")
-    executable = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS + [
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={video}",
-            "--autoplay-policy=no-user-gesture-required"])
-        yield browser
-        browser.close()
+    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + [
+        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+        "--autoplay-policy=no-user-gesture-required"])
+    yield browser
+    browser.close()
 
 
 def tablet(browser, node, width=768, height=1024):
