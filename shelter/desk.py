@@ -159,12 +159,14 @@ def find():  # type: ignore[no-untyped-def]
     for person in found:
         person["status"] = presence.status_here(person["status"], person["shelter_id"],
                                                  node().shelter_id)
-    return render_template("desk/find.html", query=query, found=found, labels=labels(), scanning=True)
+    return render_template("desk/find.html", query=query, found=found, labels=labels(),
+                           scanning=True)
 
 
 @bp.get("/headcount")
 def headcount_page():  # type: ignore[no-untyped-def]
-    return render_template("desk/headcount.html", state=live_state(), labels=labels(), scanning=True)
+    return render_template("desk/headcount.html", state=live_state(), labels=labels(),
+                           scanning=True)
 
 
 @sock.route("/live", bp=bp)
