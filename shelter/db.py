@@ -277,3 +277,47 @@ def m005_supplies(db: Database) -> None:
     for position, (item_id, ja, en, unit, norm, audience, ration) in enumerate(BASIC_ITEMS):
         db.execute("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    [item_id, ja, en, unit, norm, audience, ration, position])
+
+
+@migrations()
+def m006_sync_receiving(db: Database) -> None:
+    _run(
+        db,
+        # One row per node whose events this store receives (at HQ: every enrolled node):
+        # the highest sequence number applied without a gap.
+        """CREATE TABLE sync_origins (
+            node_id TEXT PRIMARY KEY,
+            shelter_id TEXT NOT NULL,
+            acked_seq INTEGER NOT NULL DEFAULT 0,
+            last_batch_at TEXT
+        )""",
+        # Events that could not be applied (unknown type, newer schema, a projection that
+        # failed, a shape that is wrong), kept with the reason; they never block the queue.
+        """CREATE TABLE sync_quarantine (
+            quarantine_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            node_id TEXT NOT NULL,
+            seq INTEGER,
+            event_id TEXT,
+            reason TEXT NOT NULL,
+            raw TEXT NOT NULL,
+            at TEXT NOT NULL
+        )""",
+        # The same event id arriving with different content: kept, reported, not applied.
+        """CREATE TABLE sync_conflicts (
+            conflict_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            node_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            event_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            raw TEXT NOT NULL,
+            at TEXT NOT NULL
+        )""",
+        # Applied, but stamped implausibly far ahead of this store's clock: not trusted for
+        # ordering, shown to staff.
+        """CREATE TABLE sync_flags (
+            event_id TEXT PRIMARY KEY,
+            node_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            at TEXT NOT NULL
+        )""",
+    )

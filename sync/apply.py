@@ -1,0 +1,161 @@
+"""Applying a batch of another node's events to this store (HQ's side of sync).
+
+The rules (docs/sync-protocol.md):
+* one batch, one write transaction; the acknowledgement is sent only after it commits;
+* events are applied in their node's sequence order; an event already applied is skipped
+  (the same event twice has the effect of once); the same id or sequence number with other
+  content is a conflict, recorded and reported, never applied;
+* a gap (the next event is not the one after the last applied) stops the batch there and
+  asks for the missing events;
+* an event this store cannot apply (wrong shape, unknown type, newer schema, a projection
+  that fails, an origin that is not the sender) is quarantined with its reason, and the
+  events behind it are applied as if it were not there: nothing blocks the queue;
+* an event stamped implausibly far in the future is applied but flagged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from shelter.events import PROJECTIONS, SCHEMA_VERSIONS, Event, EventStore, insert_row, utc_now_iso
+
+from .hlc import DEFAULT_MAX_DRIFT_MS, Timestamp, system_ms
+from .protocol import STUB_TYPE, check_event, content_hash
+
+
+@dataclass
+class Applied:
+    acked_seq: int
+    applied: int = 0
+    duplicates: int = 0
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    need_from: int | None = None
+
+    def ack(self, batch_id: int) -> dict[str, Any]:
+        return {"type": "ack", "batch": batch_id, "acked_seq": self.acked_seq,
+                "applied": self.applied, "duplicates": self.duplicates,
+                "quarantined": self.quarantined, "conflicts": self.conflicts,
+                "need_from": self.need_from}
+
+
+def acked_seq(store: EventStore, node_id: str) -> int:
+    row = store.db.execute("SELECT acked_seq FROM sync_origins WHERE node_id = ?",
+                           [node_id]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[Any],
+                now_ms: int | None = None, max_drift_ms: int = DEFAULT_MAX_DRIFT_MS) -> Applied:
+    """Apply ``events`` sent by ``node_id`` (already authenticated as that node)."""
+    now_ms = system_ms() if now_ms is None else now_ms
+    with store.write() as db:
+        db.execute("INSERT OR IGNORE INTO sync_origins (node_id, shelter_id) VALUES (?, ?)",
+                   [node_id, shelter_id])
+        result = Applied(acked_seq(store, node_id))
+        for raw in events:
+            problem = check_event(raw)
+            if problem is not None:
+                seq = raw.get("seq") if isinstance(raw, dict) else None
+                if isinstance(seq, int) and seq == result.acked_seq + 1:
+                    result.acked_seq = seq  # its place in the sequence is used up
+                _quarantine(db, node_id, raw, problem, result)
+                continue
+            if raw["node_id"] != node_id:
+                _quarantine(db, node_id, raw, "a node may send only its own events", result)
+                continue
+            seq = raw["seq"]
+            if seq <= result.acked_seq:
+                _compare_with_stored(db, node_id, raw, result)
+                continue
+            if seq > result.acked_seq + 1:
+                result.need_from = result.acked_seq + 1
+                break
+            result.acked_seq = seq
+            if raw["type"] == STUB_TYPE:
+                continue  # a node-local event: its place in the sequence, nothing else
+            stored = _stored(db, raw["event_id"])
+            if stored is not None:
+                if content_hash(stored) == content_hash(raw):
+                    result.duplicates += 1
+                else:
+                    _conflict(db, node_id, raw, "this event id is stored with other content",
+                              result)
+                continue
+            known = SCHEMA_VERSIONS.get(raw["type"])
+            if known is None:
+                _quarantine(db, node_id, raw, f"unknown event type {raw['type']!r}", result)
+                continue
+            if raw["schema_version"] > known:
+                _quarantine(db, node_id, raw, f"schema version {raw['schema_version']} is "
+                                              f"newer than this store's {known}", result)
+                continue
+            event = Event(raw["event_id"], raw["node_id"], seq, raw["hlc"], raw["type"],
+                          raw["schema_version"], raw["payload"], raw["recorded_at"])
+            db.conn.execute("SAVEPOINT apply_event")
+            try:
+                insert_row(db, "events", event.row())
+                PROJECTIONS[event.type](db, event)
+            except Exception as error:  # noqa: BLE001 - any failure quarantines this event
+                db.conn.execute("ROLLBACK TO apply_event")
+                db.conn.execute("RELEASE apply_event")
+                _quarantine(db, node_id, raw, f"could not be applied ({type(error).__name__})",
+                            result)
+                continue
+            db.conn.execute("RELEASE apply_event")
+            result.applied += 1
+            if Timestamp.decode(event.hlc).wall_ms - now_ms > max_drift_ms:
+                insert_row(db, "sync_flags", {
+                    "event_id": event.event_id, "node_id": node_id, "at": utc_now_iso(),
+                    "reason": "stamped implausibly far in the future"}, or_ignore=True)
+        db.execute("UPDATE sync_origins SET acked_seq = ?, last_batch_at = ? WHERE node_id = ?",
+                   [result.acked_seq, utc_now_iso(), node_id])
+    return result
+
+
+def _stored(db: Any, event_id: str) -> dict[str, Any] | None:
+    row = next(iter(db.query("SELECT * FROM events WHERE event_id = ?", [event_id])), None)
+    if row is None:
+        return None
+    return {**row, "payload": json.loads(row["payload"])}
+
+
+def _compare_with_stored(db: Any, node_id: str, raw: dict[str, Any], result: Applied) -> None:
+    """An event at or below the acknowledged sequence: a resend, or a different history."""
+    stored = next(iter(db.query("SELECT * FROM events WHERE node_id = ? AND seq = ?",
+                                [node_id, raw["seq"]])), None)
+    if stored is None:  # a node-local stub or a quarantined event held this place
+        result.duplicates += 1
+        return
+    stored["payload"] = json.loads(stored["payload"])
+    if content_hash(stored) == content_hash(raw):
+        result.duplicates += 1
+    else:
+        _conflict(db, node_id, raw, f"sequence number {raw['seq']} is stored with other "
+                                    "content (a node restored from a backup?)", result)
+
+
+def _raw(raw: Any) -> str:
+    return json.dumps(raw, ensure_ascii=False, default=str)[:100_000]
+
+
+def _quarantine(db: Any, node_id: str, raw: Any, reason: str, result: Applied) -> None:
+    event_id = raw.get("event_id") if isinstance(raw, dict) else None
+    seq = raw.get("seq") if isinstance(raw, dict) else None
+    insert_row(db, "sync_quarantine", {
+        "node_id": node_id, "seq": seq if isinstance(seq, int) else None,
+        "event_id": event_id if isinstance(event_id, str) else None, "reason": reason,
+        "raw": _raw(raw), "at": utc_now_iso()})
+    result.quarantined.append({"event_id": event_id if isinstance(event_id, str) else None,
+                               "seq": seq if isinstance(seq, int) else None,
+                               "reason": reason})
+
+
+def _conflict(db: Any, node_id: str, raw: dict[str, Any], reason: str,
+              result: Applied) -> None:
+    insert_row(db, "sync_conflicts", {
+        "node_id": node_id, "seq": raw["seq"], "event_id": raw["event_id"], "reason": reason,
+        "raw": _raw(raw), "at": utc_now_iso()})
+    result.conflicts.append({"event_id": raw["event_id"], "seq": raw["seq"], "reason": reason})
