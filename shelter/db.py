@@ -321,3 +321,37 @@ def m006_sync_receiving(db: Database) -> None:
             at TEXT NOT NULL
         )""",
     )
+
+
+@migrations()
+def m007_shelter_aware_state(db: Database) -> None:
+    """HQ applies every shelter's events with the same projections: stock, notes and
+    settings now say whose they are (existing rows are this node's own)."""
+    own = "coalesce((SELECT value FROM meta WHERE key = 'shelter_id'), '')"
+    _run(
+        db,
+        """CREATE TABLE stock_lots_by_shelter (
+            shelter_id TEXT NOT NULL,
+            item_id TEXT NOT NULL REFERENCES items(item_id),
+            lot TEXT NOT NULL,
+            expires_on TEXT NOT NULL DEFAULT '',
+            on_hand INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (shelter_id, item_id, lot)
+        )""",
+        f"""INSERT INTO stock_lots_by_shelter
+            SELECT {own}, item_id, lot, expires_on, on_hand FROM stock_lots""",
+        "DROP TABLE stock_lots",
+        "ALTER TABLE stock_lots_by_shelter RENAME TO stock_lots",
+        "ALTER TABLE stock_movements ADD COLUMN shelter_id TEXT NOT NULL DEFAULT ''",
+        f"UPDATE stock_movements SET shelter_id = {own}",
+        "CREATE INDEX stock_movements_shelter ON stock_movements (shelter_id, item_id, at)",
+        "ALTER TABLE day_notes ADD COLUMN shelter_id TEXT NOT NULL DEFAULT ''",
+        f"UPDATE day_notes SET shelter_id = {own}",
+        # Other shelters' settings, as HQ learns them (a node's own stay in `settings`).
+        """CREATE TABLE shelter_settings (
+            shelter_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (shelter_id, key)
+        )""",
+    )

@@ -105,7 +105,7 @@ def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja")
     else:
         story.append(Paragraph(_("None."), body))
     story.append(Paragraph(_("Notes from the day"), heading))
-    day_notes = supplies.notes(db, day)
+    day_notes = supplies.notes(db, shelter_id, day)
     for note in day_notes:
         when = datetime.fromisoformat(note["at"]).astimezone(supplies.JST).strftime("%H:%M")
         story.append(Paragraph(f"{when} ({note['actor']}): {_escape(note['text'])}", body))

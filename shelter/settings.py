@@ -38,5 +38,26 @@ def change_settings(store: EventStore, changes: dict[str, Any]) -> None:
 
 @projection("settings_changed")
 def _apply_settings_changed(db: Database, event: Event) -> None:
+    """A node's own settings go to `settings`; another node's (at HQ) to `shelter_settings`
+    under the shelter that node belongs to."""
+    own = db.execute("SELECT value FROM meta WHERE key = 'node_id'").fetchone()
+    if own is None or own[0] == event.node_id:
+        for key, value in event.payload.items():
+            db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                       "DO UPDATE SET value = excluded.value", [key, value])
+        return
+    origin = db.execute("SELECT shelter_id FROM sync_origins WHERE node_id = ?",
+                        [event.node_id]).fetchone()
+    shelter = origin[0] if origin else event.node_id
     for key, value in event.payload.items():
-        db.table("settings").upsert({"key": key, "value": value}, pk="key")
+        db.execute("INSERT INTO shelter_settings (shelter_id, key, value) VALUES (?, ?, ?) "
+                   "ON CONFLICT (shelter_id, key) DO UPDATE SET value = excluded.value",
+                   [shelter, key, value])
+
+
+def shelter_settings(db: Database, shelter_id: str) -> dict[str, str]:
+    """Another shelter's settings as HQ knows them (defaults for what it has not heard)."""
+    values = dict(DEFAULTS)
+    values.update(dict(db.execute("SELECT key, value FROM shelter_settings WHERE shelter_id = ?",
+                                  [shelter_id]).fetchall()))
+    return values

@@ -86,11 +86,11 @@ def stock(db: Database, shelter_id: str, settings: dict[str, str],
     low_days = float(settings.get("low_stock_days") or 3)
     since = (datetime.now(UTC) - timedelta(hours=24)).isoformat(timespec="milliseconds")
     consumed = dict(db.execute(
-        "SELECT item_id, -sum(delta) FROM stock_movements WHERE kind = 'distributed' "
-        "AND at >= ? GROUP BY item_id", [since]).fetchall())
+        "SELECT item_id, -sum(delta) FROM stock_movements WHERE shelter_id = ? "
+        "AND kind = 'distributed' AND at >= ? GROUP BY item_id", [shelter_id, since]).fetchall())
     lots: dict[str, list[dict[str, Any]]] = {}
-    for row in db.query("SELECT * FROM stock_lots WHERE on_hand != 0 "
-                        "ORDER BY item_id, expires_on = '', expires_on, lot"):
+    for row in db.query("SELECT * FROM stock_lots WHERE shelter_id = ? AND on_hand != 0 "
+                        "ORDER BY item_id, expires_on = '', expires_on, lot", [shelter_id]):
         lots.setdefault(row["item_id"], []).append(
             {"lot": row["lot"], "expires_on": row["expires_on"], "on_hand": row["on_hand"]})
     out = []
@@ -157,11 +157,11 @@ def _date(value: Any, field: str) -> str:
                           field) from None
 
 
-def _lots(db: Database, item_id: str) -> list[tuple[str, str, int]]:
+def _lots(db: Database, shelter_id: str, item_id: str) -> list[tuple[str, str, int]]:
     """(lot, expires_on, on_hand), first to expire first, lots without a date last."""
     return [(r[0], r[1], r[2]) for r in db.execute(
-        "SELECT lot, expires_on, on_hand FROM stock_lots WHERE item_id = ? "
-        "ORDER BY expires_on = '', expires_on, lot", [item_id])]
+        "SELECT lot, expires_on, on_hand FROM stock_lots WHERE shelter_id = ? AND item_id = ? "
+        "ORDER BY expires_on = '', expires_on, lot", [shelter_id, item_id])]
 
 
 # --- movements ---------------------------------------------------------------------------
@@ -201,7 +201,8 @@ def move(store: EventStore, shelter_id: str, data: Any, actor: str = "",
             base["source"] = source
             parts.append((lot, _date(data.get("expires_on"), "expires_on"), quantity))
         elif kind == "counted":
-            current = {lt: (exp, n) for lt, exp, n in _lots(db, item["item_id"])}
+            current = {lt: (exp, n)
+                       for lt, exp, n in _lots(db, shelter_id, item["item_id"])}
             if lot:  # that lot; without one, the whole item
                 exp, had = current.get(lot, ("", 0))
                 parts.append((lot, exp, quantity - had))
@@ -231,8 +232,8 @@ def move(store: EventStore, shelter_id: str, data: Any, actor: str = "",
                 if base["household_id"] and item["ration_hours"]:
                     _check_ration(db, item, base["household_id"],
                                   bool(data.get("confirm_repeat")))
-            parts, base["override"] = _take(db, item, quantity, lot, reason, override,
-                                            may_override)
+            parts, base["override"] = _take(db, shelter_id, item, quantity, lot, reason,
+                                            override, may_override)
             if kind == "transferred":
                 base["destination"] = _text(data.get("destination"), 80, "destination")
                 if not base["destination"]:
@@ -254,11 +255,12 @@ def move(store: EventStore, shelter_id: str, data: Any, actor: str = "",
     return {"movements": movements, "item": row}
 
 
-def _take(db: Database, item: dict[str, Any], quantity: int, lot: str, reason: str,
-          override: bool, may_override: bool) -> tuple[list[tuple[str, str, int]], bool]:
+def _take(db: Database, shelter_id: str, item: dict[str, Any], quantity: int, lot: str,
+          reason: str, override: bool,
+          may_override: bool) -> tuple[list[tuple[str, str, int]], bool]:
     """Which lots a hand-out, transfer or discard comes from: the one named, else the first
     to expire. More than is on hand only by a manager's override with a reason."""
-    lots = _lots(db, item["item_id"])
+    lots = _lots(db, shelter_id, item["item_id"])
     if lot:
         lots = [x for x in lots if x[0] == lot]
         if not lots:
@@ -335,18 +337,21 @@ def _check_ration(db: Database, item: dict[str, Any], household_id: str,
 def _apply_stock_moved(db: Database, event: Event) -> None:
     p = event.payload
     insert_row(db, "stock_movements", {
-        "movement_id": p["movement_id"], "event_id": event.event_id, "item_id": p["item_id"],
+        "movement_id": p["movement_id"], "event_id": event.event_id,
+        "shelter_id": p["shelter_id"], "item_id": p["item_id"],
         "kind": p["kind"], "delta": p["delta"], "lot": p["lot"],
         "household_id": p.get("household_id"), "destination": p.get("destination", ""),
         "source": p.get("source", ""), "reason": p.get("reason", ""),
         "override": 1 if p.get("override") else 0, "request_id": p.get("request_id"),
         "at": event.recorded_at, "hlc": event.hlc, "actor": p.get("actor", "")})
     db.execute(
-        """INSERT INTO stock_lots (item_id, lot, expires_on, on_hand) VALUES (?, ?, ?, ?)
-           ON CONFLICT (item_id, lot) DO UPDATE SET on_hand = on_hand + excluded.on_hand,
+        """INSERT INTO stock_lots (shelter_id, item_id, lot, expires_on, on_hand)
+           VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (shelter_id, item_id, lot) DO UPDATE
+           SET on_hand = on_hand + excluded.on_hand,
                expires_on = CASE WHEN excluded.expires_on != '' THEN excluded.expires_on
                                  ELSE stock_lots.expires_on END""",
-        [p["item_id"], p["lot"], p.get("expires_on", ""), p["delta"]])
+        [p["shelter_id"], p["item_id"], p["lot"], p.get("expires_on", ""), p["delta"]])
 
 
 # --- the catalog ----------------------------------------------------------------------------
@@ -574,12 +579,12 @@ def today_jst() -> date:
     return datetime.now(JST).date()
 
 
-def add_note(store: EventStore, text: Any, actor: str) -> None:
+def add_note(store: EventStore, shelter_id: str, text: Any, actor: str) -> None:
     note = _text(text, 1000, "text")
     if not note:
         raise SupplyError("note_required", 422, N_("This field is required."), "text")
     store.append("day_note_added", {"day": today_jst().isoformat(), "text": note,
-                                    "actor": actor})
+                                    "actor": actor, "shelter_id": shelter_id})
 
 
 @projection("day_note_added")
@@ -587,12 +592,13 @@ def _apply_day_note(db: Database, event: Event) -> None:
     p = event.payload
     insert_row(db, "day_notes", {"event_id": event.event_id, "day": p["day"],
                                  "text": p["text"], "actor": p["actor"],
-                                 "at": event.recorded_at})
+                                 "at": event.recorded_at,
+                                 "shelter_id": p.get("shelter_id", "")})
 
 
-def notes(db: Database, day: date) -> list[dict[str, Any]]:
-    return list(db.query("SELECT * FROM day_notes WHERE day = ? ORDER BY at",
-                         [day.isoformat()]))
+def notes(db: Database, shelter_id: str, day: date) -> list[dict[str, Any]]:
+    return list(db.query("SELECT * FROM day_notes WHERE shelter_id = ? AND day = ? ORDER BY at",
+                         [shelter_id, day.isoformat()]))
 
 
 def now_iso() -> str:

@@ -156,12 +156,14 @@ def report_page():  # type: ignore[no-untyped-def]
     error = None
     if request.method == "POST":
         try:
-            supplies.add_note(node().store, request.form.get("text"), actor)
+            supplies.add_note(node().store, node().shelter_id, request.form.get("text"),
+                              actor)
             return redirect(url_for("supplies.report_page"), code=303)
         except supplies.SupplyError as refused:
             error = _message(refused)
     today = supplies.today_jst()
-    return render_template("supplies/report.html", notes=supplies.notes(node().db, today),
+    return render_template("supplies/report.html",
+                           notes=supplies.notes(node().db, node().shelter_id, today),
                            today=today, error=error), 400 if error else 200
 
 
