@@ -170,3 +170,11 @@ def supply_request():  # type: ignore[no-untyped-def]
         return supply_error(refused)
     created = next(r for r in supplies.requests(ctx.db) if r["request_id"] == request_id)
     return jsonify(created), 201
+
+
+@bp.get("/sync-status")
+@require("volunteer")
+def sync_status():  # type: ignore[no-untyped-def]
+    """Whether this node reaches HQ, when it last did, and how many events wait to go."""
+    from sync.client import sync_status as status
+    return jsonify(status(node()) or {"enabled": False})

@@ -25,7 +25,7 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
                 static_folder=str(ROOT / "static"))
     app.config.from_mapping(
         DATA_DIR=str(data_dir) if data_dir else "data",
-        ROLE=role,
+        ROLE=role,  # "node" or "hq"; must match the data directory's
         SHELTER_ID=None,
         CLOCK_OFFSET_SECONDS=0.0,
         MAX_CONTENT_LENGTH=256 * 1024,
@@ -65,13 +65,19 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
         g.lang = i18n.pick_language(allowed)
 
     web.init_app(app)  # after the language is known: its refusals are translated
-    app.register_blueprint(kiosk.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(trust.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(desk.bp)
-    app.register_blueprint(supplies_pages.bp)
-    desk.sock.init_app(app)
+    if node.role == "hq":
+        from . import hq
+        app.register_blueprint(hq.bp)
+        app.register_blueprint(hq.api)
+        hq.sock.init_app(app)
+    else:
+        app.register_blueprint(kiosk.bp)
+        app.register_blueprint(api.bp)
+        app.register_blueprint(desk.bp)
+        app.register_blueprint(supplies_pages.bp)
+        desk.sock.init_app(app)
 
     @app.template_filter("jst")
     def _jst(iso: str, seconds: bool = False) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -41,14 +42,43 @@ DATA = click.option("--data", "data", required=True, type=click.Path(file_okay=F
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--shelter-id", default=None, help="The shelter's id (GSI 共通ID), first start.")
 @click.option("--shelter-name", default=None, help="The shelter's name, shown on every page.")
+@click.option("--hq", "hq_url", default=None,
+              help="The prefecture HQ's base URL (https://host:port); sync runs in the "
+                   "background while the node serves.")
+@click.option("--enroll", "enroll_code", default=None,
+              help="The one-time code from `shelter hq enroll` (first start with --hq).")
 @click.option("--clock-offset", type=float, default=0.0, hidden=True,
               help="Pretend the wall clock is off by this many seconds (drills, tests).")
 def node_command(data: str, port: int, http_port: int | None, host: str,
-                 shelter_id: str | None, shelter_name: str | None, clock_offset: float) -> None:
+                 shelter_id: str | None, shelter_name: str | None, hq_url: str | None,
+                 enroll_code: str | None, clock_offset: float) -> None:
     ctx = _node(data, shelter_id)
     if shelter_name and get_settings(ctx.db)["shelter_name"] != shelter_name:
         change_settings(ctx.store, {"shelter_name": shelter_name})
+    if hq_url:
+        _connect_to_hq(ctx, hq_url, enroll_code)
     sys.exit(run_node(ctx, port, http_port, host, clock_offset))
+
+
+def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None) -> None:
+    from sync import client, enrollment
+
+    from .events import get_meta, set_meta
+
+    if get_meta(ctx.db, "hq_credential"):
+        if get_meta(ctx.db, "hq_url") != hq_url:
+            set_meta(ctx.store, {"hq_url": hq_url})  # HQ moved; the credential stays
+        return
+    if not enroll_code:
+        raise ShelterCommandError("this node is not enrolled with HQ yet: start it once "
+                                  "with --enroll CODE (from `shelter hq enroll`)")
+    try:
+        hq_id = client.enroll(ctx, hq_url, enroll_code)
+    except (enrollment.EnrollmentError, client.SyncRefused) as refused:
+        raise ShelterCommandError(f"enrollment failed: {refused}") from None
+    except OSError as error:
+        raise ShelterCommandError(f"cannot reach HQ at {hq_url}: {error}") from None
+    click.echo(f"enrolled with HQ {hq_id}")
 
 
 def run_node(ctx: NodeContext, port: int, http_port: int | None, host: str,
@@ -76,7 +106,73 @@ def run_node(ctx: NodeContext, port: int, http_port: int | None, host: str,
               f"  CA fingerprint (SHA-256): {tls.fingerprint(ca_cert)}"]
     click.echo("\n".join(lines) + ("\n" + banner if banner else ""), err=False)
     sys.stdout.flush()
-    return server.supervise(listeners)
+    stop = threading.Event()
+    from .events import get_meta
+    if get_meta(ctx.db, "hq_credential"):
+        from sync.client import SyncClient
+        SyncClient(ctx.data_dir, stop).start()
+    try:
+        return server.supervise(listeners)
+    finally:
+        stop.set()
+
+
+@main.group("hq", invoke_without_command=True,
+            help="Run the prefecture HQ (with --data and --port), or manage it.")
+@click.option("--data", "data", default=None, type=click.Path(file_okay=False),
+              help="HQ's data directory (made if missing).")
+@click.option("--port", type=int, default=9443, show_default=True, help="HTTPS port.")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.pass_context
+def hq_group(click_ctx: click.Context, data: str | None, port: int, host: str) -> None:
+    if click_ctx.invoked_subcommand is not None:
+        return
+    if not data:
+        raise click.UsageError("shelter hq needs --data DIR (and --port P)")
+    ctx = _hq(data)
+    sys.exit(run_hq(ctx, port, host))
+
+
+def _hq(data: str) -> NodeContext:
+    try:
+        return NodeContext(data, role="hq")
+    except ValueError as error:
+        raise ShelterCommandError(str(error)) from None
+
+
+def run_hq(ctx: NodeContext, port: int, host: str, banner: str = "") -> int:
+    cert, key = tls.ensure_certificates(ctx.data_dir, "Prefecture HQ")
+    listener = server.Listener("https", f"{host}:{port}", server.app_env(
+        ctx.data_dir, ROLE="hq", SESSION_COOKIE_SECURE=True), tls=(cert, key))
+    ca_cert, _ = tls.ca_paths(ctx.data_dir)
+    shown = "localhost" if host in ("127.0.0.1", "localhost") else \
+        (tls.lan_addresses() or ["localhost"])[0]
+    click.echo("\n".join([f"Prefecture HQ {ctx.node_id}",
+                          f"  staff:        https://{shown}:{port}/hq",
+                          f"  nodes sync:   https://{shown}:{port} (shelter node --hq ...)",
+                          f"  CA fingerprint (SHA-256): {tls.fingerprint(ca_cert)}"])
+               + ("\n" + banner if banner else ""))
+    sys.stdout.flush()
+    return server.supervise([listener])
+
+
+@hq_group.command("enroll", help="Print a one-time enrollment code for a shelter's node.")
+@DATA
+@click.option("--shelter", "shelter_id", required=True, help="The shelter's id.")
+def hq_enroll(data: str, shelter_id: str) -> None:
+    from sync import enrollment
+
+    from .cards import valid_id
+    if not valid_id(shelter_id):
+        raise ShelterCommandError("a shelter id is upper-case letters, digits and '-'")
+    ctx = _hq(data)
+    tls.ensure_certificates(ctx.data_dir, "Prefecture HQ")
+    ca_cert, _ = tls.ca_paths(ctx.data_dir)
+    import ssl
+    der = ssl.PEM_cert_to_DER_cert(ca_cert.read_text())
+    with ctx.store.write() as db:
+        code = enrollment.issue_code(db, shelter_id, der)
+    click.echo(code)
 
 
 @main.group("user", help="Staff accounts.")

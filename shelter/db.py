@@ -355,3 +355,27 @@ def m007_shelter_aware_state(db: Database) -> None:
             PRIMARY KEY (shelter_id, key)
         )""",
     )
+
+
+@migrations()
+def m008_enrollment(db: Database) -> None:
+    _run(
+        db,
+        # HQ: one-time enrollment codes (stored hashed) and the credentials nodes got for
+        # them (hashed too). HQ-local secrets, never events, never synced.
+        """CREATE TABLE hq_enrollments (
+            code_hash TEXT PRIMARY KEY,
+            shelter_id TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            used_at TEXT,
+            node_id TEXT
+        )""",
+        """CREATE TABLE hq_credentials (
+            node_id TEXT PRIMARY KEY,
+            shelter_id TEXT NOT NULL,
+            credential_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            revoked INTEGER NOT NULL DEFAULT 0
+        )""",
+    )

@@ -66,9 +66,10 @@ def recent(limit: int = 8) -> list[dict[str, Any]]:
 
 
 def live_state() -> dict[str, Any]:
+    from sync.client import sync_status
     ctx = node()
     return {"headcount": presence.headcount(ctx.db, ctx.shelter_id, get_settings(ctx.db)),
-            "recent": recent()}
+            "recent": recent(), "sync": sync_status(ctx)}
 
 
 _shared_lock = threading.Lock()
@@ -121,7 +122,10 @@ def labels() -> dict[str, Any]:
                   "camera_off": _("Camera is off"), "camera_on": _("Looking for a card…"),
                   "camera_denied": _("The camera could not be started. Type the short code "
                                      "or use a handheld scanner."),
-                  "unreadable": _("The answer from the node could not be read. Try again.")},
+                  "unreadable": _("The answer from the node could not be read. Try again."),
+                  "sync_on": _("HQ: connected"), "sync_off": _("HQ: not connected"),
+                  "sync_last": _("last sync %(time)s"),
+                  "sync_waiting": _("%(n)s changes waiting to go")},
     }
 
 

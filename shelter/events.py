@@ -188,3 +188,11 @@ def set_meta_once(db: Database, key: str, make: Callable[[], str]) -> str:
         value = get_meta(db, key)
     assert value is not None
     return value
+
+
+def set_meta(store: EventStore, values: dict[str, str]) -> None:
+    """Node facts that change (sync progress): written in their own committed transaction."""
+    with store.write() as db:
+        for key, value in values.items():
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                       "DO UPDATE SET value = excluded.value", [key, value])

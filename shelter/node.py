@@ -23,16 +23,20 @@ DB_FILE = "shelter.db"
 class NodeContext:
     """Everything a request needs to reach the node's state. Connections are per thread."""
 
-    def __init__(self, data_dir: str | Path, role: str = "node", shelter_id: str | None = None,
-                 clock_offset_seconds: float = 0.0) -> None:
+    def __init__(self, data_dir: str | Path, role: str | None = None,
+                 shelter_id: str | None = None, clock_offset_seconds: float = 0.0) -> None:
+        """``role``: "node" or "hq"; None takes the data directory's (a new one is a node)."""
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.role = role
         self.db_path = self.data_dir / DB_FILE
         self._local = threading.local()
         self._watcher: ChangeWatcher | None = None
         self._watcher_lock = threading.Lock()
         db = dbmod.connect(self.db_path)  # migrates
+        self.role = set_meta_once(db, "role", lambda: role or "node")
+        if role is not None and role != self.role:
+            db.conn.close()
+            raise ValueError(f"{self.data_dir} holds a {self.role}'s data, not a {role}'s")
         self.node_id = set_meta_once(
             db, "node_id", lambda: "N" + "".join(secrets.choice(ALPHABET) for _ in range(9)))
         if shelter_id is not None:

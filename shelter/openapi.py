@@ -275,6 +275,18 @@ def spec() -> dict[str, Any]:
                         "schema": {"$ref": "#/components/schemas/Headcount"}}}},
                     "401": _error("No or wrong token"),
                     "403": _error("A kiosk token")}}},
+            "/api/v1/sync-status": {"get": {
+                "summary": "This node's link to HQ (volunteer or manager)",
+                "responses": {
+                    "200": {"description": "enabled false, or the state", "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {
+                            "enabled": {"type": "boolean"}, "state": {"type": "string"},
+                            "connected": {"type": "boolean"},
+                            "last_ok_at": {"type": ["string", "null"]},
+                            "waiting": {"type": "integer"},
+                            "problems": {"type": "integer"}}}}}},
+                    "401": _error("No or wrong token"),
+                    "403": _error("A kiosk token")}}},
             "/api/v1/stock": {"get": {
                 "summary": "Stock on hand and days of supply (volunteer or manager)",
                 "responses": {

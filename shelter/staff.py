@@ -56,6 +56,14 @@ def login():  # type: ignore[no-untyped-def]
     return render_template("staff/login.html", error=error), status
 
 
+@bp.before_request
+def _hq_has_its_own_pages():  # type: ignore[no-untyped-def]
+    """At HQ the shelter pages (households, duplicates, poster, settings) do not apply."""
+    if node().role == "hq" and request.endpoint not in ("staff.login", "staff.logout"):
+        return redirect(url_for("hq.status_page"))
+    return None
+
+
 @bp.post("/logout")
 def logout():  # type: ignore[no-untyped-def]
     lang = session.get("lang")

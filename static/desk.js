@@ -234,6 +234,16 @@
     document.querySelectorAll("[data-as-of]").forEach(function (node) {
       node.textContent = japanTime(h.as_of, true);
     });
+    var syncLine = document.querySelector("[data-sync]");
+    if (syncLine && s.sync) {
+      var text = s.sync.connected ? L.words.sync_on : L.words.sync_off;
+      if (s.sync.last_ok_at) {
+        text += " · " + format(L.words.sync_last, { time: japanTime(s.sync.last_ok_at, false) });
+      }
+      if (s.sync.waiting) text += " · " + format(L.words.sync_waiting, { n: s.sync.waiting });
+      syncLine.textContent = text;
+      syncLine.className = "sync-line " + (s.sync.connected ? "sync-on" : "sync-off");
+    }
     var recent = document.getElementById("recent");
     if (recent && s.recent) {
       recent.textContent = "";

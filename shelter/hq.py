@@ -1,0 +1,141 @@
+"""The prefecture HQ: receives shelters' events over the /sync websocket, and answers what
+it knows (a status page, GET /api/v1/shelters, GET /api/v1/summary). The full dashboard is
+issue 6; this is what sync needs."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, jsonify, redirect, render_template, url_for
+from flask_sock import Sock
+
+from sync import enrollment, protocol
+from sync.apply import acked_seq, apply_batch
+
+from . import presence
+from .settings import shelter_settings
+from .web import node, require
+
+bp = Blueprint("hq", __name__)
+api = Blueprint("hq_api", __name__, url_prefix="/api/v1")
+sock = Sock()
+log = logging.getLogger("shelter.sync")
+IDLE_SECONDS = 90.0
+STALE_AFTER = timedelta(hours=1)
+COUNTS = ("present", "out", "registered", "at_home", "in_car", "capacity")
+
+
+def _send_error(ws: Any, code: str, message: str) -> None:
+    ws.send(protocol.encode({"type": "error", "code": code, "message": message}))
+
+
+@sock.route("/sync", bp=bp)
+def sync_socket(ws: Any) -> None:
+    """One node's session: hello (or enroll), then batches answered by acknowledgements."""
+    ctx = node()
+    try:
+        first = protocol.decode(ws.receive(timeout=30) or "")
+    except protocol.ProtocolError as refused:
+        _send_error(ws, refused.code, refused.message)
+        return
+    if first.get("protocol") != protocol.PROTOCOL_VERSION:
+        _send_error(ws, "protocol_version", f"HQ speaks sync protocol "
+                    f"{protocol.PROTOCOL_VERSION}; this node speaks {first.get('protocol')}. "
+                    "Update the older one.")
+        return
+    if first["type"] == "enroll":
+        try:
+            with ctx.store.write() as db:
+                credential = enrollment.redeem(db, first["code"], first["node_id"],
+                                               first["shelter_id"])
+        except enrollment.EnrollmentError as refused:
+            _send_error(ws, refused.code, refused.message)
+            return
+        log.warning("enrolled node %s for shelter %s", first["node_id"], first["shelter_id"])
+        ws.send(protocol.encode({"type": "enrolled", "credential": credential,
+                                 "hq_id": ctx.node_id, "shelter_id": first["shelter_id"]}))
+        return
+    if first["type"] != "hello":
+        _send_error(ws, "unexpected", "the first message must be hello or enroll")
+        return
+    node_id, shelter_id = first["node_id"], first["shelter_id"]
+    if not enrollment.check_credential(ctx.db, node_id, shelter_id, first["credential"]):
+        _send_error(ws, "unauthorized", "unknown, wrong or revoked credential for this node")
+        return
+    ws.send(protocol.encode({"type": "welcome", "protocol": protocol.PROTOCOL_VERSION,
+                             "hq_id": ctx.node_id,
+                             "acked_seq": acked_seq(ctx.store, node_id)}))
+    while ws.connected:
+        frame = ws.receive(timeout=IDLE_SECONDS)
+        if frame is None:
+            break  # silent for too long: the node reconnects when it has something
+        try:
+            message = protocol.decode(frame)
+        except protocol.ProtocolError as refused:
+            _send_error(ws, refused.code, refused.message)
+            continue
+        if message["type"] == "ping":
+            ws.send(protocol.encode({"type": "pong"}))
+        elif message["type"] == "events":
+            result = apply_batch(ctx.store, node_id, shelter_id, message["events"])
+            ws.send(protocol.encode(result.ack(message["batch"])))  # after the commit
+        else:
+            _send_error(ws, "unexpected", f"{message['type']} is not expected from a node")
+
+
+def shelters(db: Any) -> list[dict[str, Any]]:
+    """Every shelter HQ has heard from, with its numbers as of its last sync."""
+    out = []
+    now = datetime.now(UTC)
+    for origin in db.query("SELECT shelter_id, max(last_batch_at) AS last_synced_at "
+                           "FROM sync_origins GROUP BY shelter_id ORDER BY shelter_id"):
+        settings = shelter_settings(db, origin["shelter_id"])
+        counts = presence.headcount(db, origin["shelter_id"], settings)
+        last = origin["last_synced_at"]
+        stale = last is None or now - datetime.fromisoformat(last) > STALE_AFTER
+        out.append({
+            "shelter_id": origin["shelter_id"], "name": settings["shelter_name"],
+            "municipality": "", **{k: counts[k] for k in COUNTS},
+            "by_need": counts["by_need"], "by_age": counts["by_age"],
+            "crowding": counts["crowding"], "status": "open", "last_synced_at": last,
+            "stale": stale})
+    return out
+
+
+@api.get("/shelters")
+@require("operator")
+def shelters_api():  # type: ignore[no-untyped-def]
+    return jsonify({"shelters": shelters(node().db)})
+
+
+@api.get("/summary")
+@require("operator")
+def summary_api():  # type: ignore[no-untyped-def]
+    rows = shelters(node().db)
+    totals: dict[str, Any] = {k: sum(r[k] for r in rows) for k in COUNTS}
+    for group in ("by_need", "by_age"):
+        totals[group] = {}
+        for r in rows:
+            for key, n in r[group].items():
+                totals[group][key] = totals[group].get(key, 0) + n
+    totals.update(shelters=len(rows), shelters_open=sum(r["status"] == "open" for r in rows),
+                  shelters_stale=sum(r["stale"] for r in rows))
+    return jsonify(totals)
+
+
+@bp.get("/")
+def root():  # type: ignore[no-untyped-def]
+    return redirect(url_for("hq.status_page"))
+
+
+@bp.get("/hq")
+@require("operator")
+def status_page():  # type: ignore[no-untyped-def]
+    db = node().db
+    return render_template(
+        "hq/status.html", shelters=shelters(db),
+        origins=list(db.query("SELECT * FROM sync_origins ORDER BY shelter_id")),
+        quarantined=db.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0],
+        conflicts=db.execute("SELECT count(*) FROM sync_conflicts").fetchone()[0])

@@ -1,0 +1,210 @@
+"""The node's side of sync: enroll once, then a background thread that keeps pushing the
+node's events to HQ over a websocket, whatever the link does.
+
+Each session: connect (with a timeout), say hello with the node's credential, learn from
+HQ's welcome how far it has applied this node's events, send everything after that in
+batches, and record each acknowledgement durably. When the node has nothing to send it
+waits for a local write (or pings every few seconds). Any failure ends the session; the
+next starts after an exponential back-off with jitter. Writes made while a batch is on the
+wire are simply in the next batch: the cursor is HQ's acknowledgement, never "what I read".
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import ssl
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from simple_websocket import Client, ConnectionClosed
+
+from shelter.events import get_meta, set_meta, utc_now_iso
+from shelter.node import NodeContext
+
+from . import enrollment, protocol
+
+HQ_CA_FILE = "hq-ca.crt"
+CONNECT_TIMEOUT = 15.0
+ACK_TIMEOUT = 60.0
+IDLE_PING_SECONDS = 10.0
+MAX_BACKOFF = 60.0
+READ_LIMIT = 2000  # events read from the store per round (then cut into batches)
+
+
+class SyncRefused(Exception):
+    """HQ said no (wrong credential, other protocol version): retrying soon will not help."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+def sync_url(hq_url: str) -> str:
+    parts = urlsplit(hq_url)
+    scheme = "wss" if parts.scheme in ("https", "wss") else "ws"
+    return f"{scheme}://{parts.netloc}/sync"
+
+
+def _context(data_dir: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(data_dir / HQ_CA_FILE))
+
+
+def _connect(data_dir: Path, hq_url: str) -> Any:
+    url = sync_url(hq_url)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(CONNECT_TIMEOUT)  # simple-websocket has no connect timeout
+    try:
+        return Client.connect(url, ssl_context=_context(data_dir) if url.startswith("wss")
+                              else None, max_message_size=4 * 1024 * 1024)
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _close(ws: Any) -> None:
+    try:
+        ws.close()
+    except ConnectionClosed:
+        pass  # HQ closed it first
+
+
+def _expect(ws: Any, wanted: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        frame = ws.receive(timeout=max(left, 0.01)) if left > 0 else None
+        if frame is None:
+            raise TimeoutError(f"no {wanted} from HQ within {timeout:.0f} s")
+        message = protocol.decode(frame)
+        if message["type"] == "error":
+            raise SyncRefused(message["code"], message["message"])
+        if message["type"] == wanted:
+            return message
+
+
+def enroll(ctx: NodeContext, hq_url: str, code: str) -> str:
+    """Redeem an enrollment code: check HQ's CA against the code's pin, keep the CA, and
+    store the credential HQ gives. Returns HQ's id."""
+    secret, pin = enrollment.parse_code(code)
+    parts = urlsplit(hq_url)
+    unverified = ssl._create_unverified_context()  # noqa: S323 - checked against the pin below
+    with urllib.request.urlopen(f"https://{parts.netloc}/trust/shelter-ca.crt",  # noqa: S310
+                                context=unverified, timeout=CONNECT_TIMEOUT) as answer:
+        pem = answer.read().decode()
+    der = ssl.PEM_cert_to_DER_cert(pem)
+    if enrollment.ca_pin(der) != pin:
+        raise enrollment.EnrollmentError(
+            "wrong_hq", f"the HQ at {hq_url} is not the one that issued this code "
+                        "(its certificate does not match)")
+    (ctx.data_dir / HQ_CA_FILE).write_text(pem)
+    ws = _connect(ctx.data_dir, hq_url)
+    try:
+        ws.send(protocol.encode({"type": "enroll", "protocol": protocol.PROTOCOL_VERSION,
+                                 "node_id": ctx.node_id, "shelter_id": ctx.shelter_id,
+                                 "code": secret}))
+        answer_message = _expect(ws, "enrolled", CONNECT_TIMEOUT)
+    finally:
+        _close(ws)
+    set_meta(ctx.store, {"hq_url": hq_url, "hq_credential": answer_message["credential"],
+                         "hq_id": answer_message["hq_id"]})
+    return str(answer_message["hq_id"])
+
+
+class SyncClient(threading.Thread):
+    """Runs in the `shelter node` process beside its web servers."""
+
+    def __init__(self, data_dir: Path, stop: threading.Event) -> None:
+        super().__init__(name="sync-client", daemon=True)
+        self.data_dir = Path(data_dir)
+        self.stop_event = stop
+
+    def run(self) -> None:
+        ctx = NodeContext(self.data_dir, role="node")
+        delay = 1.0
+        while not self.stop_event.is_set():
+            try:
+                self.session(ctx)
+                delay = 1.0
+            except SyncRefused as refused:
+                self.status(ctx, f"refused: {refused.message}")
+                delay = MAX_BACKOFF  # a person has to act; do not hammer HQ meanwhile
+            except (OSError, ConnectionError, ConnectionClosed, TimeoutError,
+                    protocol.ProtocolError, ssl.SSLError) as error:
+                self.status(ctx, f"offline: {type(error).__name__}")
+            except Exception as error:  # noqa: BLE001 - the thread must outlive any bug
+                self.status(ctx, f"error: {type(error).__name__}")
+            self.stop_event.wait(delay * random.uniform(1.0, 1.5))
+            delay = min(delay * 2, MAX_BACKOFF)
+
+    def status(self, ctx: NodeContext, state: str) -> None:
+        try:
+            set_meta(ctx.store, {"sync_state": state, "sync_state_at": utc_now_iso()})
+        except Exception:  # noqa: BLE001, S110 - status is best effort, never fatal
+            pass
+
+    def session(self, ctx: NodeContext) -> None:
+        hq_url = get_meta(ctx.db, "hq_url")
+        credential = get_meta(ctx.db, "hq_credential")
+        if not hq_url or not credential:
+            raise SyncRefused("not_enrolled", "this node is not enrolled with an HQ")
+        self.status(ctx, "connecting")
+        ws = _connect(self.data_dir, hq_url)
+        try:
+            ws.send(protocol.encode({"type": "hello", "protocol": protocol.PROTOCOL_VERSION,
+                                     "node_id": ctx.node_id, "shelter_id": ctx.shelter_id,
+                                     "credential": credential}))
+            welcome = _expect(ws, "welcome", CONNECT_TIMEOUT)
+            # HQ's word is the cursor: an HQ restored from an older backup says a lower
+            # number, and gets the rest again.
+            sent_upto = int(welcome["acked_seq"])
+            set_meta(ctx.store, {"sync_acked_seq": str(sent_upto)})
+            self.status(ctx, "connected")
+            self.push(ctx, ws, sent_upto)
+        finally:
+            _close(ws)
+
+    def push(self, ctx: NodeContext, ws: Any, sent_upto: int) -> None:
+        batch_id = 0
+        seen = -1
+        while not self.stop_event.is_set() and ws.connected:
+            rows = list(ctx.db.query(
+                "SELECT * FROM events WHERE node_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                [ctx.node_id, sent_upto, READ_LIMIT]))
+            if not rows:
+                previous, seen = seen, ctx.watcher.wait(seen, IDLE_PING_SECONDS)
+                if seen == previous:
+                    ws.send(protocol.encode({"type": "ping"}))
+                    _expect(ws, "pong", ACK_TIMEOUT)
+                continue
+            for batch in protocol.batches([protocol.for_wire(r) for r in rows]):
+                batch_id += 1
+                ws.send(protocol.encode_batch(batch_id, batch))
+                ack = _expect(ws, "ack", ACK_TIMEOUT)
+                sent_upto = int(ack["acked_seq"])
+                problems = len(ack.get("quarantined") or []) + len(ack.get("conflicts") or [])
+                values = {"sync_acked_seq": str(sent_upto), "sync_last_ok_at": utc_now_iso()}
+                if problems:
+                    values["sync_problems"] = str(int(get_meta(ctx.db, "sync_problems") or 0)
+                                                  + problems)
+                set_meta(ctx.store, values)
+                if ack.get("need_from"):
+                    sent_upto = int(ack["need_from"]) - 1
+                    break
+
+
+def sync_status(ctx: NodeContext) -> dict[str, Any] | None:
+    """What the desk shows: None when this node does not sync."""
+    db = ctx.db
+    if not get_meta(db, "hq_url"):
+        return None
+    last_seq = int(get_meta(db, "seq_last") or 0)
+    acked = int(get_meta(db, "sync_acked_seq") or 0)
+    return {"state": get_meta(db, "sync_state") or "starting",
+            "connected": get_meta(db, "sync_state") == "connected",
+            "last_ok_at": get_meta(db, "sync_last_ok_at"),
+            "waiting": max(last_seq - acked, 0),
+            "problems": int(get_meta(db, "sync_problems") or 0)}

@@ -1,0 +1,97 @@
+"""Enrollment: HQ hands out a one-time code for a shelter; the node redeems it for its own
+credential. The code also pins HQ's certificate authority, so a node enrolling over a LAN
+with no public CA knows it is talking to the HQ that issued the code.
+
+Code format: ``ENR1.<secret: 20 Crockford characters>.<first 20 hex digits of the SHA-256
+of HQ's CA certificate (DER)>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlite_utils import Database
+
+from shelter.shortcode import ALPHABET
+
+PREFIX = "ENR1"
+PIN_LENGTH = 20
+CODE_DAYS = 7
+
+
+class EnrollmentError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def ca_pin(ca_der: bytes) -> str:
+    """The part of a CA certificate's SHA-256 fingerprint (of its DER form) a code carries."""
+    return hashlib.sha256(ca_der).hexdigest()[:PIN_LENGTH].upper()
+
+
+def issue_code(db: Database, shelter_id: str, ca_der: bytes) -> str:
+    secret = "".join(secrets.choice(ALPHABET) for _ in range(20))
+    now = datetime.now(UTC)
+    db.execute("INSERT INTO hq_enrollments (code_hash, shelter_id, created_at, expires_at) "
+               "VALUES (?, ?, ?, ?)", [_hash(secret), shelter_id, now.isoformat(),
+                                       (now + timedelta(days=CODE_DAYS)).isoformat()])
+    return f"{PREFIX}.{secret}.{ca_pin(ca_der)}"
+
+
+def parse_code(code: str) -> tuple[str, str]:
+    """(secret, CA pin) from a typed or scanned code."""
+    parts = code.strip().upper().split(".")
+    if len(parts) != 3 or parts[0] != PREFIX or len(parts[1]) != 20 \
+            or len(parts[2]) != PIN_LENGTH:
+        raise EnrollmentError("bad_code", "this is not an enrollment code (ENR1.…)")
+    return parts[1], parts[2]
+
+
+def redeem(db: Database, secret: str, node_id: str, shelter_id: str) -> str:
+    """Spend a code: returns the node's new credential. Codes work once, for one shelter,
+    for a week."""
+    row = db.execute("SELECT shelter_id, expires_at, used_at FROM hq_enrollments "
+                     "WHERE code_hash = ?", [_hash(secret)]).fetchone()
+    if row is None:
+        raise EnrollmentError("unknown_code", "HQ did not issue this enrollment code")
+    if row[2] is not None:
+        raise EnrollmentError("used_code", "this enrollment code was already used")
+    if datetime.fromisoformat(row[1]) < datetime.now(UTC):
+        raise EnrollmentError("expired_code", "this enrollment code has expired")
+    if row[0] != shelter_id:
+        raise EnrollmentError("wrong_shelter",
+                              f"this code is for shelter {row[0]}, not {shelter_id}")
+    credential = "shc_" + secrets.token_urlsafe(32)
+    now = datetime.now(UTC).isoformat()
+    db.execute("UPDATE hq_enrollments SET used_at = ?, node_id = ? WHERE code_hash = ?",
+               [now, node_id, _hash(secret)])
+    db.execute("INSERT INTO hq_credentials (node_id, shelter_id, credential_hash, created_at) "
+               "VALUES (?, ?, ?, ?) ON CONFLICT (node_id) DO UPDATE SET "
+               "shelter_id = excluded.shelter_id, credential_hash = excluded.credential_hash, "
+               "created_at = excluded.created_at, revoked = 0",
+               [node_id, shelter_id, _hash(credential), now])
+    db.execute("INSERT OR IGNORE INTO sync_origins (node_id, shelter_id) VALUES (?, ?)",
+               [node_id, shelter_id])
+    return credential
+
+
+def check_credential(db: Database, node_id: str, shelter_id: str, credential: str) -> bool:
+    row = db.execute("SELECT shelter_id, credential_hash, revoked FROM hq_credentials "
+                     "WHERE node_id = ?", [node_id]).fetchone()
+    if row is None or row[2] or row[0] != shelter_id:
+        _hash(credential)  # the same work either way
+        return False
+    return hmac.compare_digest(row[1], _hash(credential))
+
+
+def revoke(db: Database, node_id: str) -> bool:
+    return db.execute("UPDATE hq_credentials SET revoked = 1 WHERE node_id = ?",
+                      [node_id]).rowcount > 0

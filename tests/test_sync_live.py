@@ -1,0 +1,183 @@
+"""Sync between real processes on loopback: an HQ and a shelter node, enrollment, the node
+pushing its events, and the refusals (wrong credential, other protocol version, garbage)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import ssl
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from simple_websocket import Client
+
+from sync import protocol
+
+from .conftest import (
+    SHELTER,
+    VALID_HOUSEHOLD,
+    GiveUp,
+    api,
+    free_port,
+    run_cli,
+    start_node,
+    wait_until,
+)
+
+
+@dataclass
+class HQServer:
+    data: Path
+    port: int
+    process: subprocess.Popen[str]
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> str:
+        return str(self.data / "tls" / "ca.crt")
+
+    def get(self, path: str, token: str) -> requests.Response:
+        return requests.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {token}"},
+                            verify=self.verify, timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=20)
+
+
+def start_hq(data: Path, port: int | None = None) -> HQServer:
+    port = port or free_port()
+    process = subprocess.Popen([SHELTER, "hq", "--data", str(data), "--port", str(port),
+                                "--host", "127.0.0.1"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    hq = HQServer(data, port, process)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise GiveUp(f"HQ exited: {process.stdout.read() if process.stdout else ''}")
+        return requests.get(f"{hq.url}/trust", verify=hq.verify, timeout=2).ok
+
+    wait_until(ready, timeout=30, what="HQ server")
+    return hq
+
+
+@pytest.fixture(scope="module")
+def hq(tmp_path_factory):
+    server = start_hq(tmp_path_factory.mktemp("hq"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def hq_token(hq):
+    return run_cli("token", "create", "--data", str(hq.data), "--role", "operator").stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def shelter_node(hq, tmp_path_factory):
+    code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", "E2710000007777"
+                   ).stdout.strip()
+    assert code.startswith("ENR1.")
+    node = start_node(tmp_path_factory.mktemp("synced-node"), "--shelter-id", "E2710000007777",
+                      "--shelter-name", "同期テスト小学校", "--hq", hq.url, "--enroll", code)
+    yield node
+    node.stop()
+
+
+def shelter_row(hq, token, shelter_id):
+    rows = hq.get("/api/v1/shelters", token).json()["shelters"]
+    return next((r for r in rows if r["shelter_id"] == shelter_id), None)
+
+
+def test_a_node_enrolls_and_its_arrivals_reach_hq(hq, hq_token, shelter_node):
+    body = copy.deepcopy(VALID_HOUSEHOLD)
+    members = api(shelter_node, "POST", "/api/v1/households", shelter_node.token("kiosk"),
+                  json=body).json()["members"]
+    api(shelter_node, "POST", "/api/v1/scans", shelter_node.token("volunteer"),
+        json={"code": members[0]["code"], "action": "check_in"})
+    row = wait_until(lambda: (r := shelter_row(hq, hq_token, "E2710000007777"))
+                     and r["present"] == 1 and r, timeout=30, what="HQ sees the arrival")
+    assert (row["registered"], row["name"], row["stale"]) == (1, "同期テスト小学校", False)
+    summary = hq.get("/api/v1/summary", hq_token).json()
+    assert summary["present"] >= 1 and summary["shelters_open"] >= 1
+    # The node shows it: nothing waiting.
+    status = wait_until(lambda: (s := api(shelter_node, "GET", "/api/v1/sync-status",
+                                          shelter_node.token("volunteer")).json())
+                        and s["waiting"] == 0 and s, timeout=30, what="node caught up")
+    assert status["connected"]
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = shelter_node.verify
+    session.headers["Authorization"] = f"Bearer {shelter_node.token('volunteer')}"
+    desk = session.get(f"{shelter_node.https}/desk?lang=ja", timeout=10).text
+    assert "本部：接続中" in desk
+
+
+def test_hq_survives_a_restart_and_nothing_is_lost_or_doubled(hq, hq_token, shelter_node):
+    before = shelter_row(hq, hq_token, "E2710000007777")["registered"]
+    hq.stop()
+    volunteer = shelter_node.token("volunteer")
+    kiosk = shelter_node.token("kiosk")
+    for name in ("一郎", "二郎"):  # HQ is down: the node works on
+        body = copy.deepcopy(VALID_HOUSEHOLD)
+        body["members"][0]["given_name"] = name
+        member = api(shelter_node, "POST", "/api/v1/households", kiosk,
+                     json=body).json()["members"][0]
+        api(shelter_node, "POST", "/api/v1/scans", volunteer,
+            json={"code": member["code"], "action": "check_in"})
+    restarted = start_hq(hq.data, hq.port)
+    hq.process = restarted.process
+    row = wait_until(lambda: (r := shelter_row(hq, hq_token, "E2710000007777"))
+                     and r["registered"] == before + 2 and r, timeout=90,
+                     what="the node reconnects and catches up")
+    assert row["present"] == before + 2
+    import sqlite3
+    conn = sqlite3.connect(hq.data / "shelter.db")
+    try:
+        doubled = conn.execute("SELECT count(*) - count(DISTINCT event_id) FROM events"
+                               ).fetchone()[0]
+    finally:
+        conn.close()
+    assert doubled == 0
+
+
+def raw_session(hq, first):
+    ws = Client.connect(f"wss://127.0.0.1:{hq.port}/sync",
+                        ssl_context=ssl.create_default_context(cafile=hq.verify))
+    try:
+        ws.send(first)
+        return protocol.decode(ws.receive(timeout=10))
+    finally:
+        if ws.connected:
+            ws.close()
+
+
+def test_wrong_credentials_versions_and_garbage_are_refused_with_a_reason(hq, shelter_node):
+    hello = {"type": "hello", "protocol": 1, "node_id": "NFAKENODE01",
+             "shelter_id": "E2710000007777", "credential": "shc_guess"}
+    assert raw_session(hq, protocol.encode(hello))["code"] == "unauthorized"
+    other = raw_session(hq, protocol.encode({**hello, "protocol": 2}))
+    assert other["code"] == "protocol_version" and "1" in other["message"]
+    assert raw_session(hq, "this is not json")["code"] == "malformed"
+    assert raw_session(hq, b"\x00\x01 not zlib")["code"] == "malformed"
+    enroll = {"type": "enroll", "protocol": 1, "node_id": "NFAKENODE01",
+              "shelter_id": "E2710000007777", "code": "X" * 20}
+    assert raw_session(hq, protocol.encode(enroll))["code"] == "unknown_code"
+
+
+def test_an_enrollment_code_from_another_hq_is_refused(hq, tmp_path):
+    other = tmp_path / "other-hq"
+    code = run_cli("hq", "enroll", "--data", str(other), "--shelter", "E2710000008888"
+                   ).stdout.strip()
+    refused = run_cli("node", "--data", str(tmp_path / "n"), "--port", str(free_port()),
+                      "--shelter-id", "E2710000008888", "--hq", hq.url, "--enroll", code,
+                      check=False)
+    assert refused.returncode == 1 and "not the one that issued" in refused.stderr
