@@ -379,3 +379,28 @@ def m008_enrollment(db: Database) -> None:
             revoked INTEGER NOT NULL DEFAULT 0
         )""",
     )
+
+
+@migrations()
+def m009_presence_flags(db: Database) -> None:
+    _run(
+        db,
+        # Someone checked in at one shelter while another still had them in (two desks, no
+        # link between them): shown to staff, never resolved by deleting anything.
+        """CREATE TABLE presence_flags (
+            person_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            shelter_a TEXT NOT NULL,
+            shelter_b TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            flagged_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'open',
+            PRIMARY KEY (person_id, event_id)
+        )""",
+        """CREATE TABLE hq_messages (
+            event_id TEXT PRIMARY KEY,
+            shelter_id TEXT NOT NULL,
+            text TEXT NOT NULL,
+            at TEXT NOT NULL
+        )""",
+    )

@@ -13,6 +13,7 @@ from flask_sock import Sock
 
 from sync import enrollment, protocol
 from sync.apply import acked_seq, apply_batch
+from sync.pull import updates_for
 
 from . import presence
 from .settings import shelter_settings
@@ -81,6 +82,9 @@ def sync_socket(ws: Any) -> None:
         elif message["type"] == "events":
             result = apply_batch(ctx.store, node_id, shelter_id, message["events"])
             ws.send(protocol.encode(result.ack(message["batch"])))  # after the commit
+        elif message["type"] == "pull":
+            events, cursor = updates_for(ctx.db, shelter_id, node_id, message["cursor"])
+            ws.send(protocol.encode_updates(cursor, events))
         else:
             _send_error(ws, "unexpected", f"{message['type']} is not expected from a node")
 

@@ -172,8 +172,16 @@ def _apply_presence_changed(db: Database, event: Event) -> None:
         "action": p["action"], "destination": p.get("destination", ""),
         "at": event.recorded_at, "hlc": event.hlc, "actor": p.get("actor", "")},
         or_ignore=True)
-    current = db.execute("SELECT since_hlc, display_name, registered_shelter FROM presence "
-                         "WHERE person_id = ?", [p["person_id"]]).fetchone()
+    current = db.execute("SELECT since_hlc, display_name, registered_shelter, shelter_id, "
+                         "status FROM presence WHERE person_id = ?", [p["person_id"]]).fetchone()
+    if current is not None and p["action"] in ("check_in", "return") \
+            and current[3] != p["shelter_id"] and current[4] in ("present", "out"):
+        # In at two shelters with no check-out between: flag it, whichever came first.
+        insert_row(db, "presence_flags", {
+            "person_id": p["person_id"], "event_id": event.event_id,
+            "shelter_a": current[3], "shelter_b": p["shelter_id"],
+            "reason": "present at two shelters", "flagged_at": event.recorded_at},
+            or_ignore=True)
     if current is not None and current[0] >= event.hlc:
         return  # a later change is already known (events can arrive out of order by sync)
     registered = db.execute("SELECT issuing_shelter FROM persons WHERE person_id = ?",

@@ -12,6 +12,8 @@ DEFAULTS: dict[str, str] = {
     "shelter_name": "避難所",
     "wifi_name": "",
     "capacity": "0",
+    # standby, open, full or closed: set by HQ (comes down by sync) or the manager.
+    "status": "open",
     # Crowding levels by occupancy, in percent of capacity: やや混雑, 混雑, 満員.
     "crowding_busy": "50",
     "crowding_crowded": "80",
@@ -61,3 +63,36 @@ def shelter_settings(db: Database, shelter_id: str) -> dict[str, str]:
     values.update(dict(db.execute("SELECT key, value FROM shelter_settings WHERE shelter_id = ?",
                                   [shelter_id]).fetchall()))
     return values
+
+
+def configure_shelter(store: EventStore, shelter_id: str, changes: dict[str, str]) -> None:
+    """HQ sets a shelter's capacity or status; the shelter's node receives it by sync."""
+    allowed = {"capacity", "status", "shelter_name"}
+    if set(changes) - allowed:
+        raise ValueError(f"HQ may set only {sorted(allowed)}")
+    store.append("shelter_configured", {"shelter_id": shelter_id,
+                                        "changes": {k: str(v) for k, v in changes.items()}})
+
+
+@projection("shelter_configured")
+def _apply_shelter_configured(db: Database, event: Event) -> None:
+    p = event.payload
+    own = db.execute("SELECT value FROM meta WHERE key = 'shelter_id'").fetchone()
+    for key, value in p["changes"].items():
+        if own is not None and own[0] == p["shelter_id"]:
+            db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                       "DO UPDATE SET value = excluded.value", [key, value])
+        db.execute("INSERT INTO shelter_settings (shelter_id, key, value) VALUES (?, ?, ?) "
+                   "ON CONFLICT (shelter_id, key) DO UPDATE SET value = excluded.value",
+                   [p["shelter_id"], key, value])
+
+
+def send_message(store: EventStore, shelter_id: str, text: str) -> None:
+    store.append("hq_message", {"shelter_id": shelter_id, "text": text})
+
+
+@projection("hq_message")
+def _apply_hq_message(db: Database, event: Event) -> None:
+    db.execute("INSERT OR IGNORE INTO hq_messages (event_id, shelter_id, text, at) "
+               "VALUES (?, ?, ?, ?)", [event.event_id, event.payload["shelter_id"],
+                                       event.payload["text"], event.recorded_at])

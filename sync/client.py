@@ -26,7 +26,7 @@ from simple_websocket import Client, ConnectionClosed
 from shelter.events import get_meta, set_meta, utc_now_iso
 from shelter.node import NodeContext
 
-from . import enrollment, protocol
+from . import enrollment, protocol, pull
 
 HQ_CA_FILE = "hq-ca.crt"
 CONNECT_TIMEOUT = 15.0
@@ -175,10 +175,8 @@ class SyncClient(threading.Thread):
                 "SELECT * FROM events WHERE node_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                 [ctx.node_id, sent_upto, READ_LIMIT]))
             if not rows:
-                previous, seen = seen, ctx.watcher.wait(seen, IDLE_PING_SECONDS)
-                if seen == previous:
-                    ws.send(protocol.encode({"type": "ping"}))
-                    _expect(ws, "pong", ACK_TIMEOUT)
+                self.pull(ctx, ws)  # caught up: what HQ has for us (also a keepalive)
+                seen = ctx.watcher.wait(seen, IDLE_PING_SECONDS)
                 continue
             for batch in protocol.batches([protocol.for_wire(r) for r in rows]):
                 batch_id += 1
@@ -194,6 +192,16 @@ class SyncClient(threading.Thread):
                 if ack.get("need_from"):
                     sent_upto = int(ack["need_from"]) - 1
                     break
+
+
+    def pull(self, ctx: NodeContext, ws: Any) -> None:
+        for _ in range(100):  # bounded: at most 100 x PULL_LIMIT events per round
+            cursor = int(get_meta(ctx.db, pull.CURSOR_KEY) or 0)
+            ws.send(protocol.encode({"type": "pull", "cursor": cursor}))
+            updates = _expect(ws, "updates", ACK_TIMEOUT)
+            pull.apply_pulled(ctx.store, updates["events"], int(updates["cursor"]))
+            if len(updates["events"]) < pull.PULL_LIMIT:
+                return
 
 
 def sync_status(ctx: NodeContext) -> dict[str, Any] | None:

@@ -120,6 +120,12 @@ def encode_batch(batch_id: int, events: list[dict[str, Any]]) -> bytes:
     return zlib.compress(body, 6)
 
 
+def encode_updates(cursor: int, events: list[dict[str, Any]]) -> bytes:
+    body = json.dumps({"type": "updates", "cursor": cursor, "events": events},
+                      ensure_ascii=False, separators=(",", ":")).encode()
+    return zlib.compress(body, 6)
+
+
 def encode(message: dict[str, Any]) -> str:
     return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
 
@@ -131,6 +137,8 @@ _REQUIRED: dict[str, dict[str, type | tuple[type, ...]]] = {
     "enrolled": {"credential": str, "hq_id": str, "shelter_id": str},
     "events": {"batch": int, "events": list},
     "ack": {"batch": int, "acked_seq": int},
+    "pull": {"cursor": int},
+    "updates": {"cursor": int, "events": list},
     "error": {"code": str, "message": str},
     "ping": {},
     "pong": {},

@@ -181,3 +181,102 @@ def test_an_enrollment_code_from_another_hq_is_refused(hq, tmp_path):
                       "--shelter-id", "E2710000008888", "--hq", hq.url, "--enroll", code,
                       check=False)
     assert refused.returncode == 1 and "not the one that issued" in refused.stderr
+
+
+def test_what_hq_decides_comes_down_to_the_shelter(hq, hq_token, shelter_node):
+    from shelter import supplies
+    from shelter.node import NodeContext
+    from shelter.settings import configure_shelter, send_message
+    manager = shelter_node.token("manager")
+    created = api(shelter_node, "POST", "/api/v1/supply-requests", manager, json={
+        "lines": [{"item_id": "water", "quantity": 500}], "urgency": "urgent"}).json()
+    request_id = created["request_id"]
+
+    def hq_has_it():
+        conn = NodeContext(hq.data, role="hq")
+        try:
+            return conn.db.execute("SELECT 1 FROM supply_requests WHERE request_id = ?",
+                                   [request_id]).fetchone()
+        finally:
+            conn.db.conn.close()
+
+    wait_until(hq_has_it, timeout=30, what="the request reaches HQ")
+    hq_ctx = NodeContext(hq.data, role="hq")
+    supplies.acknowledge(hq_ctx.store, request_id, "手配します")
+    supplies.dispatch(hq_ctx.store, request_id, [{"item_id": "water", "quantity": 480}],
+                      "2026-11-26T10:00:00+09:00")
+    configure_shelter(hq_ctx.store, "E2710000007777", {"capacity": "420", "status": "full"})
+    send_message(hq_ctx.store, "E2710000007777", "明朝9時に給水車が到着します")
+    send_message(hq_ctx.store, "E2710000009999", "他の避難所宛て")
+    hq_ctx.db.conn.close()
+
+    def status():
+        listed = api(shelter_node, "GET", "/api/v1/supply-requests", manager).json()
+        return next(r for r in listed["requests"] if r["request_id"] == request_id)["status"]
+
+    wait_until(lambda: status() == "dispatched", timeout=45, what="HQ's steps come down")
+    headcount = api(shelter_node, "GET", "/api/v1/headcount", manager).json()
+    assert headcount["capacity"] == 420
+    conn = NodeContext(shelter_node.data)
+    try:
+        messages = [r[0] for r in conn.db.execute("SELECT text FROM hq_messages")]
+        foreign = conn.db.execute("SELECT count(*) FROM events WHERE type = 'hq_message'"
+                                  ).fetchone()[0]
+    finally:
+        conn.db.conn.close()
+    assert messages == ["明朝9時に給水車が到着します"] and foreign == 1
+
+
+def test_a_person_moves_to_another_shelter_and_both_learn_it(hq, hq_token, shelter_node,
+                                                             tmp_path):
+    from shelter.node import NodeContext
+    code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", "E2710000006666"
+                   ).stdout.strip()
+    other = start_node(tmp_path / "b", "--shelter-id", "E2710000006666", "--hq", hq.url,
+                       "--enroll", code)
+    try:
+        body = copy.deepcopy(VALID_HOUSEHOLD)
+        body["members"][0]["given_name"] = "移動"
+        registered = api(shelter_node, "POST", "/api/v1/households",
+                         shelter_node.token("kiosk"), json=body).json()
+        member = registered["members"][0]
+        api(shelter_node, "POST", "/api/v1/scans", shelter_node.token("volunteer"),
+            json={"code": member["code"], "action": "check_in"})
+        # The family walks to shelter B and shows the card from A (never checked out of A).
+        at_b = api(other, "POST", "/api/v1/scans", other.token("volunteer"),
+                   json={"code": member["code"], "action": "check_in"}).json()
+        assert at_b["provisional"] and at_b["registered_shelter"] == "E2710000007777"
+
+        def where_hq_has_them():
+            conn = NodeContext(hq.data, role="hq")
+            try:
+                row = conn.db.execute("SELECT shelter_id FROM presence WHERE person_id = ?",
+                                      [member["person_id"]]).fetchone()
+                flags = conn.db.execute("SELECT count(*) FROM presence_flags WHERE "
+                                        "person_id = ?", [member["person_id"]]).fetchone()[0]
+            finally:
+                conn.db.conn.close()
+            return row and row[0] == "E2710000006666" and flags and row
+
+        wait_until(where_hq_has_them, timeout=45, what="HQ places them at B and flags it")
+
+        def a_knows():
+            conn = NodeContext(shelter_node.data)
+            try:
+                from shelter.presence import describe
+                return describe(conn.db, member["person_id"], "E2710000007777")[
+                    "presence"]["status"] == "elsewhere"
+            finally:
+                conn.db.conn.close()
+
+        wait_until(a_knows, timeout=45, what="A learns they moved")
+        page = requests.get(
+            f"{shelter_node.https}/staff/households/{registered['household_id']}?lang=en",
+            verify=shelter_node.verify, timeout=10,
+            headers={"Authorization": f"Bearer {shelter_node.token('volunteer')}"})
+        assert "At another shelter</strong> (E2710000006666)" in page.text
+        row = wait_until(lambda: (r := shelter_row(hq, hq_token, "E2710000006666"))
+                         and r["present"] == 1 and r, timeout=30, what="B's count at HQ")
+        assert row["present"] == 1
+    finally:
+        other.stop()

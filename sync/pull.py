@@ -1,0 +1,91 @@
+"""The other direction: what HQ sends down to a shelter, and how the node applies it.
+
+What concerns a shelter: HQ's steps on its supply requests (acknowledged, dispatched), the
+presence changes elsewhere of people registered at it (so it can show "moved to B"),
+settings HQ sets for it, and messages from HQ. HQ answers a `pull` from a cursor (its own
+insertion order of events) with at most PULL_LIMIT events and the cursor to ask from next.
+The node applies them in one transaction and saves the cursor in the same one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shelter.events import PROJECTIONS, SCHEMA_VERSIONS, Event, EventStore, insert_row, utc_now_iso
+
+from .protocol import EVENT_FIELDS, check_event
+
+PULL_LIMIT = 500
+CURSOR_KEY = "pull_cursor"
+
+
+def updates_for(db: Any, shelter_id: str, node_id: str, cursor: int,
+                limit: int = PULL_LIMIT) -> tuple[list[dict[str, Any]], int]:
+    """(events, next cursor) for the shelter's node, from HQ's store."""
+    top = db.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0]
+    rows = list(db.query(
+        """SELECT rowid AS position, * FROM events
+           WHERE rowid > ? AND rowid <= ? AND node_id != ? AND (
+             (type IN ('supply_request_acknowledged', 'supply_dispatched')
+              AND json_extract(payload, '$.request_id') IN
+                  (SELECT request_id FROM supply_requests WHERE shelter_id = ?))
+             OR (type = 'presence_changed'
+                 AND json_extract(payload, '$.shelter_id') != ?
+                 AND json_extract(payload, '$.person_id') IN
+                     (SELECT person_id FROM persons WHERE issuing_shelter = ?))
+             OR (type IN ('shelter_configured', 'hq_message')
+                 AND json_extract(payload, '$.shelter_id') = ?))
+           ORDER BY rowid LIMIT ?""",
+        [cursor, top, node_id, shelter_id, shelter_id, shelter_id, shelter_id, limit]))
+    next_cursor = rows[-1]["position"] if len(rows) == limit else top
+    events = [{**{k: r[k] for k in EVENT_FIELDS if k != "payload"},
+               "payload": json.loads(r["payload"])} for r in rows]
+    return events, max(next_cursor, cursor)
+
+
+def apply_pulled(store: EventStore, events: list[Any], cursor: int) -> int:
+    """Apply what HQ sent (skipping what is already here) and save the cursor with it.
+    Returns how many events were new. What cannot be applied is quarantined."""
+    applied = 0
+    with store.write() as db:
+        for raw in events:
+            problem = check_event(raw)
+            if problem is None and SCHEMA_VERSIONS.get(raw["type"]) is None:
+                problem = f"unknown event type {raw['type']!r}"
+            elif problem is None and raw["schema_version"] > SCHEMA_VERSIONS[raw["type"]]:
+                problem = "newer schema version than this node knows"
+            if problem is not None:
+                _quarantine(db, raw, problem)
+                continue
+            if db.execute("SELECT 1 FROM events WHERE event_id = ?",
+                          [raw["event_id"]]).fetchone():
+                continue
+            event = Event(raw["event_id"], raw["node_id"], raw["seq"], raw["hlc"], raw["type"],
+                          raw["schema_version"], raw["payload"], raw["recorded_at"])
+            db.conn.execute("SAVEPOINT pulled_event")
+            try:
+                insert_row(db, "events", event.row())
+                PROJECTIONS[event.type](db, event)
+            except Exception as error:  # noqa: BLE001 - quarantined, never blocks the rest
+                db.conn.execute("ROLLBACK TO pulled_event")
+                db.conn.execute("RELEASE pulled_event")
+                _quarantine(db, raw, f"could not be applied ({type(error).__name__})")
+                continue
+            db.conn.execute("RELEASE pulled_event")
+            applied += 1
+        stored = db.execute("SELECT value FROM meta WHERE key = ?", [CURSOR_KEY]).fetchone()
+        if stored is None or stored[0] != str(cursor):  # no write, no wake-up, when idle
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                       "DO UPDATE SET value = excluded.value", [CURSOR_KEY, str(cursor)])
+    return applied
+
+
+def _quarantine(db: Any, raw: Any, reason: str) -> None:
+    insert_row(db, "sync_quarantine", {
+        "node_id": raw.get("node_id", "?") if isinstance(raw, dict) else "?",
+        "seq": raw.get("seq") if isinstance(raw, dict) and isinstance(raw.get("seq"), int)
+        else None,
+        "event_id": raw.get("event_id") if isinstance(raw, dict) else None, "reason": reason,
+        "raw": json.dumps(raw, ensure_ascii=False, default=str)[:100_000],
+        "at": utc_now_iso()})
