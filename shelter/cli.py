@@ -49,15 +49,19 @@ DATA = click.option("--data", "data", required=True, type=click.Path(file_okay=F
               help="The one-time code from `shelter hq enroll` (first start with --hq).")
 @click.option("--clock-offset", type=float, default=0.0, hidden=True,
               help="Pretend the wall clock is off by this many seconds (drills, tests).")
+@click.option("--sync-max-backoff", type=float, default=60.0, hidden=True,
+              help="Longest wait between sync attempts, in seconds (tests shorten it).")
 def node_command(data: str, port: int, http_port: int | None, host: str,
                  shelter_id: str | None, shelter_name: str | None, hq_url: str | None,
-                 enroll_code: str | None, clock_offset: float) -> None:
+                 enroll_code: str | None, clock_offset: float,
+                 sync_max_backoff: float) -> None:
     ctx = _node(data, shelter_id)
     if shelter_name and get_settings(ctx.db)["shelter_name"] != shelter_name:
         change_settings(ctx.store, {"shelter_name": shelter_name})
     if hq_url:
         _connect_to_hq(ctx, hq_url, enroll_code)
-    sys.exit(run_node(ctx, port, http_port, host, clock_offset))
+    sys.exit(run_node(ctx, port, http_port, host, clock_offset,
+                      sync_max_backoff=sync_max_backoff))
 
 
 def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None) -> None:
@@ -82,7 +86,8 @@ def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None) -> No
 
 
 def run_node(ctx: NodeContext, port: int, http_port: int | None, host: str,
-             clock_offset: float = 0.0, banner: str = "") -> int:
+             clock_offset: float = 0.0, banner: str = "",
+             sync_max_backoff: float = 60.0) -> int:
     name = get_settings(ctx.db)["shelter_name"]
     cert, key = tls.ensure_certificates(ctx.data_dir, name)
     common = {"CLOCK_OFFSET_SECONDS": clock_offset or None}
@@ -110,7 +115,7 @@ def run_node(ctx: NodeContext, port: int, http_port: int | None, host: str,
     from .events import get_meta
     if get_meta(ctx.db, "hq_credential"):
         from sync.client import SyncClient
-        SyncClient(ctx.data_dir, stop).start()
+        SyncClient(ctx.data_dir, stop, max_backoff=sync_max_backoff).start()
     try:
         return server.supervise(listeners)
     finally:

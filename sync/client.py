@@ -117,10 +117,12 @@ def enroll(ctx: NodeContext, hq_url: str, code: str) -> str:
 class SyncClient(threading.Thread):
     """Runs in the `shelter node` process beside its web servers."""
 
-    def __init__(self, data_dir: Path, stop: threading.Event) -> None:
+    def __init__(self, data_dir: Path, stop: threading.Event,
+                 max_backoff: float = MAX_BACKOFF) -> None:
         super().__init__(name="sync-client", daemon=True)
         self.data_dir = Path(data_dir)
         self.stop_event = stop
+        self.max_backoff = max_backoff
 
     def run(self) -> None:
         ctx = NodeContext(self.data_dir, role="node")
@@ -131,14 +133,14 @@ class SyncClient(threading.Thread):
                 delay = 1.0
             except SyncRefused as refused:
                 self.status(ctx, f"refused: {refused.message}")
-                delay = MAX_BACKOFF  # a person has to act; do not hammer HQ meanwhile
+                delay = self.max_backoff  # a person has to act; do not hammer HQ meanwhile
             except (OSError, ConnectionError, ConnectionClosed, TimeoutError,
                     protocol.ProtocolError, ssl.SSLError) as error:
                 self.status(ctx, f"offline: {type(error).__name__}")
             except Exception as error:  # noqa: BLE001 - the thread must outlive any bug
                 self.status(ctx, f"error: {type(error).__name__}")
             self.stop_event.wait(delay * random.uniform(1.0, 1.5))
-            delay = min(delay * 2, MAX_BACKOFF)
+            delay = min(delay * 2, self.max_backoff)
 
     def status(self, ctx: NodeContext, state: str) -> None:
         try:

@@ -134,6 +134,46 @@ def start_node(data: Path, *extra: str) -> NodeServer:
     return server
 
 
+@dataclass
+class HQServer:
+    data: Path
+    port: int
+    process: subprocess.Popen[str]
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> str:
+        return str(self.data / "tls" / "ca.crt")
+
+    def get(self, path: str, token: str) -> requests.Response:
+        return requests.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {token}"},
+                            verify=self.verify, timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=20)
+
+
+def start_hq(data: Path, port: int | None = None) -> HQServer:
+    port = port or free_port()
+    process = subprocess.Popen([SHELTER, "hq", "--data", str(data), "--port", str(port),
+                                "--host", "127.0.0.1"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    hq = HQServer(data, port, process)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise GiveUp(f"HQ exited: {process.stdout.read() if process.stdout else ''}")
+        return requests.get(f"{hq.url}/trust", verify=hq.verify, timeout=2).ok
+
+    wait_until(ready, timeout=30, what="HQ server")
+    return hq
+
+
 @pytest.fixture(scope="module")
 def node_server(tmp_path_factory) -> Iterator[NodeServer]:
     data = tmp_path_factory.mktemp("node")

@@ -4,12 +4,7 @@ pushing its events, and the refusals (wrong credential, other protocol version, 
 from __future__ import annotations
 
 import copy
-import os
-import signal
 import ssl
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
@@ -17,56 +12,7 @@ from simple_websocket import Client
 
 from sync import protocol
 
-from .conftest import (
-    SHELTER,
-    VALID_HOUSEHOLD,
-    GiveUp,
-    api,
-    free_port,
-    run_cli,
-    start_node,
-    wait_until,
-)
-
-
-@dataclass
-class HQServer:
-    data: Path
-    port: int
-    process: subprocess.Popen[str]
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    @property
-    def verify(self) -> str:
-        return str(self.data / "tls" / "ca.crt")
-
-    def get(self, path: str, token: str) -> requests.Response:
-        return requests.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {token}"},
-                            verify=self.verify, timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=20)
-
-
-def start_hq(data: Path, port: int | None = None) -> HQServer:
-    port = port or free_port()
-    process = subprocess.Popen([SHELTER, "hq", "--data", str(data), "--port", str(port),
-                                "--host", "127.0.0.1"], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    hq = HQServer(data, port, process)
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise GiveUp(f"HQ exited: {process.stdout.read() if process.stdout else ''}")
-        return requests.get(f"{hq.url}/trust", verify=hq.verify, timeout=2).ok
-
-    wait_until(ready, timeout=30, what="HQ server")
-    return hq
+from .conftest import VALID_HOUSEHOLD, api, free_port, run_cli, start_hq, start_node, wait_until
 
 
 @pytest.fixture(scope="module")

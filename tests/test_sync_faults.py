@@ -1,0 +1,120 @@
+"""Sync through a link that fails, and across crashes: a seeded fault proxy between a real
+node and a real HQ; kill -9 of the node and of HQ. After healing, HQ holds each of the
+node's events exactly once: nothing lost, nothing doubled, no conflict."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import sqlite3
+
+import pytest
+
+from .conftest import VALID_HOUSEHOLD, api, run_cli, start_hq, start_node, wait_until
+from .faultproxy import FaultProxy
+
+SHELTER_ID = "E2710000005151"
+
+
+def read(path, sql, args=()):
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def node_events(node):
+    own = read(node.data / "shelter.db", "SELECT value FROM meta WHERE key = 'node_id'")[0][0]
+    rows = read(node.data / "shelter.db", "SELECT event_id, type FROM events WHERE node_id = ?",
+                (own,))
+    return own, {r[0] for r in rows if r[1] not in ("user_added", "token_created")}
+
+
+def converged(node, hq):
+    own, mine = node_events(node)
+    theirs = [r[0] for r in read(hq.data / "shelter.db",
+                                 "SELECT event_id FROM events WHERE node_id = ?", (own,))]
+    return set(theirs) == mine and len(theirs) == len(mine)
+
+
+def assert_exactly_once(node, hq):
+    wait_until(lambda: converged(node, hq), timeout=120, interval=0.5,
+               what="HQ to hold every event of the node")
+    own, _ = node_events(node)
+    problems = read(hq.data / "shelter.db",
+                    "SELECT (SELECT count(*) FROM sync_conflicts WHERE node_id = ?) + "
+                    "(SELECT count(*) FROM sync_quarantine WHERE node_id = ?)", (own, own))
+    assert problems == [(0,)]
+
+
+def activity(node, n, tag):
+    kiosk, volunteer = node.token("kiosk"), node.token("volunteer")
+    for i in range(n):
+        body = copy.deepcopy(VALID_HOUSEHOLD)
+        body["members"][0]["given_name"] = f"{tag}{i}"
+        response = api(node, "POST", "/api/v1/households", kiosk, json=body)
+        assert response.status_code == 201
+        code = response.json()["members"][0]["code"]
+        assert api(node, "POST", "/api/v1/scans", volunteer,
+                   json={"code": code, "action": "check_in"}).status_code == 200
+
+
+@pytest.fixture
+def linked(tmp_path):
+    """HQ, a fault proxy in front of it, and a node enrolled through the proxy."""
+    hq = start_hq(tmp_path / "hq")
+    proxy = FaultProxy(hq.port, seed=int(os.environ.get("FAULT_SEED", "1729"))).start()
+    code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", SHELTER_ID
+                   ).stdout.strip()
+    node = start_node(tmp_path / "node", "--shelter-id", SHELTER_ID, "--hq",
+                      f"https://127.0.0.1:{proxy.port}", "--enroll", code,
+                      "--sync-max-backoff", "2")
+    yield hq, proxy, node
+    node.stop()
+    proxy.stop()
+    hq.stop()
+
+
+def test_a_link_that_delays_stalls_cuts_and_drops_loses_and_doubles_nothing(linked):
+    hq, proxy, node = linked
+    proxy.chaos = True
+    for round_no in range(10):  # ten connections, each with a fate drawn from the seed
+        activity(node, 3, f"嵐{round_no}-")
+        drawn = len(proxy.log)
+        proxy.cut_all()  # whatever was in flight is cut mid-way
+        wait_until(lambda: len(proxy.log) > drawn, timeout=30, interval=0.05,
+                   what="the node to try again")
+    proxy.chaos = False
+    proxy.cut_all()
+    assert_exactly_once(node, hq)
+    print(f"\nfaults (seed {proxy.seed}): {', '.join(proxy.log) or 'none drawn'}")
+
+
+def test_kill_9_of_the_node_and_of_hq_mid_sync(linked, tmp_path):
+    hq, proxy, node = linked
+    activity(node, 5, "前")
+    # kill -9 the whole node (supervisor, web servers, sync thread) while it pushes.
+    os.killpg(node.process.pid, signal.SIGKILL)
+    node.process.wait(timeout=20)
+    node = start_node(node.data, "--hq", f"https://127.0.0.1:{proxy.port}",
+                      "--sync-max-backoff", "2")
+    try:
+        activity(node, 5, "後")
+        assert_exactly_once(node, hq)
+        # HQ down while the node keeps working; then HQ is killed -9 while it applies the
+        # backlog, and comes back.
+        hq.stop()
+        activity(node, 30, "停電")
+        restarted = start_hq(hq.data, hq.port)
+        wait_until(lambda: read(hq.data / "shelter.db",
+                                "SELECT count(*) FROM sync_origins WHERE last_batch_at > "
+                                "datetime('now', '-1 minute')") != [(0,)]
+                   or converged(node, hq), timeout=60, interval=0.05, what="a batch lands")
+        os.killpg(restarted.process.pid, signal.SIGKILL)
+        restarted.process.wait(timeout=20)
+        hq.process = start_hq(hq.data, hq.port).process
+        assert_exactly_once(node, hq)
+    finally:
+        node.stop()
