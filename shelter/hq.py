@@ -62,12 +62,19 @@ def sync_socket(ws: Any) -> None:
         _send_error(ws, "unexpected", "the first message must be hello or enroll")
         return
     node_id, shelter_id = first["node_id"], first["shelter_id"]
-    if not enrollment.check_credential(ctx.db, node_id, shelter_id, first["credential"]):
+    credential_node = first.get("credential_node") or node_id
+    if not isinstance(credential_node, str) or not enrollment.check_credential(
+            ctx.db, credential_node, shelter_id, first["credential"]):
         _send_error(ws, "unauthorized", "unknown, wrong or revoked credential for this node")
         return
+    if credential_node != node_id:  # a restored or copied node: a new epoch, same shelter
+        with ctx.store.write() as db:
+            enrollment.add_epoch(db, credential_node, node_id)
+    origins = enrollment.chain(ctx.db, node_id)
     ws.send(protocol.encode({"type": "welcome", "protocol": protocol.PROTOCOL_VERSION,
                              "hq_id": ctx.node_id,
-                             "acked_seq": acked_seq(ctx.store, node_id)}))
+                             "acked_seq": acked_seq(ctx.store, node_id),
+                             "acked": {o: acked_seq(ctx.store, o) for o in origins}}))
     while ws.connected:
         frame = ws.receive(timeout=IDLE_SECONDS)
         if frame is None:
@@ -80,8 +87,12 @@ def sync_socket(ws: Any) -> None:
         if message["type"] == "ping":
             ws.send(protocol.encode({"type": "pong"}))
         elif message["type"] == "events":
-            result = apply_batch(ctx.store, node_id, shelter_id, message["events"])
-            ws.send(protocol.encode(result.ack(message["batch"])))  # after the commit
+            origin = message.get("origin") or node_id
+            if origin not in origins:
+                _send_error(ws, "not_your_origin", f"{origin} is not one of this node's ids")
+                continue
+            result = apply_batch(ctx.store, origin, shelter_id, message["events"])
+            ws.send(protocol.encode({**result.ack(message["batch"]), "origin": origin}))
         elif message["type"] == "pull":
             events, cursor = updates_for(ctx.db, shelter_id, node_id, message["cursor"])
             ws.send(protocol.encode_updates(cursor, events))

@@ -10,7 +10,7 @@ from sqlite_utils import Database
 
 from sync.hlc import HybridClock, offset_clock, system_ms
 
-from . import cards
+from . import backup, cards
 from . import db as dbmod
 from .events import EventStore, get_meta, set_meta_once
 from .live import ChangeWatcher
@@ -39,6 +39,15 @@ class NodeContext:
             raise ValueError(f"{self.data_dir} holds a {self.role}'s data, not a {role}'s")
         self.node_id = set_meta_once(
             db, "node_id", lambda: "N" + "".join(secrets.choice(ALPHABET) for _ in range(9)))
+        here = backup.host_fingerprint(self.data_dir)
+        stored = get_meta(db, "host_fingerprint")
+        if stored != here:
+            if stored is not None and db.execute("SELECT 1 FROM events LIMIT 1").fetchone():
+                # Copied to another machine or place: the original may still be running
+                # under the old id, so this copy must never reuse its sequence numbers.
+                _, self.node_id = backup.new_epoch(db.conn, "data directory copied or moved")
+            db.execute("INSERT INTO meta (key, value) VALUES ('host_fingerprint', ?) "
+                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [here])
         if shelter_id is not None:
             if not cards.valid_id(shelter_id):
                 raise ValueError("a shelter id is upper-case letters, digits and '-', "

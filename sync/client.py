@@ -11,6 +11,7 @@ wire are simply in the next batch: the cursor is HQ's acknowledgement, never "wh
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import ssl
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 
 from simple_websocket import Client, ConnectionClosed
 
+from shelter import backup
 from shelter.events import get_meta, set_meta, utc_now_iso
 from shelter.node import NodeContext
 
@@ -110,7 +112,7 @@ def enroll(ctx: NodeContext, hq_url: str, code: str) -> str:
     finally:
         _close(ws)
     set_meta(ctx.store, {"hq_url": hq_url, "hq_credential": answer_message["credential"],
-                         "hq_id": answer_message["hq_id"]})
+                         "hq_credential_node": ctx.node_id, "hq_id": answer_message["hq_id"]})
     return str(answer_message["hq_id"])
 
 
@@ -156,43 +158,56 @@ class SyncClient(threading.Thread):
         self.status(ctx, "connecting")
         ws = _connect(self.data_dir, hq_url)
         try:
-            ws.send(protocol.encode({"type": "hello", "protocol": protocol.PROTOCOL_VERSION,
-                                     "node_id": ctx.node_id, "shelter_id": ctx.shelter_id,
-                                     "credential": credential}))
+            ws.send(protocol.encode({
+                "type": "hello", "protocol": protocol.PROTOCOL_VERSION,
+                "node_id": ctx.node_id, "shelter_id": ctx.shelter_id, "credential": credential,
+                "credential_node": get_meta(ctx.db, "hq_credential_node") or ctx.node_id}))
             welcome = _expect(ws, "welcome", CONNECT_TIMEOUT)
-            # HQ's word is the cursor: an HQ restored from an older backup says a lower
-            # number, and gets the rest again.
-            sent_upto = int(welcome["acked_seq"])
-            set_meta(ctx.store, {"sync_acked_seq": str(sent_upto)})
+            # HQ's word is the cursor: an HQ restored from an older backup says lower
+            # numbers, and gets the rest again. A different HQ id (HQ restored as a new
+            # epoch) means its event positions changed: pull everything again.
+            acked = {ctx.node_id: int(welcome["acked_seq"])}
+            if isinstance(welcome.get("acked"), dict):
+                acked.update({k: int(v) for k, v in welcome["acked"].items()})
+            values = {"sync_acked": json.dumps(acked)}
+            if get_meta(ctx.db, "pull_hq_id") != welcome["hq_id"]:
+                values.update(pull_hq_id=welcome["hq_id"], **{pull.CURSOR_KEY: "0"})
+            set_meta(ctx.store, values)
             self.status(ctx, "connected")
-            self.push(ctx, ws, sent_upto)
+            self.push(ctx, ws, acked)
         finally:
             _close(ws)
 
-    def push(self, ctx: NodeContext, ws: Any, sent_upto: int) -> None:
+    def push(self, ctx: NodeContext, ws: Any, acked: dict[str, int]) -> None:
+        """Send every own origin's events after what HQ holds (older epochs first)."""
         batch_id = 0
         seen = -1
         while not self.stop_event.is_set() and ws.connected:
-            rows = list(ctx.db.query(
-                "SELECT * FROM events WHERE node_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                [ctx.node_id, sent_upto, READ_LIMIT]))
+            origins = backup.own_origins(ctx.db.conn)
+            origin, rows = ctx.node_id, []
+            for origin in origins:
+                rows = list(ctx.db.query(
+                    "SELECT * FROM events WHERE node_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                    [origin, acked.get(origin, 0), READ_LIMIT]))
+                if rows:
+                    break
             if not rows:
                 self.pull(ctx, ws)  # caught up: what HQ has for us (also a keepalive)
                 seen = ctx.watcher.wait(seen, IDLE_PING_SECONDS)
                 continue
             for batch in protocol.batches([protocol.for_wire(r) for r in rows]):
                 batch_id += 1
-                ws.send(protocol.encode_batch(batch_id, batch))
+                ws.send(protocol.encode_batch(batch_id, batch, origin))
                 ack = _expect(ws, "ack", ACK_TIMEOUT)
-                sent_upto = int(ack["acked_seq"])
+                acked[origin] = int(ack["acked_seq"])
                 problems = len(ack.get("quarantined") or []) + len(ack.get("conflicts") or [])
-                values = {"sync_acked_seq": str(sent_upto), "sync_last_ok_at": utc_now_iso()}
+                values = {"sync_acked": json.dumps(acked), "sync_last_ok_at": utc_now_iso()}
                 if problems:
                     values["sync_problems"] = str(int(get_meta(ctx.db, "sync_problems") or 0)
                                                   + problems)
                 set_meta(ctx.store, values)
                 if ack.get("need_from"):
-                    sent_upto = int(ack["need_from"]) - 1
+                    acked[origin] = int(ack["need_from"]) - 1
                     break
 
 
@@ -211,10 +226,13 @@ def sync_status(ctx: NodeContext) -> dict[str, Any] | None:
     db = ctx.db
     if not get_meta(db, "hq_url"):
         return None
-    last_seq = int(get_meta(db, "seq_last") or 0)
-    acked = int(get_meta(db, "sync_acked_seq") or 0)
+    acked = json.loads(get_meta(db, "sync_acked") or "{}")
+    waiting = 0
+    for origin in backup.own_origins(db.conn):
+        waiting += db.execute("SELECT count(*) FROM events WHERE node_id = ? AND seq > ?",
+                              [origin, int(acked.get(origin, 0))]).fetchone()[0]
     return {"state": get_meta(db, "sync_state") or "starting",
             "connected": get_meta(db, "sync_state") == "connected",
             "last_ok_at": get_meta(db, "sync_last_ok_at"),
-            "waiting": max(last_seq - acked, 0),
+            "waiting": waiting,
             "problems": int(get_meta(db, "sync_problems") or 0)}

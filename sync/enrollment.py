@@ -95,3 +95,23 @@ def check_credential(db: Database, node_id: str, shelter_id: str, credential: st
 def revoke(db: Database, node_id: str) -> bool:
     return db.execute("UPDATE hq_credentials SET revoked = 1 WHERE node_id = ?",
                       [node_id]).rowcount > 0
+
+
+def chain(db: Database, node_id: str) -> list[str]:
+    """The node ids that share this node's credential: its epochs, oldest first."""
+    row = db.execute("SELECT credential_hash, shelter_id FROM hq_credentials WHERE node_id = ?",
+                     [node_id]).fetchone()
+    if row is None:
+        return []
+    return [r[0] for r in db.execute(
+        "SELECT node_id FROM hq_credentials WHERE credential_hash = ? AND shelter_id = ? "
+        "AND revoked = 0 ORDER BY created_at, node_id", [row[0], row[1]])]
+
+
+def add_epoch(db: Database, credential_node: str, node_id: str) -> None:
+    """A restored or copied node continues under a new id with the same credential."""
+    db.execute("INSERT OR IGNORE INTO hq_credentials (node_id, shelter_id, credential_hash, "
+               "created_at) SELECT ?, shelter_id, credential_hash, ? FROM hq_credentials "
+               "WHERE node_id = ?", [node_id, datetime.now(UTC).isoformat(), credential_node])
+    db.execute("INSERT OR IGNORE INTO sync_origins (node_id, shelter_id) SELECT ?, shelter_id "
+               "FROM hq_credentials WHERE node_id = ?", [node_id, credential_node])

@@ -114,9 +114,11 @@ def batches(events: Iterable[dict[str, Any]], max_events: int = MAX_BATCH_EVENTS
 
 # --- frames ---------------------------------------------------------------------------------
 
-def encode_batch(batch_id: int, events: list[dict[str, Any]]) -> bytes:
-    body = json.dumps({"type": "events", "batch": batch_id, "events": events},
-                      ensure_ascii=False, separators=(",", ":")).encode()
+def encode_batch(batch_id: int, events: list[dict[str, Any]], origin: str | None = None) -> bytes:
+    message: dict[str, Any] = {"type": "events", "batch": batch_id, "events": events}
+    if origin:
+        message["origin"] = origin  # which of the node's ids (epochs) these events are from
+    body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
     return zlib.compress(body, 6)
 
 
