@@ -85,18 +85,18 @@ def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None) -> No
     click.echo(f"enrolled with HQ {hq_id}")
 
 
-def run_node(ctx: NodeContext, port: int, http_port: int | None, host: str,
-             clock_offset: float = 0.0, banner: str = "",
-             sync_max_backoff: float = 60.0) -> int:
+def node_listeners(ctx: NodeContext, port: int, http_port: int | None, host: str,
+                   clock_offset: float = 0.0) -> tuple[list[server.Listener], list[str]]:
+    """A node's web servers, and the lines that tell people where to find them."""
     name = get_settings(ctx.db)["shelter_name"]
     cert, key = tls.ensure_certificates(ctx.data_dir, name)
     common = {"CLOCK_OFFSET_SECONDS": clock_offset or None}
-    listeners = [server.Listener("https", f"{host}:{port}",
+    listeners = [server.Listener(f"https {ctx.shelter_id}", f"{host}:{port}",
                                  server.app_env(ctx.data_dir, SESSION_COOKIE_SECURE=True,
                                                 **common), tls=(cert, key))]
     if http_port:
         listeners.append(server.Listener(
-            "http", f"{host}:{http_port}",
+            f"http {ctx.shelter_id}", f"{host}:{http_port}",
             server.app_env(ctx.data_dir, HTTPS_PORT=port, SESSION_COOKIE_NAME="shelter_public",
                            **common)))
     ca_cert, _ = tls.ca_paths(ctx.data_dir)
@@ -109,17 +109,28 @@ def run_node(ctx: NodeContext, port: int, http_port: int | None, host: str,
         lines.append(f"  evacuees' own phones: http://{shown}:{http_port}/register")
     lines += [f"  trust this node:      http://{shown}:{http_port or port}/trust",
               f"  CA fingerprint (SHA-256): {tls.fingerprint(ca_cert)}"]
+    return listeners, lines
+
+
+def run_node(ctx: NodeContext, port: int, http_port: int | None, host: str,
+             clock_offset: float = 0.0, banner: str = "",
+             sync_max_backoff: float = 60.0) -> int:
+    listeners, lines = node_listeners(ctx, port, http_port, host, clock_offset)
     click.echo("\n".join(lines) + ("\n" + banner if banner else ""), err=False)
     sys.stdout.flush()
     stop = threading.Event()
-    from .events import get_meta
-    if get_meta(ctx.db, "hq_credential"):
-        from sync.client import SyncClient
-        SyncClient(ctx.data_dir, stop, max_backoff=sync_max_backoff).start()
+    start_sync(ctx, stop, sync_max_backoff)
     try:
         return server.supervise(listeners)
     finally:
         stop.set()
+
+
+def start_sync(ctx: NodeContext, stop: threading.Event, max_backoff: float = 60.0) -> None:
+    from .events import get_meta
+    if get_meta(ctx.db, "hq_credential"):
+        from sync.client import SyncClient
+        SyncClient(ctx.data_dir, stop, max_backoff=max_backoff).start()
 
 
 @main.group("hq", invoke_without_command=True,
@@ -145,18 +156,22 @@ def _hq(data: str) -> NodeContext:
         raise ShelterCommandError(str(error)) from None
 
 
-def run_hq(ctx: NodeContext, port: int, host: str, banner: str = "") -> int:
+def hq_listener(ctx: NodeContext, port: int, host: str) -> tuple[server.Listener, list[str]]:
     cert, key = tls.ensure_certificates(ctx.data_dir, "Prefecture HQ")
-    listener = server.Listener("https", f"{host}:{port}", server.app_env(
+    listener = server.Listener("https hq", f"{host}:{port}", server.app_env(
         ctx.data_dir, ROLE="hq", SESSION_COOKIE_SECURE=True), tls=(cert, key))
     ca_cert, _ = tls.ca_paths(ctx.data_dir)
     shown = "localhost" if host in ("127.0.0.1", "localhost") else \
         (tls.lan_addresses() or ["localhost"])[0]
-    click.echo("\n".join([f"Prefecture HQ {ctx.node_id}",
-                          f"  staff:        https://{shown}:{port}/hq",
-                          f"  nodes sync:   https://{shown}:{port} (shelter node --hq ...)",
-                          f"  CA fingerprint (SHA-256): {tls.fingerprint(ca_cert)}"])
-               + ("\n" + banner if banner else ""))
+    return listener, [f"Prefecture HQ {ctx.node_id}",
+                      f"  staff:        https://{shown}:{port}/hq",
+                      f"  nodes sync:   https://{shown}:{port} (shelter node --hq ...)",
+                      f"  CA fingerprint (SHA-256): {tls.fingerprint(ca_cert)}"]
+
+
+def run_hq(ctx: NodeContext, port: int, host: str) -> int:
+    listener, lines = hq_listener(ctx, port, host)
+    click.echo("\n".join(lines))
     sys.stdout.flush()
     return server.supervise([listener])
 
@@ -242,24 +257,18 @@ def token_create(data: str, role: str, label: str) -> None:
     click.echo(auth.create_token(ctx.store, role, label))
 
 
-@main.command("demo", help="Start a demo shelter node on localhost with households "
-                           "already registered, and print the URLs and logins.")
+@main.command("demo", help="Start a demo on localhost: the prefecture HQ and three shelter "
+                           "nodes, enrolled and syncing, with arrivals simulated for a few "
+                           "minutes; prints every URL and login.")
 @click.option("--data", "data", default="demo-data", show_default=True,
               type=click.Path(file_okay=False))
-@click.option("--port", type=int, default=8443, show_default=True, help="HTTPS port.")
-@click.option("--http-port", type=int, default=8080, show_default=True, help="HTTP port.")
-def demo_command(data: str, port: int, http_port: int) -> None:
-    from .demo import seed
-    root = Path(data)
-    ctx = _node(str(root / "node-osaka-chuo"), "DEMO-OSAKA-001")
-    logins = seed(ctx)
-    banner = "\n".join(
-        ["", "Demo (on this computer: plain HTTP is fine for localhost):",
-         f"  self-registration:  http://localhost:{http_port}/register",
-         f"  kiosk mode:         http://localhost:{http_port}/kiosk",
-         f"  staff:              http://localhost:{http_port}/staff",
-         "  logins:"]
-        + [f"    {role:<10} {user} / {password}" for role, user, password in logins]
-        + ["Ctrl-C stops the demo; its data stays in " + str(root)])
-    sys.exit(run_node(ctx, port, http_port, "127.0.0.1", banner=banner))
-
+@click.option("--port", type=int, default=8443, show_default=True,
+              help="HTTPS port of the first shelter (the others use the next ones).")
+@click.option("--http-port", type=int, default=8080, show_default=True,
+              help="HTTP port of the first shelter (the others use the next ones).")
+@click.option("--hq-port", type=int, default=9443, show_default=True, help="HQ's HTTPS port.")
+@click.option("--minutes", type=float, default=5.0, show_default=True,
+              help="How long arrivals are simulated.")
+def demo_command(data: str, port: int, http_port: int, hq_port: int, minutes: float) -> None:
+    from . import demo
+    sys.exit(demo.run(Path(data), port, http_port, hq_port, minutes))

@@ -1,6 +1,14 @@
-"""Demo data: a shelter with a few households, staff logins that are printed on start."""
+"""The demo: the prefecture HQ and three shelters on localhost, enrolled and syncing, with
+households, stock and logins, and families arriving for a few minutes."""
 
 from __future__ import annotations
+
+import random
+import ssl
+import threading
+import time
+import urllib.request
+from pathlib import Path
 
 from .auth import add_user
 from .node import NodeContext
@@ -47,15 +55,22 @@ HOUSEHOLDS = [
 ]
 
 
-def seed(ctx: NodeContext) -> list[tuple[str, str, str]]:
+HQ_LOGINS = [("admin", "admin", "demo-admin-1"), ("operator", "operator", "demo-operator-1")]
+SHELTERS = [("DEMO-OSAKA-001", "大阪市立中央小学校（デモ）", "300"),
+            ("DEMO-OSAKA-002", "大阪市立東中学校（デモ）", "180"),
+            ("DEMO-SAKAI-001", "堺市立西小学校（デモ）", "120")]
+
+
+def seed(ctx: NodeContext, name: str = SHELTERS[0][1],
+         capacity: str = "300") -> list[tuple[str, str, str]]:
     """Fill an empty demo node; on later starts leave its data as it is."""
     db = ctx.db
     if db.execute("SELECT count(*) FROM users").fetchone()[0] == 0:
         for role, user, password in DEMO_LOGINS:
             add_user(ctx.store, user, password, role)
     if get_settings(db)["shelter_name"] == "避難所":
-        change_settings(ctx.store, {"shelter_name": "大阪市立中央小学校（デモ）",
-                                    "wifi_name": "shelter-demo", "capacity": "300"})
+        change_settings(ctx.store, {"shelter_name": name, "wifi_name": "shelter-demo",
+                                    "capacity": capacity})
     if db.execute("SELECT count(*) FROM households").fetchone()[0] == 0:
         for household in HOUSEHOLDS:
             result = register_household(ctx.store, ctx.identity, household)
@@ -77,3 +92,126 @@ def seed(ctx: NodeContext) -> list[tuple[str, str, str]]:
                       {"item_id": "portable_toilet", "quantity": 500}],
             "urgency": "urgent", "note": "おむつと携帯トイレが不足しています"}, "demo")
     return DEMO_LOGINS
+
+
+def seed_hq(ctx: NodeContext) -> None:
+    if ctx.db.execute("SELECT count(*) FROM users").fetchone()[0] == 0:
+        for role, user, password in HQ_LOGINS:
+            add_user(ctx.store, user, password, role)
+
+
+GIVEN = ["大翔", "結衣", "陽菜", "蓮", "さくら", "悠真", "葵", "湊", "美咲", "健太", "Lan", "Minh"]
+GIVEN_KANA = ["ひろと", "ゆい", "ひな", "れん", "さくら", "ゆうま", "あおい", "みなと", "みさき",
+              "けんた", "らん", "みん"]
+FAMILY = [("田中", "たなか"), ("鈴木", "すずき"), ("高橋", "たかはし"), ("伊藤", "いとう"),
+          ("渡辺", "わたなべ"), ("中村", "なかむら"), ("小林", "こばやし"), ("加藤", "かとう")]
+
+
+def simulate_arrivals(contexts: list[NodeContext], stop: threading.Event, minutes: float,
+                      seed_value: int = 2026) -> None:
+    """Families arriving, going out and coming back at the demo shelters for a while."""
+    rng = random.Random(seed_value)
+    deadline = time.monotonic() + minutes * 60
+    while not stop.is_set() and time.monotonic() < deadline:
+        if stop.wait(rng.uniform(2.0, 6.0)):
+            return
+        ctx = rng.choice(contexts)
+        try:
+            if rng.random() < 0.7:
+                family, family_kana = rng.choice(FAMILY)
+                members = []
+                for _ in range(rng.choice([1, 1, 2, 3, 4])):
+                    i = rng.randrange(len(GIVEN))
+                    members.append({
+                        "family_name": family, "given_name": GIVEN[i],
+                        "family_name_kana": family_kana, "given_name_kana": GIVEN_KANA[i],
+                        "birth_date": f"{rng.randint(1935, 2025)}-{rng.randint(1, 12):02d}-"
+                                      f"{rng.randint(1, 28):02d}",
+                        "needs": rng.sample(["elderly", "infant", "allergy", "wheelchair",
+                                             "chronic_illness"], k=rng.choice([0, 0, 1]))})
+                result = register_household(ctx.store, ctx.identity, {
+                    "address": "大阪府", "whereabouts": "shelter", "consent": "relatives",
+                    "language": "ja", "members": members})
+                for member in result["members"]:
+                    scan(ctx.store, ctx.shelter_id, ctx.card_keys(), member["code"],
+                         "check_in", actor="demo")
+            else:
+                row = ctx.db.execute("SELECT p.short_code FROM presence pr JOIN persons p "
+                                     "ON p.person_id = pr.person_id WHERE pr.shelter_id = ? "
+                                     "ORDER BY random() LIMIT 1", [ctx.shelter_id]).fetchone()
+                if row:
+                    scan(ctx.store, ctx.shelter_id, ctx.card_keys(), row[0],
+                         rng.choice(["auto", "auto", "check_out"]), destination="home",
+                         actor="demo")
+        except Exception as error:  # noqa: BLE001 - a demo keeps going
+            print(f"demo arrival skipped: {type(error).__name__}", flush=True)
+
+
+def _wait_for_https(port: int, seconds: float = 30.0) -> None:
+    context = ssl._create_unverified_context()  # noqa: S323 - our own server on loopback
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/trust",  # noqa: S310
+                                        context=context, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"HQ did not start on port {port}")
+
+
+def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float) -> int:
+    """HQ and three shelters on localhost, enrolled and syncing."""
+    from sync import client, enrollment
+
+    from . import cli, server, tls
+    from .events import get_meta
+    hq = NodeContext(root / "hq", role="hq")
+    seed_hq(hq)
+    hq_listener, lines = cli.hq_listener(hq, hq_port, "127.0.0.1")
+    hq_listener.start()
+    listeners = [hq_listener]
+    try:
+        _wait_for_https(hq_port)
+        ca_cert, _ = tls.ca_paths(hq.data_dir)
+        der = ssl.PEM_cert_to_DER_cert(ca_cert.read_text())
+        contexts = []
+        for i, (shelter_id, name, capacity) in enumerate(SHELTERS):
+            ctx = NodeContext(root / f"node-{shelter_id.lower()}", shelter_id=shelter_id)
+            seed(ctx, name, capacity)
+            if not get_meta(ctx.db, "hq_credential"):
+                with hq.store.write() as db:
+                    code = enrollment.issue_code(db, shelter_id, der)
+                client.enroll(ctx, f"https://127.0.0.1:{hq_port}", code)
+            node_listeners, node_lines = cli.node_listeners(ctx, port + i, http_port + i,
+                                                            "127.0.0.1")
+            listeners += node_listeners
+            lines += [""] + node_lines
+            contexts.append(ctx)
+    except BaseException:
+        if hq_listener.process:
+            hq_listener.process.terminate()
+        raise
+    lines += ["", "Demo (on this computer: plain HTTP is fine for localhost):",
+              f"  self-registration:  http://localhost:{http_port}/register",
+              f"  kiosk mode:         http://localhost:{http_port}/kiosk",
+              f"  staff:              http://localhost:{http_port}/staff",
+              f"  (the other shelters: HTTP ports {http_port + 1} and {http_port + 2})",
+              f"  prefecture HQ:      https://localhost:{hq_port}/hq",
+              "  logins at every shelter:"]
+    lines += [f"    {role:<10} {user} / {password}" for role, user, password in DEMO_LOGINS]
+    lines += ["  logins at HQ:"]
+    lines += [f"    {role:<10} {user} / {password}" for role, user, password in HQ_LOGINS]
+    lines += [f"Arrivals are simulated for {minutes:g} minutes. Ctrl-C stops the demo; its "
+              f"data stays in {root}"]
+    print("\n".join(lines), flush=True)
+    stop = threading.Event()
+    for ctx in contexts:
+        cli.start_sync(ctx, stop, max_backoff=5.0)
+    if minutes > 0:
+        threading.Thread(target=simulate_arrivals, args=(contexts, stop, minutes),
+                         daemon=True).start()
+    try:
+        return server.supervise(listeners)
+    finally:
+        stop.set()

@@ -80,7 +80,8 @@ def supervise(listeners: list[Listener]) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for listener in listeners:
-        listener.start()
+        if listener.process is None or listener.process.poll() is not None:
+            listener.start()
     last_restart: dict[str, float] = {}
     try:
         while not stopping:

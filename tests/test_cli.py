@@ -12,12 +12,33 @@ import requests
 from .conftest import SHELTER, free_port, run_cli, wait_until
 
 
-def test_demo_starts_a_seeded_node_and_prints_its_logins(tmp_path):
-    port, http_port = free_port(), free_port()
+def free_ports_in_a_row(n: int) -> int:
+    """The first of n consecutive loopback ports nothing listens on."""
+    import socket
+    for _ in range(50):
+        base = free_port()
+        sockets = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", port))
+                sockets.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise AssertionError("no run of free ports")
+
+
+def test_demo_starts_hq_and_three_synced_shelters_and_prints_logins(tmp_path):
+    port, http_port, hq_port = free_ports_in_a_row(3), free_ports_in_a_row(3), free_port()
     log = tmp_path / "demo.log"
     with log.open("w") as out:
         process = subprocess.Popen([SHELTER, "demo", "--data", str(tmp_path / "demo"),
-                                    "--port", str(port), "--http-port", str(http_port)],
+                                    "--port", str(port), "--http-port", str(http_port),
+                                    "--hq-port", str(hq_port), "--minutes", "0"],
                                    stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     try:
@@ -43,6 +64,19 @@ def test_demo_starts_a_seeded_node_and_prints_its_logins(tmp_path):
         assert 'data-item="water"' in stock and "2000" in stock
         poster = session.get(f"{base}/staff/poster.pdf", timeout=10)
         assert poster.headers["Content-Type"] == "application/pdf"
+        # HQ hears from all three shelters.
+        assert f"https://localhost:{hq_port}/hq" in printed and "demo-admin-1" in printed
+        token = run_cli("token", "create", "--data", str(tmp_path / "demo" / "hq"), "--role",
+                        "operator").stdout.strip()
+
+        def three_shelters():
+            answer = requests.get(f"https://127.0.0.1:{hq_port}/api/v1/shelters",
+                                  headers={"Authorization": f"Bearer {token}"},
+                                  verify=str(tmp_path / "demo" / "hq" / "tls" / "ca.crt"),
+                                  timeout=5).json()["shelters"]
+            return len([s for s in answer if s["present"] > 0]) == 3
+
+        wait_until(three_shelters, timeout=60, what="HQ to hear from the three shelters")
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
