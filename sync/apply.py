@@ -21,6 +21,7 @@ from typing import Any
 
 from shelter.events import PROJECTIONS, SCHEMA_VERSIONS, Event, EventStore, insert_row, utc_now_iso
 
+from . import drills
 from .hlc import DEFAULT_MAX_DRIFT_MS, Timestamp, system_ms
 from .protocol import STUB_TYPE, check_event, content_hash
 
@@ -106,6 +107,8 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
                 continue
             db.conn.execute("RELEASE apply_event")
             result.applied += 1
+            if result.applied == 2:
+                drills.crash_point("hq_mid_apply")
             if Timestamp.decode(event.hlc).wall_ms - now_ms > max_drift_ms:
                 insert_row(db, "sync_flags", {
                     "event_id": event.event_id, "node_id": node_id, "at": utc_now_iso(),

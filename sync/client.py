@@ -28,7 +28,7 @@ from shelter import backup
 from shelter.events import get_meta, set_meta, utc_now_iso
 from shelter.node import NodeContext
 
-from . import enrollment, protocol, pull
+from . import drills, enrollment, protocol, pull
 
 HQ_CA_FILE = "hq-ca.crt"
 CONNECT_TIMEOUT = 15.0
@@ -198,7 +198,9 @@ class SyncClient(threading.Thread):
             for batch in protocol.batches([protocol.for_wire(r) for r in rows]):
                 batch_id += 1
                 ws.send(protocol.encode_batch(batch_id, batch, origin))
+                drills.crash_point("after_send")
                 ack = _expect(ws, "ack", ACK_TIMEOUT)
+                drills.crash_point("before_ack_saved")
                 acked[origin] = int(ack["acked_seq"])
                 problems = len(ack.get("quarantined") or []) + len(ack.get("conflicts") or [])
                 values = {"sync_acked": json.dumps(acked), "sync_last_ok_at": utc_now_iso()}

@@ -118,3 +118,37 @@ def test_kill_9_of_the_node_and_of_hq_mid_sync(linked, tmp_path):
         assert_exactly_once(node, hq)
     finally:
         node.stop()
+
+
+@pytest.mark.parametrize("point", ["after_send", "before_ack_saved", "hq_mid_apply"])
+def test_a_crash_at_the_worst_moment_loses_and_doubles_nothing(tmp_path, point):
+    from sync.drills import VARIABLE
+    marker = tmp_path / "crashed"
+    os.environ[VARIABLE] = f"{point}:{marker}"
+    try:
+        hq = start_hq(tmp_path / "hq")
+        code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", SHELTER_ID
+                       ).stdout.strip()
+        node = start_node(tmp_path / "node", "--shelter-id", SHELTER_ID, "--hq", hq.url,
+                          "--enroll", code, "--sync-max-backoff", "1")
+    finally:
+        del os.environ[VARIABLE]
+    try:
+        if point != "hq_mid_apply":
+            def crashed():
+                if node.process.poll() is not None:
+                    return True
+                activity(node, 1, "落")  # keep it busy until it reaches the point
+                return False
+
+            wait_until(crashed, timeout=60, interval=0.2, what=f"the node to crash at {point}")
+            node = start_node(node.data, "--hq", hq.url, "--sync-max-backoff", "1")
+        else:
+            activity(node, 5, "落")
+            wait_until(marker.exists, timeout=60, what="HQ's worker to crash mid-batch")
+        assert marker.read_text() == point
+        activity(node, 3, "後")
+        assert_exactly_once(node, hq)
+    finally:
+        node.stop()
+        hq.stop()

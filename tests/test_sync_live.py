@@ -226,3 +226,37 @@ def test_a_person_moves_to_another_shelter_and_both_learn_it(hq, hq_token, shelt
         assert row["present"] == 1
     finally:
         other.stop()
+
+
+def test_an_oversize_frame_is_refused_and_the_link_recovers(hq, hq_token, shelter_node):
+    ws = Client.connect(f"wss://127.0.0.1:{hq.port}/sync",
+                        ssl_context=ssl.create_default_context(cafile=hq.verify))
+    try:
+        ws.send(b"\x78" * (2 * 1024 * 1024))  # bigger than HQ accepts in one message
+        wait_until(lambda: not ws.connected, timeout=20, what="HQ to close the connection")
+    finally:
+        if ws.connected:
+            ws.close()
+    # Everyone else carries on.
+    assert hq.get("/api/v1/summary", hq_token).status_code == 200
+
+
+@pytest.mark.parametrize("offset_hours", [-1, 24])
+def test_a_node_whose_clock_is_wrong_still_syncs(hq, tmp_path, offset_hours):
+    shelter = f"E27100000{4 if offset_hours < 0 else 5}1{abs(offset_hours):02d}"
+    code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", shelter).stdout.strip()
+    node = start_node(tmp_path / "n", "--shelter-id", shelter, "--hq", hq.url, "--enroll",
+                      code, "--clock-offset", str(offset_hours * 3600), "--sync-max-backoff",
+                      "2")
+    try:
+        from .test_sync_faults import activity as busy
+        from .test_sync_faults import assert_exactly_once, read
+        busy(node, 3, "時計")
+        assert_exactly_once(node, hq)
+        own = read(node.data / "shelter.db", "SELECT value FROM meta WHERE key = 'node_id'")
+        flags = read(hq.data / "shelter.db", "SELECT count(*) FROM sync_flags WHERE node_id = ?",
+                     own[0])
+        # A day ahead is implausible: applied, and flagged for staff. An hour behind is not.
+        assert (flags[0][0] > 0) == (offset_hours > 0)
+    finally:
+        node.stop()
