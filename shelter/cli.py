@@ -159,7 +159,8 @@ def _hq(data: str) -> NodeContext:
 def hq_listener(ctx: NodeContext, port: int, host: str) -> tuple[server.Listener, list[str]]:
     cert, key = tls.ensure_certificates(ctx.data_dir, "Prefecture HQ")
     listener = server.Listener("https hq", f"{host}:{port}", server.app_env(
-        ctx.data_dir, ROLE="hq", SESSION_COOKIE_SECURE=True), tls=(cert, key))
+        ctx.data_dir, ROLE="hq", SESSION_COOKIE_SECURE=True), tls=(cert, key),
+        threads=server.HQ_THREADS)
     ca_cert, _ = tls.ca_paths(ctx.data_dir)
     shown = "localhost" if host in ("127.0.0.1", "localhost") else \
         (tls.lan_addresses() or ["localhost"])[0]

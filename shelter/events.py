@@ -94,7 +94,7 @@ def insert_row(db: Database, table: str, row: dict[str, Any], or_ignore: bool = 
     columns = ", ".join(row)
     marks = ", ".join("?" for _ in row)
     verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
-    db.execute(f"{verb} INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
+    db.conn.execute(f"{verb} INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
 
 
 def load_projections() -> None:

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 THREADS = 48
+# HQ: every connected shelter node holds one thread while its sync session is open.
+HQ_THREADS = 320
 
 
 def free_loopback_port() -> int:
@@ -44,11 +46,12 @@ class Listener:
     bind: str
     env: dict[str, str]
     tls: tuple[Path, Path] | None = None
+    threads: int = THREADS
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread",
-               "--workers", "1", "--threads", str(THREADS), "--bind", self.bind,
+               "--workers", "1", "--threads", str(self.threads), "--bind", self.bind,
                "--timeout", "60", "--graceful-timeout", "10", "--keep-alive", "30",
                "--log-level", "warning", "--worker-tmp-dir", "/dev/shm"
                if Path("/dev/shm").is_dir() else "/tmp"]

@@ -77,7 +77,9 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
             result.acked_seq = seq
             if raw["type"] == STUB_TYPE:
                 continue  # a node-local event: its place in the sequence, nothing else
-            stored = _stored(db, raw["event_id"])
+            exists = db.conn.execute("SELECT 1 FROM events WHERE event_id = ?",
+                                     [raw["event_id"]]).fetchone()
+            stored = _stored(db, raw["event_id"]) if exists else None
             if stored is not None:
                 if content_hash(stored) == content_hash(raw):
                     result.duplicates += 1

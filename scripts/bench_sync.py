@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""Sync throughput, as JSON lines:
+
+(a) backlog: one node with --events events (registrations and check-ins) catching up with
+    HQ through the real `shelter node` and `shelter hq` processes: events per second end to
+    end (projections included), bytes per event on the wire (compressed batches), HQ's peak
+    memory (the gunicorn worker's VmHWM);
+(b) reconnect: --nodes nodes with --per-node events each connecting at once (sync clients
+    in this process, HQ real): seconds until all are caught up;
+(c) floor, in the same run: the same rows as the same zlib-compressed JSON batches over a
+    loopback socket into a bare receiver that inserts them into SQLite (WAL,
+    synchronous=FULL); and the ratio of (a) to it.
+
+    .venv/bin/python scripts/bench_sync.py [--events 100000] [--nodes 200] [--per-node 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sqlite3
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts import benchlib  # noqa: E402
+from shelter import server  # noqa: E402
+from shelter.node import NodeContext  # noqa: E402
+from shelter.registry import register_household  # noqa: E402
+from sync import client, enrollment, protocol  # noqa: E402
+
+SHELTER = str(Path(sys.executable).parent / "shelter")
+
+
+def emit(**fields: object) -> None:
+    print(json.dumps({"bench": "sync", **fields}, ensure_ascii=False), flush=True)
+
+
+def fill(ctx: NodeContext, events: int) -> None:
+    """Registrations (one in twenty events) and presence changes, as a desk makes them."""
+    households = max(1, events // 20)
+    people: list[str] = []
+    with ctx.store.write():
+        for n in range(households):
+            result = register_household(ctx.store, ctx.identity, {
+                "address": "大阪市", "whereabouts": "shelter", "consent": "relatives",
+                "members": [{"family_name": "試験", "given_name": str(n),
+                             "family_name_kana": "しけん", "birth_date": "1970-01-01"}]})
+            people.append(result["members"][0]["person_id"])
+    cycle = ("check_in", "go_out", "return", "go_out", "return", "check_out")
+    remaining = events - households
+    done = 0
+    while done < remaining:
+        with ctx.store.write():
+            for _ in range(min(5000, remaining - done)):
+                person = people[done % len(people)]
+                action = cycle[(done // len(people)) % len(cycle)]
+                ctx.store.append("presence_changed", {
+                    "person_id": person, "shelter_id": ctx.shelter_id, "action": action,
+                    "destination": "home" if action == "check_out" else "",
+                    "destination_detail": "", "actor": "bench"})
+                done += 1
+
+
+def wire_events(ctx: NodeContext) -> list[dict]:
+    return [protocol.for_wire(r) for r in ctx.db.query(
+        "SELECT * FROM events WHERE node_id = ? ORDER BY seq", [ctx.node_id])]
+
+
+def hq_acked(hq_db: Path, node_id: str) -> int:
+    conn = sqlite3.connect(f"file:{hq_db}?mode=ro", uri=True, timeout=30)
+    try:
+        row = conn.execute("SELECT acked_seq FROM sync_origins WHERE node_id = ?",
+                           [node_id]).fetchone()
+        return int(row[0]) if row else 0
+    finally:
+        conn.close()
+
+
+def descendants(pid: int) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                if ppid == parent:
+                    found.append(int(entry.name))
+                    frontier.append(int(entry.name))
+    return found
+
+
+def peak_kib(pids: list[int]) -> int:
+    peak = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except OSError:
+            continue
+    return peak
+
+
+def start_hq(data: Path, port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([SHELTER, "hq", "--data", str(data), "--port", str(port),
+                                "--host", "127.0.0.1"], stdout=subprocess.DEVNULL,
+                               start_new_session=True)
+    context = ssl._create_unverified_context()  # noqa: S323 - our own server on loopback
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            import urllib.request
+            urllib.request.urlopen(f"https://127.0.0.1:{port}/trust", context=context,  # noqa: S310
+                                   timeout=2).close()
+            return process
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("HQ did not start")
+
+
+def enroll(hq_data: Path, port: int, ctx: NodeContext) -> None:
+    hq = NodeContext(hq_data, role="hq")
+    der = ssl.PEM_cert_to_DER_cert((hq_data / "tls" / "ca.crt").read_text())
+    with hq.store.write() as db:
+        code = enrollment.issue_code(db, ctx.shelter_id, der)
+    hq.db.conn.close()
+    client.enroll(ctx, f"https://127.0.0.1:{port}", code)
+
+
+def floor(events: list[dict], db_path: Path) -> float:
+    """The same batches over a loopback socket into a bare SQLite receiver."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def receive() -> None:
+        conn, _ = listener.accept()
+        db = sqlite3.connect(str(db_path), isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE events (event_id TEXT PRIMARY KEY, node_id TEXT, seq INT, "
+                   "hlc TEXT, type TEXT, schema_version INT, payload TEXT, recorded_at TEXT)")
+        stream = conn.makefile("rb")
+        while header := stream.read(4):
+            body = stream.read(struct.unpack("!I", header)[0])
+            batch = json.loads(zlib.decompress(body))["events"]
+            db.execute("BEGIN")
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+                (e["event_id"], e["node_id"], e["seq"], e["hlc"], e["type"],
+                 e["schema_version"], json.dumps(e["payload"], ensure_ascii=False),
+                 e["recorded_at"]) for e in batch])
+            db.execute("COMMIT")
+            conn.sendall(b"k")
+        db.close()
+        conn.close()
+
+    thread = threading.Thread(target=receive)
+    thread.start()
+    sender = socket.create_connection(listener.getsockname())
+    started = time.perf_counter()
+    for n, batch in enumerate(protocol.batches(events)):
+        frame = protocol.encode_batch(n, batch)
+        sender.sendall(struct.pack("!I", len(frame)) + frame)
+        sender.recv(1)
+    elapsed = time.perf_counter() - started
+    sender.close()
+    thread.join()
+    listener.close()
+    return len(events) / elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--nodes", type=int, default=200)
+    parser.add_argument("--per-node", type=int, default=500)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        hq_port = server.free_loopback_port()
+        hq_data = tmp / "hq"
+        NodeContext(hq_data, role="hq").db.conn.close()
+        hq = start_hq(hq_data, hq_port)
+        try:
+            # (a) one node's backlog, through the real processes.
+            ctx = NodeContext(tmp / "node", shelter_id="E2710000000001")
+            started = time.perf_counter()
+            fill(ctx, args.events)
+            generated = time.perf_counter() - started
+            enroll(hq_data, hq_port, ctx)
+            events = wire_events(ctx)
+            wire_bytes = sum(len(protocol.encode_batch(n, b))
+                             for n, b in enumerate(protocol.batches(events)))
+            checkins = [e for e in events if e["type"] == "presence_changed"][:5000]
+            checkin_bytes = sum(len(protocol.encode_batch(n, b))
+                                for n, b in enumerate(protocol.batches(checkins)))
+            total = len(events)
+            node_port = server.free_loopback_port()
+            started = time.perf_counter()
+            node = subprocess.Popen([SHELTER, "node", "--data", str(ctx.data_dir), "--port",
+                                     str(node_port), "--host", "127.0.0.1", "--hq",
+                                     f"https://127.0.0.1:{hq_port}"],
+                                    stdout=subprocess.DEVNULL, start_new_session=True)
+            try:
+                first_at = None
+                deadline = time.monotonic() + 1800
+                while time.monotonic() < deadline:
+                    done = hq_acked(hq_data / "shelter.db", ctx.node_id)
+                    if done and first_at is None:
+                        first_at = time.perf_counter()
+                    if done >= total:
+                        break
+                    time.sleep(0.05)
+                elapsed = time.perf_counter() - started
+            finally:
+                benchlib.stop(node)
+            pids = descendants(hq.pid)
+            end_to_end = total / elapsed
+            emit(part="backlog", events=total, seconds=round(elapsed, 2),
+                 startup_seconds=round((first_at or started) - started, 2),
+                 events_per_second=round(end_to_end),
+                 bytes_per_event=round(wire_bytes / total, 1),
+                 bytes_per_checkin_event=round(checkin_bytes / max(len(checkins), 1), 1),
+                 hq_peak_memory_mib=round(peak_kib(pids) / 1024, 1),
+                 generated_in_seconds=round(generated, 1))
+            floor_rate = floor(events, tmp / "floor.db")
+            emit(part="floor", events=total, events_per_second=round(floor_rate))
+            emit(part="ratio", end_to_end_to_floor=round(end_to_end / floor_rate, 3))
+            ctx.db.conn.close()
+
+            # (b) many nodes reconnecting at once.
+            nodes = []
+            for i in range(args.nodes):
+                node_ctx = NodeContext(tmp / f"n{i}", shelter_id=f"E27100001{i:05d}")
+                fill(node_ctx, args.per_node)
+                enroll(hq_data, hq_port, node_ctx)
+                nodes.append(node_ctx)
+            stop = threading.Event()
+            started = time.perf_counter()
+            for node_ctx in nodes:
+                client.SyncClient(node_ctx.data_dir, stop, max_backoff=2.0).start()
+            waiting = {n.node_id: n for n in nodes}
+            deadline = time.monotonic() + 300
+            while waiting and time.monotonic() < deadline:
+                for node_id in list(waiting):
+                    if hq_acked(hq_data / "shelter.db", node_id) >= args.per_node:
+                        del waiting[node_id]
+                time.sleep(0.2)
+            elapsed = time.perf_counter() - started
+            stop.set()
+            emit(part="reconnect", nodes=args.nodes, events_each=args.per_node,
+                 caught_up=args.nodes - len(waiting), seconds=round(elapsed, 2),
+                 hq_peak_memory_mib=round(peak_kib(descendants(hq.pid)) / 1024, 1))
+        finally:
+            benchlib.stop(hq)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
