@@ -5,6 +5,7 @@ issue 6; this is what sync needs."""
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,9 @@ api = Blueprint("hq_api", __name__, url_prefix="/api/v1")
 sock = Sock()
 log = logging.getLogger("shelter.sync")
 IDLE_SECONDS = 90.0
+# Batches are applied one at a time anyway (one writer); decoding them only a few at a time
+# keeps HQ's memory flat when hundreds of nodes send at once.
+APPLYING = threading.BoundedSemaphore(4)
 STALE_AFTER = timedelta(hours=1)
 COUNTS = ("present", "out", "registered", "at_home", "in_car", "capacity")
 
@@ -79,25 +83,34 @@ def sync_socket(ws: Any) -> None:
         frame = ws.receive(timeout=IDLE_SECONDS)
         if frame is None:
             break  # silent for too long: the node reconnects when it has something
-        try:
-            message = protocol.decode(frame)
-        except protocol.ProtocolError as refused:
-            _send_error(ws, refused.code, refused.message)
-            continue
-        if message["type"] == "ping":
-            ws.send(protocol.encode({"type": "pong"}))
-        elif message["type"] == "events":
-            origin = message.get("origin") or node_id
-            if origin not in origins:
-                _send_error(ws, "not_your_origin", f"{origin} is not one of this node's ids")
-                continue
-            result = apply_batch(ctx.store, origin, shelter_id, message["events"])
-            ws.send(protocol.encode({**result.ack(message["batch"]), "origin": origin}))
-        elif message["type"] == "pull":
-            events, cursor = updates_for(ctx.db, shelter_id, node_id, message["cursor"])
-            ws.send(protocol.encode_updates(cursor, events))
-        else:
-            _send_error(ws, "unexpected", f"{message['type']} is not expected from a node")
+        with APPLYING:
+            if not _handle(ws, ctx, frame, node_id, shelter_id, origins):
+                break
+
+
+def _handle(ws: Any, ctx: Any, frame: Any, node_id: str, shelter_id: str,
+            origins: list[str]) -> bool:
+    """One frame of a node's session; False ends the session."""
+    try:
+        message = protocol.decode(frame)
+    except protocol.ProtocolError as refused:
+        _send_error(ws, refused.code, refused.message)
+        return True
+    if message["type"] == "ping":
+        ws.send(protocol.encode({"type": "pong"}))
+    elif message["type"] == "events":
+        origin = message.get("origin") or node_id
+        if origin not in origins:
+            _send_error(ws, "not_your_origin", f"{origin} is not one of this node's ids")
+            return True
+        result = apply_batch(ctx.store, origin, shelter_id, message["events"])
+        ws.send(protocol.encode({**result.ack(message["batch"]), "origin": origin}))
+    elif message["type"] == "pull":
+        events, cursor = updates_for(ctx.db, shelter_id, node_id, message["cursor"])
+        ws.send(protocol.encode_updates(cursor, events))
+    else:
+        _send_error(ws, "unexpected", f"{message['type']} is not expected from a node")
+    return bool(ws.connected)
 
 
 def shelters(db: Any) -> list[dict[str, Any]]:
