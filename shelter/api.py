@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, session
+from flask import Blueprint, Response, abort, jsonify, make_response, request, session
 
 from . import cards, presence, registry, supplies
 from .auth import audit
@@ -20,6 +20,18 @@ def _json_body() -> Any:
     if not request.is_json:
         return None
     return request.get_json(silent=True)
+
+
+def _json_object() -> dict[str, Any]:
+    """The request's JSON object; anything else ends the request with 415 or 400."""
+    if not request.is_json:
+        abort(make_response(error_response(415, "unsupported_media_type",
+                                           gettext("Send the data as JSON."))))
+    data = _json_body()
+    if not isinstance(data, dict):
+        abort(make_response(error_response(400, "malformed_json",
+                                           gettext("The JSON could not be read."))))
+    return data
 
 
 @bp.get("/openapi.json")
@@ -85,11 +97,7 @@ def cards_pdf(household_id: str):  # type: ignore[no-untyped-def]
 @bp.post("/scans")
 @require("volunteer")
 def scan():  # type: ignore[no-untyped-def]
-    if not request.is_json:
-        return error_response(415, "unsupported_media_type", gettext("Send the data as JSON."))
-    data = _json_body()
-    if not isinstance(data, dict):
-        return error_response(400, "malformed_json", gettext("The JSON could not be read."))
+    data = _json_object()
     principal = current_principal()
     assert principal is not None
     ctx = node()
@@ -129,11 +137,7 @@ def stock():  # type: ignore[no-untyped-def]
 @require("volunteer")
 def stock_movement():  # type: ignore[no-untyped-def]
     """Volunteers hand out; receiving, transfers, counts and discards are for managers."""
-    if not request.is_json:
-        return error_response(415, "unsupported_media_type", gettext("Send the data as JSON."))
-    data = _json_body()
-    if not isinstance(data, dict):
-        return error_response(400, "malformed_json", gettext("The JSON could not be read."))
+    data = _json_object()
     principal = current_principal()
     assert principal is not None
     if data.get("kind") != "distributed" and not principal.can("manager"):
@@ -156,11 +160,7 @@ def list_supply_requests():  # type: ignore[no-untyped-def]
 @bp.post("/supply-requests")
 @require("manager")
 def supply_request():  # type: ignore[no-untyped-def]
-    if not request.is_json:
-        return error_response(415, "unsupported_media_type", gettext("Send the data as JSON."))
-    data = _json_body()
-    if data is None:
-        return error_response(400, "malformed_json", gettext("The JSON could not be read."))
+    data = _json_object()
     principal = current_principal()
     assert principal is not None
     ctx = node()

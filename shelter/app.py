@@ -118,6 +118,8 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+        if error.response is not None:
+            return error.response  # already a full answer (abort(make_response(...)))
         if error.code == 413:
             _drain(request.environ)
         response = web.error_response(error.code or 500, _code_for(error.code or 500),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from pathlib import Path
 
 import click
@@ -76,12 +77,16 @@ def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None) -> No
     if not enroll_code:
         raise ShelterCommandError("this node is not enrolled with HQ yet: start it once "
                                   "with --enroll CODE (from `shelter hq enroll`)")
-    try:
-        hq_id = client.enroll(ctx, hq_url, enroll_code)
-    except (enrollment.EnrollmentError, client.SyncRefused) as refused:
-        raise ShelterCommandError(f"enrollment failed: {refused}") from None
-    except OSError as error:
-        raise ShelterCommandError(f"cannot reach HQ at {hq_url}: {error}") from None
+    for attempt in range(5):  # a link that drops at the first try should not need a person
+        try:
+            hq_id = client.enroll(ctx, hq_url, enroll_code)
+            break
+        except (enrollment.EnrollmentError, client.SyncRefused) as refused:
+            raise ShelterCommandError(f"enrollment failed: {refused}") from None
+        except OSError as error:
+            if attempt == 4:
+                raise ShelterCommandError(f"cannot reach HQ at {hq_url}: {error}") from None
+            time.sleep(1 + attempt)
     click.echo(f"enrolled with HQ {hq_id}")
 
 
@@ -187,8 +192,7 @@ def hq_enroll(data: str, shelter_id: str) -> None:
     if not valid_id(shelter_id):
         raise ShelterCommandError("a shelter id is upper-case letters, digits and '-'")
     ctx = _hq(data)
-    tls.ensure_certificates(ctx.data_dir, "Prefecture HQ")
-    ca_cert, _ = tls.ca_paths(ctx.data_dir)
+    ca_cert = tls.ensure_ca(ctx.data_dir, "Prefecture HQ")  # HQ may be serving: CA only
     import ssl
     der = ssl.PEM_cert_to_DER_cert(ca_cert.read_text())
     with ctx.store.write() as db:

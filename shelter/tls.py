@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import os
 import re
 import socket
 from pathlib import Path
@@ -64,8 +65,9 @@ def fingerprint(cert_path: Path) -> str:
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
-def ensure_certificates(data_dir: Path, shelter_name: str) -> tuple[Path, Path]:
-    """Make the CA if missing and a server certificate covering today's addresses."""
+def ensure_ca(data_dir: Path, shelter_name: str) -> Path:
+    """Make the certificate authority if it is missing; never touches the server's files
+    (gunicorn reads them for every new connection)."""
     ca_cert_path, ca_key_path = ca_paths(data_dir)
     now = dt.datetime.now(dt.UTC)
     if not ca_cert_path.exists() or not ca_key_path.exists():
@@ -83,6 +85,14 @@ def ensure_certificates(data_dir: Path, shelter_name: str) -> tuple[Path, Path]:
                 .sign(key, hashes.SHA256()))
         _write_private(ca_key_path, key)
         ca_cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return ca_cert_path
+
+
+def ensure_certificates(data_dir: Path, shelter_name: str) -> tuple[Path, Path]:
+    """Make the CA if missing and a server certificate covering today's addresses."""
+    ca_cert_path = ensure_ca(data_dir, shelter_name)
+    _, ca_key_path = ca_paths(data_dir)
+    now = dt.datetime.now(dt.UTC)
     ca_cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
     ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
@@ -113,8 +123,12 @@ def ensure_certificates(data_dir: Path, shelter_name: str) -> tuple[Path, Path]:
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
                            critical=False)
             .sign(ca_key, hashes.SHA256()))
-    _write_private(key_path, key)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM)
-                          + ca_cert.public_bytes(serialization.Encoding.PEM))
+    # Written beside and renamed into place: a server reading them never sees half a file.
+    new_key, new_cert = key_path.with_suffix(".key.new"), cert_path.with_suffix(".crt.new")
+    _write_private(new_key, key)
+    new_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM)
+                         + ca_cert.public_bytes(serialization.Encoding.PEM))
+    os.replace(new_key, key_path)
+    os.replace(new_cert, cert_path)
     stamp.write_text(wanted)
     return cert_path, key_path

@@ -174,6 +174,16 @@ def start_hq(data: Path, port: int | None = None) -> HQServer:
     return hq
 
 
+def enrolled_node(hq: HQServer, data: Path, shelter_id: str, *extra: str,
+                  via: str | None = None) -> NodeServer:
+    """A node enrolled with ``hq`` (through ``via``, a proxy URL, when given) and syncing."""
+    code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", shelter_id
+                   ).stdout.strip()
+    assert code.startswith("ENR1."), code
+    return start_node(data, "--shelter-id", shelter_id, "--hq", via or hq.url, "--enroll",
+                      code, *extra)
+
+
 @pytest.fixture(scope="module")
 def node_server(tmp_path_factory) -> Iterator[NodeServer]:
     data = tmp_path_factory.mktemp("node")

@@ -9,7 +9,7 @@ import shutil
 from shelter.cards import parse_code
 from shelter.node import NodeContext
 
-from .conftest import api, run_cli, start_hq, start_node, wait_until
+from .conftest import api, enrolled_node, run_cli, start_hq, start_node, wait_until
 from .test_sync_faults import activity, assert_exactly_once, read
 
 SHELTER_ID = "E2710000005252"
@@ -31,10 +31,7 @@ def all_origins_at_hq(node, hq):
 
 def test_a_node_restored_from_an_old_backup_starts_a_new_epoch(tmp_path):
     hq = start_hq(tmp_path / "hq")
-    code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", SHELTER_ID
-                   ).stdout.strip()
-    node = start_node(tmp_path / "node", "--shelter-id", SHELTER_ID, "--hq", hq.url,
-                      "--enroll", code, "--sync-max-backoff", "2")
+    node = enrolled_node(hq, tmp_path / "node", SHELTER_ID, "--sync-max-backoff", "2")
     try:
         kiosk = node.token("kiosk")
         activity(node, 3, "前")
@@ -81,10 +78,7 @@ def test_a_copied_data_directory_takes_a_new_node_id(tmp_path):
 
 def test_hq_restored_from_an_older_backup_is_sent_what_it_lost(tmp_path):
     hq = start_hq(tmp_path / "hq")
-    code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", SHELTER_ID
-                   ).stdout.strip()
-    node = start_node(tmp_path / "node", "--shelter-id", SHELTER_ID, "--hq", hq.url,
-                      "--enroll", code, "--sync-max-backoff", "2")
+    node = enrolled_node(hq, tmp_path / "node", SHELTER_ID, "--sync-max-backoff", "2")
     try:
         activity(node, 2, "一")
         assert_exactly_once(node, hq)

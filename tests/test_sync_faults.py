@@ -11,7 +11,7 @@ import sqlite3
 
 import pytest
 
-from .conftest import VALID_HOUSEHOLD, api, run_cli, start_hq, start_node, wait_until
+from .conftest import VALID_HOUSEHOLD, api, enrolled_node, start_hq, start_node, wait_until
 from .faultproxy import FaultProxy
 
 SHELTER_ID = "E2710000005151"
@@ -66,11 +66,8 @@ def linked(tmp_path):
     """HQ, a fault proxy in front of it, and a node enrolled through the proxy."""
     hq = start_hq(tmp_path / "hq")
     proxy = FaultProxy(hq.port, seed=int(os.environ.get("FAULT_SEED", "1729"))).start()
-    code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", SHELTER_ID
-                   ).stdout.strip()
-    node = start_node(tmp_path / "node", "--shelter-id", SHELTER_ID, "--hq",
-                      f"https://127.0.0.1:{proxy.port}", "--enroll", code,
-                      "--sync-max-backoff", "2")
+    node = enrolled_node(hq, tmp_path / "node", SHELTER_ID, "--sync-max-backoff", "2",
+                         via=f"https://127.0.0.1:{proxy.port}")
     yield hq, proxy, node
     node.stop()
     proxy.stop()
@@ -127,10 +124,7 @@ def test_a_crash_at_the_worst_moment_loses_and_doubles_nothing(tmp_path, point):
     os.environ[VARIABLE] = f"{point}:{marker}"
     try:
         hq = start_hq(tmp_path / "hq")
-        code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", SHELTER_ID
-                       ).stdout.strip()
-        node = start_node(tmp_path / "node", "--shelter-id", SHELTER_ID, "--hq", hq.url,
-                          "--enroll", code, "--sync-max-backoff", "1")
+        node = enrolled_node(hq, tmp_path / "node", SHELTER_ID, "--sync-max-backoff", "1")
     finally:
         del os.environ[VARIABLE]
     try:

@@ -12,7 +12,15 @@ from simple_websocket import Client
 
 from sync import protocol
 
-from .conftest import VALID_HOUSEHOLD, api, free_port, run_cli, start_hq, start_node, wait_until
+from .conftest import (
+    VALID_HOUSEHOLD,
+    api,
+    enrolled_node,
+    free_port,
+    run_cli,
+    start_hq,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +37,8 @@ def hq_token(hq):
 
 @pytest.fixture(scope="module")
 def shelter_node(hq, tmp_path_factory):
-    code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", "E2710000007777"
-                   ).stdout.strip()
-    assert code.startswith("ENR1.")
-    node = start_node(tmp_path_factory.mktemp("synced-node"), "--shelter-id", "E2710000007777",
-                      "--shelter-name", "同期テスト小学校", "--hq", hq.url, "--enroll", code)
+    node = enrolled_node(hq, tmp_path_factory.mktemp("synced-node"), "E2710000007777",
+                         "--shelter-name", "同期テスト小学校")
     yield node
     node.stop()
 
@@ -100,7 +105,9 @@ def raw_session(hq, first):
                         ssl_context=ssl.create_default_context(cafile=hq.verify))
     try:
         ws.send(first)
-        return protocol.decode(ws.receive(timeout=10))
+        answer = ws.receive(timeout=30)
+        assert answer is not None, "HQ did not answer within 30 s"
+        return protocol.decode(answer)
     finally:
         if ws.connected:
             ws.close()
@@ -176,10 +183,7 @@ def test_what_hq_decides_comes_down_to_the_shelter(hq, hq_token, shelter_node):
 def test_a_person_moves_to_another_shelter_and_both_learn_it(hq, hq_token, shelter_node,
                                                              tmp_path):
     from shelter.node import NodeContext
-    code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", "E2710000006666"
-                   ).stdout.strip()
-    other = start_node(tmp_path / "b", "--shelter-id", "E2710000006666", "--hq", hq.url,
-                       "--enroll", code)
+    other = enrolled_node(hq, tmp_path / "b", "E2710000006666")
     try:
         body = copy.deepcopy(VALID_HOUSEHOLD)
         body["members"][0]["given_name"] = "移動"
@@ -244,10 +248,8 @@ def test_an_oversize_frame_is_refused_and_the_link_recovers(hq, hq_token, shelte
 @pytest.mark.parametrize("offset_hours", [-1, 24])
 def test_a_node_whose_clock_is_wrong_still_syncs(hq, tmp_path, offset_hours):
     shelter = f"E27100000{4 if offset_hours < 0 else 5}1{abs(offset_hours):02d}"
-    code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", shelter).stdout.strip()
-    node = start_node(tmp_path / "n", "--shelter-id", shelter, "--hq", hq.url, "--enroll",
-                      code, "--clock-offset", str(offset_hours * 3600), "--sync-max-backoff",
-                      "2")
+    node = enrolled_node(hq, tmp_path / "n", shelter, "--clock-offset",
+                         str(offset_hours * 3600), "--sync-max-backoff", "2")
     try:
         from .test_sync_faults import activity as busy
         from .test_sync_faults import assert_exactly_once, read
