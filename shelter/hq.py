@@ -132,6 +132,43 @@ def shelters(db: Any) -> list[dict[str, Any]]:
     return out
 
 
+@api.get("/openapi.json")
+def openapi():  # type: ignore[no-untyped-def]
+    error = {"description": "No or wrong token", "content": {"application/json": {}}}
+    counts = {k: {"type": "integer"} for k in COUNTS}
+    return jsonify({
+        "openapi": "3.1.0",
+        "info": {"title": "Shelter HQ API", "version": "1",
+                 "description": "Prefecture HQ. Bearer tokens from `shelter token create`."},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/v1/shelters": {"get": {
+                "summary": "Every shelter HQ has heard from (operator or admin)",
+                "responses": {"200": {"description": "shelters", "content": {
+                    "application/json": {"schema": {"type": "object", "properties": {
+                        "shelters": {"type": "array", "items": {
+                            "type": "object", "properties": {
+                                "shelter_id": {"type": "string"}, "name": {"type": "string"},
+                                "municipality": {"type": "string"}, **counts,
+                                "status": {"type": "string"}, "crowding": {"type": "string"},
+                                "last_synced_at": {"type": ["string", "null"]},
+                                "stale": {"type": "boolean"}}}}}}}}},
+                    "401": error, "403": error}}},
+            "/api/v1/summary": {"get": {
+                "summary": "Totals over all shelters (operator or admin)",
+                "responses": {"200": {"description": "totals", "content": {
+                    "application/json": {"schema": {"type": "object", "properties": {
+                        **counts, "shelters": {"type": "integer"},
+                        "shelters_open": {"type": "integer"},
+                        "shelters_stale": {"type": "integer"}}}}}},
+                    "401": error, "403": error}}},
+            "/sync": {"get": {"summary": "The sync websocket (docs/sync-protocol.md)",
+                              "security": [], "responses": {"101": {
+                                  "description": "Switching protocols"}}}},
+        }})
+
+
 @api.get("/shelters")
 @require("operator")
 def shelters_api():  # type: ignore[no-untyped-def]

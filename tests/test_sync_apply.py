@@ -200,3 +200,15 @@ def test_hq_keeps_each_shelters_stock_settings_and_notes_apart(tmp_path):
     assert get_settings(hq.db)["capacity"] == "0"  # HQ's own settings are untouched
     assert [n["text"] for n in supplies.notes(hq.db, b.shelter_id, supplies.today_jst())] == \
         [f"{b.shelter_id} note"]
+
+
+def test_hq_pages_answer_without_shelter_pages(tmp_path):
+    from shelter.app import create_app
+    app = create_app(tmp_path / "hq", role="hq", test_config={"TESTING": True})
+    client = app.test_client()
+    assert client.get("/").headers["Location"].endswith("/hq")
+    assert client.get("/no-such-page").status_code == 404  # the error page, not a 500
+    assert client.get("/register").status_code == 404  # no kiosk at HQ
+    assert client.get("/api/v1/shelters").status_code == 401
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert set(spec["paths"]) >= {"/api/v1/shelters", "/api/v1/summary"}
