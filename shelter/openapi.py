@@ -31,29 +31,6 @@ def spec() -> dict[str, Any]:
             "sex": {"enum": list(SEXES)},
             "needs": {"type": "array", "items": {"enum": list(NEEDS)}},
             "allergies": {"type": "string", "maxLength": 200},
-            "/api/v1/scans": {"post": {
-                "summary": "A card or short code scanned at the desk (volunteer or manager)",
-                "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/ScanIn"}}}},
-                "responses": {
-                    "200": {"description": "The person and their presence",
-                            "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/Scanned"}}}},
-                    "400": _error("Malformed JSON"),
-                    "401": _error("No or wrong token"),
-                    "403": _error("A kiosk token, or a page without its CSRF header"),
-                    "404": _error("No one registered with this short code"),
-                    "409": _error("Going out without being checked in"),
-                    "415": _error("Not JSON"),
-                    "422": _error("Garbled or forged code, unknown action or destination"),
-                }}},
-            "/api/v1/headcount": {"get": {
-                "summary": "This shelter's numbers (volunteer or manager)",
-                "responses": {
-                    "200": {"description": "Headcount", "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/Headcount"}}}},
-                    "401": _error("No or wrong token"),
-                    "403": _error("A kiosk token")}}},
         },
     }
     return {

@@ -135,6 +135,19 @@ def test_openapi_lists_every_api_route(node_server):
             assert path in spec["paths"], path
             assert methods <= set(spec["paths"][path]), (path, methods)
 
+    def property_names(node):  # every property name anywhere in the schemas
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "properties" and isinstance(value, dict):
+                    yield from value
+                yield from property_names(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from property_names(value)
+
+    names = set(property_names(spec["components"]))
+    assert "family_name" in names and not [n for n in names if n.startswith("/")]
+
 
 def test_plain_http_serves_registration_but_sends_staff_to_https(node_server):
     assert requests.get(f"{node_server.http}/register", timeout=10).ok
