@@ -29,7 +29,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts import benchlib  # noqa: E402
-from shelter import server  # noqa: E402
 from shelter.auth import create_token  # noqa: E402
 from shelter.node import NodeContext  # noqa: E402
 from shelter.registry import register_household  # noqa: E402
@@ -74,19 +73,13 @@ def main() -> int:
             turn[i] += 1
             return json.dumps({"code": desk[turn[i] % len(desk)], "action": "auto"}).encode()
 
-        node_port, base_port = server.free_loopback_port(), server.free_loopback_port()
-        node = benchlib.start("shelter.wsgi:application", server.app_env(data), node_port)
-        base = benchlib.start("scripts.bench_baseline_app:app",
-                              {"BASELINE_DB": str(Path(tmp) / "baseline.db")}, base_port)
-        try:
+        with benchlib.node_and_baseline(data, Path(tmp)) as (node_port, base_port):
             headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
             target = (node_port, "/api/v1/scans", headers, body_for, 200)
             failed = benchlib.compare("checkin", target, base_port, args.clients,
                                       args.seconds, args.rounds)
             failed |= benchlib.compare("checkin", target, base_port, args.clients,
                                        args.seconds, args.rounds, rate=args.rate)
-        finally:
-            benchlib.stop(node, base)
         conn = sqlite3.connect(data / "shelter.db")
         outcomes = dict(conn.execute(
             "SELECT substr(detail, instr(detail, ':') + 1), count(*) FROM audit_log "

@@ -18,7 +18,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts import benchlib  # noqa: E402
-from shelter import server  # noqa: E402
 
 BODY = {
     "address": "大阪市中央区大手前2丁目", "postal_code": "540-0008", "phone": "06-0000-0000",
@@ -55,17 +54,11 @@ def main() -> int:
         token = subprocess.run([shelter, "token", "create", "--data", str(data), "--role",
                                 "kiosk"], capture_output=True, text=True,
                                check=True).stdout.strip()
-        node_port, base_port = server.free_loopback_port(), server.free_loopback_port()
-        node = benchlib.start("shelter.wsgi:application", server.app_env(data), node_port)
-        base = benchlib.start("scripts.bench_baseline_app:app",
-                              {"BASELINE_DB": str(Path(tmp) / "baseline.db")}, base_port)
-        try:
+        with benchlib.node_and_baseline(data, Path(tmp)) as (node_port, base_port):
             headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
             return benchlib.compare(
                 "registration", (node_port, "/api/v1/households", headers, body_for, 201),
                 base_port, args.clients, args.seconds, args.rounds)
-        finally:
-            benchlib.stop(node, base)
 
 
 if __name__ == "__main__":

@@ -120,17 +120,8 @@ def start_hq(data: Path, port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen([SHELTER, "hq", "--data", str(data), "--port", str(port),
                                 "--host", "127.0.0.1"], stdout=subprocess.DEVNULL,
                                start_new_session=True)
-    context = ssl._create_unverified_context()  # noqa: S323 - our own server on loopback
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            import urllib.request
-            urllib.request.urlopen(f"https://127.0.0.1:{port}/trust", context=context,  # noqa: S310
-                                   timeout=2).close()
-            return process
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("HQ did not start")
+    server.wait_for_https(port, 60)
+    return process
 
 
 def enroll(hq_data: Path, port: int, ctx: NodeContext) -> None:

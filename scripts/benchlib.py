@@ -14,7 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,24 @@ def stop(*processes: subprocess.Popen[bytes]) -> None:
     for process in processes:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
+
+
+@contextmanager
+def node_and_baseline(data: Path, scratch: Path) -> Iterator[tuple[int, int]]:
+    """The node on ``data`` and the bare baseline app, each under the node's own gunicorn
+    configuration on a free port; both stopped afterwards. Yields (node port, baseline)."""
+    node_port, base_port = server.free_loopback_port(), server.free_loopback_port()
+    node = start("shelter.wsgi:application", server.app_env(data), node_port)
+    try:
+        base = start("scripts.bench_baseline_app:app",
+                     {"BASELINE_DB": str(scratch / "baseline.db")}, base_port)
+    except BaseException:
+        stop(node)
+        raise
+    try:
+        yield node_port, base_port
+    finally:
+        stop(node, base)
 
 
 def load(bench: str, port: int, path: str, headers: dict[str, str], clients: int,

@@ -7,7 +7,6 @@ import random
 import ssl
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 from .auth import add_user
@@ -147,19 +146,6 @@ def simulate_arrivals(contexts: list[NodeContext], stop: threading.Event, minute
             print(f"demo arrival skipped: {type(error).__name__}", flush=True)
 
 
-def _wait_for_https(port: int, seconds: float = 30.0) -> None:
-    context = ssl._create_unverified_context()  # noqa: S323 - our own server on loopback
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"https://127.0.0.1:{port}/trust",  # noqa: S310
-                                        context=context, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"HQ did not start on port {port}")
-
-
 def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float) -> int:
     """HQ and three shelters on localhost, enrolled and syncing."""
     from sync import client, enrollment
@@ -172,7 +158,7 @@ def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float) -> 
     hq_listener.start()
     listeners = [hq_listener]
     try:
-        _wait_for_https(hq_port)
+        server.wait_for_https(hq_port)
         ca_cert, _ = tls.ca_paths(hq.data_dir)
         der = ssl.PEM_cert_to_DER_cert(ca_cert.read_text())
         contexts = []

@@ -45,6 +45,12 @@ def _volunteers_only():  # type: ignore[no-untyped-def]
     return None
 
 
+@bp.context_processor
+def _scanning() -> dict[str, bool]:
+    """Every desk page takes scans (desk.js: camera, handheld scanner)."""
+    return {"scanning": True}
+
+
 def _actor() -> str:
     principal = current_principal()
     assert principal is not None
@@ -132,7 +138,7 @@ def labels() -> dict[str, Any]:
 @bp.get("")
 def scan_page():  # type: ignore[no-untyped-def]
     return render_template("desk/scan.html", result=None, error=None, state=live_state(),
-                           labels=labels(), scanning=True)
+                           labels=labels())
 
 
 @bp.post("/scan")
@@ -146,12 +152,12 @@ def scan_form():  # type: ignore[no-untyped-def]
                                form.get("destination_detail", ""), actor=_actor())
     except presence.ScanError as refused:
         return render_template("desk/scan.html", result=None, error=gettext(refused.message),
-                               state=live_state(), labels=labels(), scanning=True), refused.status
+                               state=live_state(), labels=labels()), refused.status
     back = form.get("back", "")
     if back and result.get("household_id") == back:
         return redirect(url_for("staff.household", household_id=back), code=303)
     return render_template("desk/scan.html", result=result, error=None, state=live_state(),
-                           labels=labels(), scanning=True)
+                           labels=labels())
 
 
 @bp.get("/find")
@@ -163,14 +169,12 @@ def find():  # type: ignore[no-untyped-def]
     for person in found:
         person["status"] = presence.status_here(person["status"], person["shelter_id"],
                                                  node().shelter_id)
-    return render_template("desk/find.html", query=query, found=found, labels=labels(),
-                           scanning=True)
+    return render_template("desk/find.html", query=query, found=found, labels=labels())
 
 
 @bp.get("/headcount")
 def headcount_page():  # type: ignore[no-untyped-def]
-    return render_template("desk/headcount.html", state=live_state(), labels=labels(),
-                           scanning=True)
+    return render_template("desk/headcount.html", state=live_state(), labels=labels())
 
 
 @sock.route("/live", bp=bp)

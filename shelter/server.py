@@ -33,6 +33,22 @@ def free_loopback_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_for_https(port: int, seconds: float = 30.0) -> None:
+    """Until our own server answers on loopback (certificate not checked: it is ours)."""
+    import ssl
+    import urllib.request
+    context = ssl._create_unverified_context()  # noqa: S323 - our own server on loopback
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/trust",  # noqa: S310
+                                        context=context, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing answered on port {port} within {seconds:.0f} s")
+
+
 def _die_with_parent() -> None:
     try:  # Linux: a listener must not outlive its supervisor, even after kill -9
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

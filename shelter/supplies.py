@@ -18,7 +18,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from . import presence
-from .events import Event, EventStore, insert_row, new_id, projection, utc_now_iso
+from .events import Event, EventStore, insert_row, new_id, projection
 from .registry import N_
 from .text import clean_line
 
@@ -599,7 +599,3 @@ def _apply_day_note(db: Database, event: Event) -> None:
 def notes(db: Database, shelter_id: str, day: date) -> list[dict[str, Any]]:
     return list(db.query("SELECT * FROM day_notes WHERE shelter_id = ? AND day = ? ORDER BY at",
                          [shelter_id, day.isoformat()]))
-
-
-def now_iso() -> str:
-    return utc_now_iso()

@@ -92,11 +92,6 @@ def check_credential(db: Database, node_id: str, shelter_id: str, credential: st
     return hmac.compare_digest(row[1], _hash(credential))
 
 
-def revoke(db: Database, node_id: str) -> bool:
-    return db.execute("UPDATE hq_credentials SET revoked = 1 WHERE node_id = ?",
-                      [node_id]).rowcount > 0
-
-
 def chain(db: Database, node_id: str) -> list[str]:
     """The node ids that share this node's credential: its epochs, oldest first."""
     row = db.execute("SELECT credential_hash, shelter_id FROM hq_credentials WHERE node_id = ?",

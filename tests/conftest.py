@@ -62,6 +62,17 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
                           timeout=60)
 
 
+def stop_group(process: subprocess.Popen[str]) -> None:
+    """Stop a server and everything it started (TERM, then KILL after 20 s)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 @dataclass
 class NodeServer:
     data: Path
@@ -94,13 +105,7 @@ class NodeServer:
         return run_cli("token", "create", "--data", str(self.data), "--role", role).stdout.strip()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_group(self.process)
 
 
 def api(server: NodeServer, method: str, path: str, token: str | None = None,
@@ -153,9 +158,7 @@ class HQServer:
                             verify=self.verify, timeout=10)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=20)
+        stop_group(self.process)
 
 
 def start_hq(data: Path, port: int | None = None) -> HQServer:
@@ -252,6 +255,15 @@ def browser(playwright_driver):
     b = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield b
     b.close()
+
+
+def sign_in(page, base: str, username: str, password: str, landing: str) -> None:
+    """Sign in on the staff page and land on ``landing`` (a path)."""
+    page.goto(f"{base}/staff/login?next={landing}")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit].primary")
+    page.wait_for_url(f"**{landing}")
 
 
 VALID_HOUSEHOLD = {

@@ -18,6 +18,7 @@ from .conftest import (
     CHROMIUM_ARGS,
     VALID_HOUSEHOLD,
     render_pdf,
+    sign_in,
     start_node,
     wait_until,
 )
@@ -84,11 +85,7 @@ def tablet(browser, node, width=768, height=1024):
                                   ignore_https_errors=True, locale="ja-JP", has_touch=True,
                                   permissions=["camera"])
     page = context.new_page()
-    page.goto(f"{node.https}/staff/login?next=/desk")
-    page.fill("#username", "desk")
-    page.fill("#password", "desk-pass-1")
-    page.click("button[type=submit].primary")
-    page.wait_for_url("**/desk")
+    sign_in(page, node.https, "desk", "desk-pass-1", "/desk")
     return page
 
 

@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from .conftest import VALID_HOUSEHOLD, api, run_cli, start_node
+from .conftest import VALID_HOUSEHOLD, api, run_cli, sign_in, start_node
 from .test_browser_kiosk import assert_accessible
 
 
@@ -48,11 +48,7 @@ def test_receive_hand_out_by_card_and_be_warned_at_a_second_collection(browser, 
     context = browser.new_context(viewport={"width": 768, "height": 1024}, locale="ja-JP",
                                   ignore_https_errors=True)
     page = context.new_page()
-    page.goto(f"{supply_node.https}/staff/login?next=/supplies")
-    page.fill("#username", "boss")
-    page.fill("#password", "boss-pass-1")
-    page.click("button[type=submit].primary")
-    page.wait_for_url("**/supplies")
+    sign_in(page, supply_node.https, "boss", "boss-pass-1", "/supplies")
     assert_accessible(page)
 
     # A shipment from HQ: 1,500 g of formula, one infant here: 10 days.
