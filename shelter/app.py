@@ -95,12 +95,16 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
     def _template_globals() -> dict[str, Any]:
         from .settings import get_settings
         lang = i18n.current()
+        settings = get_settings(node.db)
         return {
+            # What the header and titles name: the shelter, or the HQ.
+            "brand": i18n.gettext("Prefecture HQ") if node.role == "hq"
+            else settings["shelter_name"],
             "lang": lang, "html_lang": i18n.LANGUAGES[lang][2],
             "languages": i18n.LANGUAGES, "staff_languages": i18n.STAFF_LANGUAGES,
             "csrf_token": web.csrf_token, "principal": web.current_principal(),
             "desk_labels": desk.labels,
-            "settings": get_settings(node.db),
+            "settings": settings,
         }
 
     @app.after_request
