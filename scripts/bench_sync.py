@@ -47,6 +47,22 @@ def emit(**fields: object) -> None:
     print(json.dumps({"bench": "sync", **fields}, ensure_ascii=False), flush=True)
 
 
+def kana(n: int) -> str:
+    """A distinct reading per person (people with the same reading and birth date are
+    flagged as possible duplicates, which real registrations rarely are)."""
+    letters = "あいうえおかきくけこさしすせそたちつてとなにぬねの"
+    out = ""
+    while True:
+        n, digit = divmod(n, len(letters))
+        out += letters[digit]
+        if not n:
+            return out
+
+
+def birth_date(n: int) -> str:
+    return f"{1930 + n % 90}-{1 + n % 12:02d}-{1 + n % 28:02d}"
+
+
 def fill(ctx: NodeContext, events: int) -> None:
     """Registrations (one in twenty events) and presence changes, as a desk makes them."""
     households = max(1, events // 20)
@@ -56,7 +72,8 @@ def fill(ctx: NodeContext, events: int) -> None:
             result = register_household(ctx.store, ctx.identity, {
                 "address": "大阪市", "whereabouts": "shelter", "consent": "relatives",
                 "members": [{"family_name": "試験", "given_name": str(n),
-                             "family_name_kana": "しけん", "birth_date": "1970-01-01"}]})
+                             "family_name_kana": "しけん", "given_name_kana": kana(n),
+                             "birth_date": birth_date(n)}]})
             people.append(result["members"][0]["person_id"])
     cycle = ("check_in", "go_out", "return", "go_out", "return", "check_out")
     remaining = events - households

@@ -404,3 +404,28 @@ def m009_presence_flags(db: Database) -> None:
             at TEXT NOT NULL
         )""",
     )
+
+
+@migrations()
+def m010_sync_outbox(db: Database) -> None:
+    _run(
+        db,
+        # Nothing reads events by their clock (projections compare HLCs row by row): the
+        # index only slowed every insert, which sync does tens of thousands of per second.
+        "DROP INDEX IF EXISTS events_hlc",
+        # HQ: which stored events concern which shelter (sync/outbox.py), in the order they
+        # became its concern. A node pulls from its position here, so a pull reads only its
+        # own rows, however many events the other 3,000 shelters sent.
+        """CREATE TABLE sync_outbox (
+            position INTEGER PRIMARY KEY AUTOINCREMENT,
+            shelter_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            UNIQUE (shelter_id, event_id)
+        )""",
+        "CREATE INDEX sync_outbox_shelter ON sync_outbox (shelter_id, position)",
+    )
+    role = db.execute("SELECT value FROM meta WHERE key = 'role'").fetchone()
+    if role and role[0] == "hq":
+        from sync.outbox import backfill
+
+        backfill(db)

@@ -37,13 +37,12 @@ class Event:
     recorded_at: str
 
     def row(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id, "node_id": self.node_id, "seq": self.seq,
-            "hlc": self.hlc, "type": self.type, "schema_version": self.schema_version,
-            "payload": json.dumps(self.payload, ensure_ascii=False, sort_keys=True,
-                                  separators=(",", ":")),
-            "recorded_at": self.recorded_at,
-        }
+        return dict(zip(EVENT_FIELDS, self.values(), strict=True))
+
+    def values(self) -> tuple[Any, ...]:
+        """The events table's columns, in EVENT_FIELDS order (payload as canonical JSON)."""
+        return (self.event_id, self.node_id, self.seq, self.hlc, self.type,
+                self.schema_version, _CANONICAL.encode(self.payload), self.recorded_at)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Event:
@@ -51,8 +50,19 @@ class Event:
                    row["schema_version"], json.loads(row["payload"]), row["recorded_at"])
 
 
+# Payloads are stored as canonical JSON; one encoder, not one per call (sync's hot path).
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+EVENT_FIELDS = ("event_id", "node_id", "seq", "hlc", "type", "schema_version", "payload",
+                "recorded_at")
+EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
+EVENT_MARKS = ", ".join("?" for _ in EVENT_FIELDS)
+
 Projection = Callable[[Database, Event], Any]
+ManyProjection = Callable[[Database, list[Event]], None]
 PROJECTIONS: dict[str, Projection] = {}
+# Optional: a projection that applies a run of events of one type at once, with the same
+# effect as applying them one by one in order (sync applies batches through these).
+MANY_PROJECTIONS: dict[str, ManyProjection] = {}
 SCHEMA_VERSIONS: dict[str, int] = {}
 
 
@@ -67,6 +77,33 @@ def projection(event_type: str, schema_version: int = 1) -> Callable[[Projection
         return fn
 
     return register
+
+
+def projection_many(event_type: str) -> Callable[[ManyProjection], ManyProjection]:
+    """Register the run-at-once form of ``event_type``'s projection."""
+
+    def register(fn: ManyProjection) -> ManyProjection:
+        MANY_PROJECTIONS[event_type] = fn
+        return fn
+
+    return register
+
+
+def apply_projections(db: Database, events: list[Event]) -> None:
+    """Apply events already written, in order: a run of one type at once where it can."""
+    start = 0
+    while start < len(events):
+        kind = events[start].type
+        end = start + 1
+        while end < len(events) and events[end].type == kind:
+            end += 1
+        many = MANY_PROJECTIONS.get(kind)
+        if many is not None:
+            many(db, events[start:end])
+        else:
+            for event in events[start:end]:
+                PROJECTIONS[kind](db, event)
+        start = end
 
 
 def new_id() -> str:
@@ -110,6 +147,8 @@ class EventStore:
         self.clock = clock
         path = db.execute("PRAGMA database_list").fetchone()[2] or f":memory:{id(db)}"
         self._lock = _lock_for(path)
+        # HQ's store also records which shelter each event concerns (sync/outbox.py).
+        self.route: Callable[[Database, list[Event]], None] | None = None
 
     def append(self, event_type: str, payload: dict[str, Any]) -> tuple[Event, Any]:
         """Append one event and apply it; returns the event and what the projection returned.
@@ -128,6 +167,8 @@ class EventStore:
             self._set_meta("hlc_last", ts.encode())
             self._set_meta("seq_last", str(seq))
             result = PROJECTIONS[event_type](self.db, event)
+            if self.route is not None:
+                self.route(self.db, [event])
         return event, result
 
     @contextmanager

@@ -28,12 +28,17 @@ IDLE_SECONDS = 90.0
 # Batches are applied one at a time anyway (one writer); decoding them only a few at a time
 # keeps HQ's memory flat when hundreds of nodes send at once.
 APPLYING = threading.BoundedSemaphore(4)
+GROUP_FRAMES = 8  # frames already received from one node, applied in one transaction
 STALE_AFTER = timedelta(hours=1)
 COUNTS = ("present", "out", "registered", "at_home", "in_car", "capacity")
 
 
+def _error(code: str, message: str) -> str:
+    return protocol.encode({"type": "error", "code": code, "message": message})
+
+
 def _send_error(ws: Any, code: str, message: str) -> None:
-    ws.send(protocol.encode({"type": "error", "code": code, "message": message}))
+    ws.send(_error(code, message))
 
 
 @sock.route("/sync", bp=bp)
@@ -83,33 +88,48 @@ def sync_socket(ws: Any) -> None:
         frame = ws.receive(timeout=IDLE_SECONDS)
         if frame is None:
             break  # silent for too long: the node reconnects when it has something
+        frames = [frame]
+        while len(frames) < GROUP_FRAMES and (more := ws.receive(timeout=0)) is not None:
+            frames.append(more)
         with APPLYING:
-            if not _handle(ws, ctx, frame, node_id, shelter_id, origins):
+            if not _handle(ws, ctx, frames, node_id, shelter_id, origins):
                 break
 
 
-def _handle(ws: Any, ctx: Any, frame: Any, node_id: str, shelter_id: str,
+def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
             origins: list[str]) -> bool:
-    """One frame of a node's session; False ends the session."""
-    try:
-        message = protocol.decode(frame)
-    except protocol.ProtocolError as refused:
-        _send_error(ws, refused.code, refused.message)
-        return True
-    if message["type"] == "ping":
-        ws.send(protocol.encode({"type": "pong"}))
-    elif message["type"] == "events":
-        origin = message.get("origin") or node_id
-        if origin not in origins:
-            _send_error(ws, "not_your_origin", f"{origin} is not one of this node's ids")
-            return True
-        result = apply_batch(ctx.store, origin, shelter_id, message["events"])
-        ws.send(protocol.encode({**result.ack(message["batch"]), "origin": origin}))
-    elif message["type"] == "pull":
-        events, cursor = updates_for(ctx.db, shelter_id, node_id, message["cursor"])
-        ws.send(protocol.encode_updates(cursor, events))
-    else:
-        _send_error(ws, "unexpected", f"{message['type']} is not expected from a node")
+    """Frames of a node's session that arrived together; False ends the session.
+
+    Batches among them are applied in one transaction (one commit, one fsync, for as many
+    as the node had in flight), and each is acknowledged, in order, after it commits.
+    """
+    answers: list[str | bytes] = []
+    with ctx.store.write():
+        for frame in frames:
+            try:
+                message = protocol.decode(frame)
+            except protocol.ProtocolError as refused:
+                answers.append(_error(refused.code, refused.message))
+                continue
+            if message["type"] == "ping":
+                answers.append(protocol.encode({"type": "pong"}))
+            elif message["type"] == "events":
+                origin = message.get("origin") or node_id
+                if origin not in origins:
+                    answers.append(_error("not_your_origin",
+                                          f"{origin} is not one of this node's ids"))
+                    continue
+                result = apply_batch(ctx.store, origin, shelter_id, message["events"])
+                answers.append(protocol.encode({**result.ack(message["batch"]),
+                                                "origin": origin}))
+            elif message["type"] == "pull":
+                events, cursor = updates_for(ctx.db, shelter_id, node_id, message["cursor"])
+                answers.append(protocol.encode_updates(cursor, events))
+            else:
+                answers.append(_error("unexpected",
+                                      f"{message['type']} is not expected from a node"))
+    for answer in answers:
+        ws.send(answer)
     return bool(ws.connected)
 
 

@@ -83,6 +83,10 @@ class NodeContext:
         store = getattr(self._local, "store", None)
         if store is None:
             store = EventStore(self.db, self.node_id, self.clock)
+            if self.role == "hq":
+                from sync.outbox import route
+
+                store.route = route
             self._local.store = store
         return store
 

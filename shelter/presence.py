@@ -19,7 +19,7 @@ from sqlite_utils import Database
 
 from . import cards, shortcode
 from .auth import audit
-from .events import Event, EventStore, insert_row, projection, utc_now_iso
+from .events import Event, EventStore, projection, projection_many, utc_now_iso
 from .registry import N_, NEEDS
 
 ACTIONS = ("check_in", "go_out", "return", "check_out")
@@ -166,28 +166,59 @@ def _age_seconds(iso: str) -> float:
 
 @projection("presence_changed")
 def _apply_presence_changed(db: Database, event: Event) -> None:
-    p = event.payload
-    insert_row(db, "presence_log", {
-        "event_id": event.event_id, "person_id": p["person_id"], "shelter_id": p["shelter_id"],
-        "action": p["action"], "destination": p.get("destination", ""),
-        "at": event.recorded_at, "hlc": event.hlc, "actor": p.get("actor", "")},
-        or_ignore=True)
-    current = db.execute("SELECT since_hlc, display_name, registered_shelter, shelter_id, "
-                         "status FROM presence WHERE person_id = ?", [p["person_id"]]).fetchone()
-    if current is not None and p["action"] in ("check_in", "return") \
-            and current[3] != p["shelter_id"] and current[4] in ("present", "out"):
-        # In at two shelters with no check-out between: flag it, whichever came first.
-        insert_row(db, "presence_flags", {
-            "person_id": p["person_id"], "event_id": event.event_id,
-            "shelter_a": current[3], "shelter_b": p["shelter_id"],
-            "reason": "present at two shelters", "flagged_at": event.recorded_at},
-            or_ignore=True)
-    if current is not None and current[0] >= event.hlc:
-        return  # a later change is already known (events can arrive out of order by sync)
-    registered = db.execute("SELECT issuing_shelter FROM persons WHERE person_id = ?",
-                            [p["person_id"]]).fetchone()
-    card = p.get("card") or {}
-    db.execute(
+    _apply_presence_changes(db, [event])
+
+
+@projection_many("presence_changed")
+def _apply_presence_changes(db: Database, events: list[Event]) -> None:
+    """Presence changes in order: each is logged; the latest (by HLC) per person is where the
+    person is, whatever order they arrive in; a check-in while in at another shelter (no
+    check-out between) is flagged. Reads each person's state once for the whole run."""
+    people = list({e.payload["person_id"] for e in events})
+    current: dict[str, tuple[str, str, str, str, str]] = {}
+    registered: dict[str, str] = {}
+    for start in range(0, len(people), 900):
+        chunk = people[start:start + 900]
+        marks = ",".join("?" * len(chunk))
+        for row in db.execute(
+                "SELECT person_id, since_hlc, display_name, registered_shelter, shelter_id, "
+                f"status FROM presence WHERE person_id IN ({marks})", chunk):
+            current[row[0]] = row[1:]
+        registered.update(db.execute(
+            f"SELECT person_id, issuing_shelter FROM persons WHERE person_id IN ({marks})",
+            chunk).fetchall())
+    log, flags, latest = [], [], {}
+    for event in events:
+        p = event.payload
+        person = p["person_id"]
+        log.append((event.event_id, person, p["shelter_id"], p["action"],
+                    p.get("destination", ""), event.recorded_at, event.hlc, p.get("actor", "")))
+        now = current.get(person)
+        if now is not None and p["action"] in ("check_in", "return") \
+                and now[3] != p["shelter_id"] and now[4] in ("present", "out"):
+            # In at two shelters with no check-out between: flag it, whichever came first.
+            flags.append((person, event.event_id, now[3], p["shelter_id"],
+                          "present at two shelters", event.recorded_at))
+        if now is not None and now[0] >= event.hlc:
+            continue  # a later change is already known (events can arrive out of order)
+        issuer = registered.get(person)
+        card = p.get("card") or {}
+        status = STATUS_AFTER[p["action"]]
+        home = issuer if issuer is not None else card.get("shelter_id", now[2] if now else "")
+        name = card.get("display_name", now[1] if now else "")
+        current[person] = (event.hlc, name, home, p["shelter_id"], status)
+        latest[person] = (person, p["shelter_id"], status, p["action"], event.recorded_at,
+                          event.hlc, p.get("destination", ""), p.get("destination_detail", ""),
+                          0 if issuer is not None else 1, home, name,
+                          1 if issuer is not None or card.get("verified") else 0)
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO presence_log (event_id, person_id, shelter_id, action, "
+        "destination, at, hlc, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", log)
+    if flags:
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO presence_flags (person_id, event_id, shelter_a, shelter_b, "
+            "reason, flagged_at) VALUES (?, ?, ?, ?, ?, ?)", flags)
+    db.conn.executemany(
         """INSERT INTO presence (person_id, shelter_id, status, last_action, since, since_hlc,
                destination, destination_detail, provisional, registered_shelter, display_name,
                card_verified)
@@ -200,12 +231,7 @@ def _apply_presence_changed(db: Database, event: Event) -> None:
                provisional = excluded.provisional,
                registered_shelter = excluded.registered_shelter,
                display_name = excluded.display_name, card_verified = excluded.card_verified""",
-        [p["person_id"], p["shelter_id"], STATUS_AFTER[p["action"]], p["action"],
-         event.recorded_at, event.hlc, p.get("destination", ""),
-         p.get("destination_detail", ""), 0 if registered else 1,
-         registered[0] if registered else card.get("shelter_id", current[2] if current else ""),
-         card.get("display_name", current[1] if current else ""),
-         1 if registered or card.get("verified") else 0])
+        list(latest.values()))
 
 
 def age_on(birth_date: str, today: date) -> int | None:

@@ -19,11 +19,21 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from shelter.events import PROJECTIONS, SCHEMA_VERSIONS, Event, EventStore, insert_row, utc_now_iso
+from shelter.events import (
+    EVENT_COLUMNS,
+    EVENT_MARKS,
+    PROJECTIONS,
+    SCHEMA_VERSIONS,
+    Event,
+    EventStore,
+    apply_projections,
+    insert_row,
+    utc_now_iso,
+)
 
 from . import drills
-from .hlc import DEFAULT_MAX_DRIFT_MS, Timestamp, system_ms
-from .protocol import STUB_TYPE, check_event, content_hash
+from .hlc import DEFAULT_MAX_DRIFT_MS, system_ms
+from .protocol import STUB_TYPE, check_event, content_hash, hlc_wall_ms
 
 
 @dataclass
@@ -50,12 +60,19 @@ def acked_seq(store: EventStore, node_id: str) -> int:
 
 def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[Any],
                 now_ms: int | None = None, max_drift_ms: int = DEFAULT_MAX_DRIFT_MS) -> Applied:
-    """Apply ``events`` sent by ``node_id`` (already authenticated as that node)."""
+    """Apply ``events`` sent by ``node_id`` (already authenticated as that node).
+
+    The events are first sorted out in memory (shape, sequence, type); the new ones are then
+    written together, their projections applied a run of one type at a time. If anything in
+    that fails, the batch's writes are undone and the new events go again one by one, each
+    under its own savepoint, so that the one that fails is quarantined and the rest applied.
+    """
     now_ms = system_ms() if now_ms is None else now_ms
     with store.write() as db:
         db.execute("INSERT OR IGNORE INTO sync_origins (node_id, shelter_id) VALUES (?, ?)",
                    [node_id, shelter_id])
         result = Applied(acked_seq(store, node_id))
+        fresh: list[tuple[dict[str, Any], Event]] = []
         for raw in events:
             problem = check_event(raw)
             if problem is not None:
@@ -69,7 +86,7 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
                 continue
             seq = raw["seq"]
             if seq <= result.acked_seq:
-                _compare_with_stored(db, node_id, raw, result)
+                _compare_with_stored(db, node_id, raw, result, fresh)
                 continue
             if seq > result.acked_seq + 1:
                 result.need_from = result.acked_seq + 1
@@ -77,16 +94,6 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
             result.acked_seq = seq
             if raw["type"] == STUB_TYPE:
                 continue  # a node-local event: its place in the sequence, nothing else
-            exists = db.conn.execute("SELECT 1 FROM events WHERE event_id = ?",
-                                     [raw["event_id"]]).fetchone()
-            stored = _stored(db, raw["event_id"]) if exists else None
-            if stored is not None:
-                if content_hash(stored) == content_hash(raw):
-                    result.duplicates += 1
-                else:
-                    _conflict(db, node_id, raw, "this event id is stored with other content",
-                              result)
-                continue
             known = SCHEMA_VERSIONS.get(raw["type"])
             if known is None:
                 _quarantine(db, node_id, raw, f"unknown event type {raw['type']!r}", result)
@@ -95,29 +102,99 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
                 _quarantine(db, node_id, raw, f"schema version {raw['schema_version']} is "
                                               f"newer than this store's {known}", result)
                 continue
-            event = Event(raw["event_id"], raw["node_id"], seq, raw["hlc"], raw["type"],
-                          raw["schema_version"], raw["payload"], raw["recorded_at"])
-            db.conn.execute("SAVEPOINT apply_event")
-            try:
-                insert_row(db, "events", event.row())
-                PROJECTIONS[event.type](db, event)
-            except Exception as error:  # noqa: BLE001 - any failure quarantines this event
-                db.conn.execute("ROLLBACK TO apply_event")
-                db.conn.execute("RELEASE apply_event")
-                _quarantine(db, node_id, raw, f"could not be applied ({type(error).__name__})",
-                            result)
-                continue
-            db.conn.execute("RELEASE apply_event")
-            result.applied += 1
-            if result.applied == 2:
-                drills.crash_point("hq_mid_apply")
-            if Timestamp.decode(event.hlc).wall_ms - now_ms > max_drift_ms:
+            fresh.append((raw, Event(raw["event_id"], raw["node_id"], seq, raw["hlc"],
+                                     raw["type"], raw["schema_version"], raw["payload"],
+                                     raw["recorded_at"])))
+        fresh = _without_stored(db, node_id, fresh, result)
+        if fresh and not _apply_together(store, [event for _, event in fresh]):
+            _apply_one_by_one(store, node_id, fresh, result)
+        else:
+            result.applied += len(fresh)
+        for _, event in fresh:
+            if hlc_wall_ms(event.hlc) - now_ms > max_drift_ms:
                 insert_row(db, "sync_flags", {
                     "event_id": event.event_id, "node_id": node_id, "at": utc_now_iso(),
                     "reason": "stamped implausibly far in the future"}, or_ignore=True)
         db.execute("UPDATE sync_origins SET acked_seq = ?, last_batch_at = ? WHERE node_id = ?",
                    [result.acked_seq, utc_now_iso(), node_id])
+    result.quarantined.sort(key=lambda q: (q["seq"] is None, q["seq"] or 0))
     return result
+
+
+def _without_stored(db: Any, node_id: str, fresh: list[tuple[dict[str, Any], Event]],
+                    result: Applied) -> list[tuple[dict[str, Any], Event]]:
+    """The new events minus those whose id is already stored (one query for the batch): the
+    same content is a duplicate, other content a conflict."""
+    stored: set[str] = set()
+    ids = [event.event_id for _, event in fresh]
+    for start in range(0, len(ids), 900):
+        chunk = ids[start:start + 900]
+        stored.update(r[0] for r in db.conn.execute(
+            f"SELECT event_id FROM events WHERE event_id IN ({','.join('?' * len(chunk))})",
+            chunk))
+    if not stored:
+        return fresh
+    kept = []
+    for raw, event in fresh:
+        if event.event_id not in stored:
+            kept.append((raw, event))
+            continue
+        existing = _stored(db, event.event_id)
+        if existing is not None and content_hash(existing) == content_hash(raw):
+            result.duplicates += 1
+        else:
+            _conflict(db, node_id, raw, "this event id is stored with other content", result)
+    return kept
+
+
+def _apply_together(store: EventStore, events: list[Event]) -> bool:
+    """All of them in one go; False (and nothing written) if any of it fails."""
+    db, conn = store.db, store.db.conn
+    conn.execute("SAVEPOINT apply_batch")
+    try:
+        conn.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({EVENT_MARKS})",
+                         [event.values() for event in events])
+        if len(events) >= 2:
+            drills.crash_point("hq_mid_apply")
+        apply_projections(db, events)
+        if store.route is not None:
+            store.route(db, events)
+    except Exception:  # noqa: BLE001 - sorted out event by event below
+        conn.execute("ROLLBACK TO apply_batch")
+        conn.execute("RELEASE apply_batch")
+        return False
+    conn.execute("RELEASE apply_batch")
+    return True
+
+
+def _apply_one_by_one(store: EventStore, node_id: str,
+                      fresh: list[tuple[dict[str, Any], Event]], result: Applied) -> None:
+    db = store.db
+    for raw, event in fresh:
+        twice = _stored(db, event.event_id)  # the same id twice in this batch
+        if twice is not None:
+            if content_hash(twice) == content_hash(raw):
+                result.duplicates += 1
+            else:
+                _conflict(db, node_id, raw, "this event id is stored with other content",
+                          result)
+            continue
+        db.conn.execute("SAVEPOINT apply_event")
+        try:
+            insert_row(db, "events", event.row())
+            PROJECTIONS[event.type](db, event)
+            if store.route is not None:
+                store.route(db, [event])
+        except Exception as error:  # noqa: BLE001 - any failure quarantines this event
+            db.conn.execute("ROLLBACK TO apply_event")
+            db.conn.execute("RELEASE apply_event")
+            _quarantine(db, node_id, raw, f"could not be applied ({type(error).__name__})",
+                        result)
+            continue
+        db.conn.execute("RELEASE apply_event")
+        result.applied += 1
+        if result.applied == 2:
+            drills.crash_point("hq_mid_apply")
 
 
 def _stored(db: Any, event_id: str) -> dict[str, Any] | None:
@@ -127,14 +204,18 @@ def _stored(db: Any, event_id: str) -> dict[str, Any] | None:
     return {**row, "payload": json.loads(row["payload"])}
 
 
-def _compare_with_stored(db: Any, node_id: str, raw: dict[str, Any], result: Applied) -> None:
-    """An event at or below the acknowledged sequence: a resend, or a different history."""
-    stored = next(iter(db.query("SELECT * FROM events WHERE node_id = ? AND seq = ?",
-                                [node_id, raw["seq"]])), None)
+def _compare_with_stored(db: Any, node_id: str, raw: dict[str, Any], result: Applied,
+                         pending: list[tuple[dict[str, Any], Event]]) -> None:
+    """An event at or below the acknowledged sequence: a resend, or a different history.
+    ``pending``: this batch's events not written yet, which it may repeat."""
+    earlier = [r for r, event in pending if event.seq == raw["seq"]]
+    stored = earlier[0] if earlier else next(iter(db.query(
+        "SELECT * FROM events WHERE node_id = ? AND seq = ?", [node_id, raw["seq"]])), None)
     if stored is None:  # a node-local stub or a quarantined event held this place
         result.duplicates += 1
         return
-    stored["payload"] = json.loads(stored["payload"])
+    if isinstance(stored["payload"], str):
+        stored = {**stored, "payload": json.loads(stored["payload"])}
     if content_hash(stored) == content_hash(raw):
         result.duplicates += 1
     else:

@@ -18,6 +18,7 @@ import ssl
 import threading
 import time
 import urllib.request
+from collections import deque
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +37,7 @@ ACK_TIMEOUT = 60.0
 IDLE_PING_SECONDS = 10.0
 MAX_BACKOFF = 60.0
 READ_LIMIT = 2000  # events read from the store per round (then cut into batches)
+WINDOW = 8  # batches on the wire before waiting for HQ's acknowledgement
 
 
 class SyncRefused(Exception):
@@ -179,39 +181,58 @@ class SyncClient(threading.Thread):
             _close(ws)
 
     def push(self, ctx: NodeContext, ws: Any, acked: dict[str, int]) -> None:
-        """Send every own origin's events after what HQ holds (older epochs first)."""
+        """Send every own origin's events after what HQ holds (older epochs first).
+
+        Up to WINDOW batches are on the wire at once, so that reading and compressing the
+        next ones overlaps HQ's applying the previous ones. HQ answers each in order; its
+        ``acked_seq`` is the cursor, whatever was sent.
+        """
         batch_id = 0
+        sent = dict(acked)
+        in_flight: deque[str] = deque()  # the origin of each batch not yet acknowledged
         seen = -1
         while not self.stop_event.is_set() and ws.connected:
-            origins = backup.own_origins(ctx.db.conn)
-            origin, rows = ctx.node_id, []
-            for origin in origins:
-                rows = list(ctx.db.query(
-                    "SELECT * FROM events WHERE node_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                    [origin, acked.get(origin, 0), READ_LIMIT]))
-                if rows:
-                    break
-            if not rows:
-                self.pull(ctx, ws)  # caught up: what HQ has for us (also a keepalive)
-                seen = ctx.watcher.wait(seen, IDLE_PING_SECONDS)
+            rows: list[dict[str, Any]] = []
+            origin = ctx.node_id
+            if len(in_flight) < WINDOW:
+                for origin in backup.own_origins(ctx.db.conn):
+                    rows = list(ctx.db.query(
+                        "SELECT * FROM events WHERE node_id = ? AND seq > ? ORDER BY seq "
+                        "LIMIT ?", [origin, sent.get(origin, acked.get(origin, 0)),
+                                    READ_LIMIT]))
+                    if rows:
+                        break
+            if rows:
+                for batch in protocol.batches([protocol.wire_text(r) for r in rows]):
+                    batch_id += 1
+                    ws.send(protocol.encode_batch(batch_id, batch, origin))
+                    in_flight.append(origin)
+                    drills.crash_point("after_send")
+                sent[origin] = int(rows[-1]["seq"])
+                if len(in_flight) < WINDOW:
+                    continue
+            if in_flight:
+                if not self.acknowledged(ctx, ws, in_flight.popleft(), acked):
+                    while in_flight:  # HQ asked to go back: let the rest answer first
+                        self.acknowledged(ctx, ws, in_flight.popleft(), acked)
+                    sent = dict(acked)
                 continue
-            for batch in protocol.batches([protocol.for_wire(r) for r in rows]):
-                batch_id += 1
-                ws.send(protocol.encode_batch(batch_id, batch, origin))
-                drills.crash_point("after_send")
-                ack = _expect(ws, "ack", ACK_TIMEOUT)
-                drills.crash_point("before_ack_saved")
-                acked[origin] = int(ack["acked_seq"])
-                problems = len(ack.get("quarantined") or []) + len(ack.get("conflicts") or [])
-                values = {"sync_acked": json.dumps(acked), "sync_last_ok_at": utc_now_iso()}
-                if problems:
-                    values["sync_problems"] = str(int(get_meta(ctx.db, "sync_problems") or 0)
-                                                  + problems)
-                set_meta(ctx.store, values)
-                if ack.get("need_from"):
-                    acked[origin] = int(ack["need_from"]) - 1
-                    break
+            self.pull(ctx, ws)  # caught up: what HQ has for us (also a keepalive)
+            seen = ctx.watcher.wait(seen, IDLE_PING_SECONDS)
 
+    def acknowledged(self, ctx: NodeContext, ws: Any, origin: str,
+                     acked: dict[str, int]) -> bool:
+        """Wait for the next ack and store it; False when HQ asks for events again."""
+        ack = _expect(ws, "ack", ACK_TIMEOUT)
+        drills.crash_point("before_ack_saved")
+        acked[origin] = int(ack["acked_seq"])
+        problems = len(ack.get("quarantined") or []) + len(ack.get("conflicts") or [])
+        values = {"sync_acked": json.dumps(acked), "sync_last_ok_at": utc_now_iso()}
+        if problems:
+            values["sync_problems"] = str(int(get_meta(ctx.db, "sync_problems") or 0)
+                                          + problems)
+        set_meta(ctx.store, values)
+        return not ack.get("need_from")
 
     def pull(self, ctx: NodeContext, ws: Any) -> None:
         for _ in range(100):  # bounded: at most 100 x PULL_LIMIT events per round

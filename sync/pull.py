@@ -2,8 +2,9 @@
 
 What concerns a shelter: HQ's steps on its supply requests (acknowledged, dispatched), the
 presence changes elsewhere of people registered at it (so it can show "moved to B"),
-settings HQ sets for it, and messages from HQ. HQ answers a `pull` from a cursor (its own
-insertion order of events) with at most PULL_LIMIT events and the cursor to ask from next.
+settings HQ sets for it, and messages from HQ: HQ's outbox (sync/outbox.py) lists them as
+they happen. HQ answers a `pull` from a cursor (a position in that outbox) with at most
+PULL_LIMIT events and the cursor to ask from next.
 The node applies them in one transaction and saves the cursor in the same one.
 """
 
@@ -23,21 +24,12 @@ CURSOR_KEY = "pull_cursor"
 def updates_for(db: Any, shelter_id: str, node_id: str, cursor: int,
                 limit: int = PULL_LIMIT) -> tuple[list[dict[str, Any]], int]:
     """(events, next cursor) for the shelter's node, from HQ's store."""
-    top = db.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0]
+    top = db.execute("SELECT coalesce(max(position), 0) FROM sync_outbox").fetchone()[0]
     rows = list(db.query(
-        """SELECT rowid AS position, * FROM events
-           WHERE rowid > ? AND rowid <= ? AND node_id != ? AND (
-             (type IN ('supply_request_acknowledged', 'supply_dispatched')
-              AND json_extract(payload, '$.request_id') IN
-                  (SELECT request_id FROM supply_requests WHERE shelter_id = ?))
-             OR (type = 'presence_changed'
-                 AND json_extract(payload, '$.shelter_id') != ?
-                 AND json_extract(payload, '$.person_id') IN
-                     (SELECT person_id FROM persons WHERE issuing_shelter = ?))
-             OR (type IN ('shelter_configured', 'hq_message')
-                 AND json_extract(payload, '$.shelter_id') = ?))
-           ORDER BY rowid LIMIT ?""",
-        [cursor, top, node_id, shelter_id, shelter_id, shelter_id, shelter_id, limit]))
+        """SELECT o.position, e.* FROM sync_outbox o JOIN events e USING (event_id)
+           WHERE o.shelter_id = ? AND o.position > ? AND o.position <= ? AND e.node_id != ?
+           ORDER BY o.position LIMIT ?""",
+        [shelter_id, cursor, top, node_id, limit]))
     next_cursor = rows[-1]["position"] if len(rows) == limit else top
     events = [{**{k: r[k] for k in EVENT_FIELDS if k != "payload"},
                "payload": json.loads(r["payload"])} for r in rows]

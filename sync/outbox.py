@@ -1,0 +1,70 @@
+"""HQ's outbox: which stored events concern which shelter, so that a node's pull reads its
+own rows only.
+
+An event concerns shelter R when it is HQ's step on one of R's supply requests
+(acknowledged, dispatched), a setting or message for R, or a presence change somewhere else
+of a person registered at R (so R can show "moved to B"). A registration that reaches HQ
+after such presence changes (R was offline longer than B) routes those earlier changes to R
+then. Rows are written in the same transaction as the events, by HQ's store only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shelter.events import Event
+
+CHUNK = 900  # SQLite parameters per IN (...)
+
+
+def route(db: Any, events: list[Event]) -> None:
+    """Add the outbox rows for ``events``, just applied to HQ's store."""
+    rows: list[tuple[str, str]] = []
+    moves = [e for e in events if e.type == "presence_changed"]
+    if moves:
+        home = _issuers(db, list({e.payload["person_id"] for e in moves}))
+        for event in moves:
+            registered = home.get(event.payload["person_id"])
+            if registered and registered != event.payload["shelter_id"]:
+                rows.append((registered, event.event_id))
+    for event in events:
+        if event.type in ("shelter_configured", "hq_message"):
+            rows.append((event.payload["shelter_id"], event.event_id))
+        elif event.type in ("supply_request_acknowledged", "supply_dispatched"):
+            owner = db.execute("SELECT shelter_id FROM supply_requests WHERE request_id = ?",
+                               [event.payload["request_id"]]).fetchone()
+            if owner:
+                rows.append((owner[0], event.event_id))
+        elif event.type == "household_registered":
+            shelter = event.payload["shelter_id"]
+            people = [m["person_id"] for m in event.payload["members"]]
+            rows.extend((shelter, r[0]) for r in db.execute(
+                f"SELECT event_id FROM presence_log WHERE person_id IN "
+                f"({','.join('?' * len(people))}) AND shelter_id != ? ORDER BY hlc",
+                [*people, shelter]))
+    if rows:
+        db.conn.executemany("INSERT OR IGNORE INTO sync_outbox (shelter_id, event_id) "
+                            "VALUES (?, ?)", rows)
+
+
+def _issuers(db: Any, people: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for start in range(0, len(people), CHUNK):
+        chunk = people[start:start + CHUNK]
+        found.update(db.execute(
+            f"SELECT person_id, issuing_shelter FROM persons WHERE person_id IN "
+            f"({','.join('?' * len(chunk))})", chunk).fetchall())
+    return found
+
+
+def backfill(db: Any) -> None:
+    """Route every event already stored (an HQ upgraded to the outbox), in store order."""
+    last = 0
+    while True:
+        batch = [Event.from_row(r) for r in db.query(
+            "SELECT * FROM events WHERE rowid > ? ORDER BY rowid LIMIT 2000", [last])]
+        if not batch:
+            return
+        route(db, batch)
+        last = db.execute("SELECT rowid FROM events WHERE event_id = ?",
+                          [batch[-1].event_id]).fetchone()[0]
