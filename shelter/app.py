@@ -63,15 +63,19 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
         allowed = tuple(i18n.LANGUAGES) if request.blueprint in ("kiosk", "api", None) \
             else i18n.STAFF_LANGUAGES
         g.lang = i18n.pick_language(allowed)
+        g.languages_offered = allowed
 
     web.init_app(app)  # after the language is known: its refusals are translated
     app.register_blueprint(staff.bp)
     app.register_blueprint(trust.bp)
     if node.role == "hq":
-        from . import hq
+        from . import hq, hq_pages, hqstats, public
         app.register_blueprint(hq.bp)
         app.register_blueprint(hq.api)
+        app.register_blueprint(hq_pages.bp)
+        app.register_blueprint(public.bp)
         hq.sock.init_app(app)
+        hqstats.ensure_refresher(node)
     else:
         app.register_blueprint(kiosk.bp)
         app.register_blueprint(api.bp)

@@ -182,6 +182,23 @@ def run_hq(ctx: NodeContext, port: int, host: str) -> int:
     return server.supervise([listener])
 
 
+@hq_group.command("import", help="Import or update the shelter registry from GSI GeoJSON/CSV "
+                                   "or the standard open-data CSV (指定緊急避難場所一覧).")
+@DATA
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def hq_import(data: str, file: str) -> None:
+    from .shelters import ImportProblem, import_file
+
+    ctx = _hq(data)
+    try:
+        done = import_file(ctx.store, Path(file))
+    except ImportProblem as problem:
+        raise ShelterCommandError(str(problem)) from None
+    click.echo(f"{done['format']}: {done['shelters']} shelters in {done['municipalities']} "
+               f"municipalities ({done['new']} new, {done['updated']} updated, "
+               f"{done['skipped']} rows skipped)")
+
+
 @hq_group.command("enroll", help="Print a one-time enrollment code for a shelter's node.")
 @DATA
 @click.option("--shelter", "shelter_id", required=True, help="The shelter's id.")

@@ -429,3 +429,49 @@ def m010_sync_outbox(db: Database) -> None:
         from sync.outbox import backfill
 
         backfill(db)
+
+
+@migrations()
+def m011_hq_registry_and_stats(db: Database) -> None:
+    _run(
+        db,
+        # HQ: the designated shelters (imported from GSI or the standard open-data CSV).
+        """CREATE TABLE hq_shelters (
+            shelter_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            name_kana TEXT NOT NULL DEFAULT '',
+            municipality TEXT NOT NULL,
+            municipality_code TEXT NOT NULL DEFAULT '',
+            address TEXT NOT NULL DEFAULT '',
+            lat REAL,
+            lon REAL,
+            accepts TEXT NOT NULL DEFAULT '',
+            capacity INTEGER NOT NULL DEFAULT 0,
+            phone TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL,
+            imported_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX hq_shelters_municipality ON hq_shelters (municipality)",
+        # HQ: each shelter's numbers as last computed (shelter/hqstats.py), so that reading
+        # 3,000 shelters costs 3,000 rows, not 3,000 headcounts over 1.5 million people.
+        """CREATE TABLE hq_shelter_stats (
+            shelter_id TEXT PRIMARY KEY,
+            present INTEGER NOT NULL, out INTEGER NOT NULL, registered INTEGER NOT NULL,
+            at_home INTEGER NOT NULL, in_car INTEGER NOT NULL,
+            arrivals_last_hour INTEGER NOT NULL, departures_last_hour INTEGER NOT NULL,
+            provisional INTEGER NOT NULL,
+            by_need TEXT NOT NULL, by_age TEXT NOT NULL,
+            low_stock TEXT NOT NULL, open_requests INTEGER NOT NULL,
+            as_of TEXT NOT NULL
+        )""",
+        # HQ: shelters whose numbers changed since they were last computed.
+        "CREATE TABLE hq_dirty (shelter_id TEXT PRIMARY KEY, marked INTEGER NOT NULL)",
+        # HQ: people present and out per shelter, per hour (JST), as recorded each hour.
+        """CREATE TABLE hq_history (
+            hour TEXT NOT NULL, shelter_id TEXT NOT NULL,
+            present INTEGER NOT NULL, out INTEGER NOT NULL,
+            PRIMARY KEY (hour, shelter_id)
+        )""",
+        "CREATE INDEX hq_history_key ON hq_history (shelter_id, hour)",
+        "CREATE INDEX persons_issuing ON persons (issuing_shelter)",
+    )

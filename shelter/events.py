@@ -136,7 +136,7 @@ def insert_row(db: Database, table: str, row: dict[str, Any], or_ignore: bool = 
 
 def load_projections() -> None:
     """Import the domain modules, which register their projections on import."""
-    from . import auth, presence, registry, settings, supplies  # noqa: F401
+    from . import auth, presence, registry, settings, shelters, supplies  # noqa: F401
 
 
 class EventStore:

@@ -1,23 +1,21 @@
-"""The prefecture HQ: receives shelters' events over the /sync websocket, and answers what
-it knows (a status page, GET /api/v1/shelters, GET /api/v1/summary). The full dashboard is
-issue 6; this is what sync needs."""
+"""The prefecture HQ's machine side: shelters' events arrive over the /sync websocket, and
+GET /api/v1/shelters and /api/v1/summary answer what HQ knows. The pages staff use are in
+hq_pages.py; the public page and feed in public.py."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, jsonify, redirect, render_template, url_for
+from flask import Blueprint, jsonify, redirect, url_for
 from flask_sock import Sock
 
 from sync import enrollment, protocol
 from sync.apply import acked_seq, apply_batch
 from sync.pull import updates_for
 
-from . import presence
-from .settings import shelter_settings
+from . import hqstats
 from .web import node, require
 
 bp = Blueprint("hq", __name__)
@@ -29,8 +27,7 @@ IDLE_SECONDS = 90.0
 # keeps HQ's memory flat when hundreds of nodes send at once.
 APPLYING = threading.BoundedSemaphore(4)
 GROUP_FRAMES = 8  # frames already received from one node, applied in one transaction
-STALE_AFTER = timedelta(hours=1)
-COUNTS = ("present", "out", "registered", "at_home", "in_car", "capacity")
+COUNTS = hqstats.TOTAL_FIELDS
 
 
 def _error(code: str, message: str) -> str:
@@ -133,25 +130,6 @@ def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
     return bool(ws.connected)
 
 
-def shelters(db: Any) -> list[dict[str, Any]]:
-    """Every shelter HQ has heard from, with its numbers as of its last sync."""
-    out = []
-    now = datetime.now(UTC)
-    for origin in db.query("SELECT shelter_id, max(last_batch_at) AS last_synced_at "
-                           "FROM sync_origins GROUP BY shelter_id ORDER BY shelter_id"):
-        settings = shelter_settings(db, origin["shelter_id"])
-        counts = presence.headcount(db, origin["shelter_id"], settings)
-        last = origin["last_synced_at"]
-        stale = last is None or now - datetime.fromisoformat(last) > STALE_AFTER
-        out.append({
-            "shelter_id": origin["shelter_id"], "name": settings["shelter_name"],
-            "municipality": "", **{k: counts[k] for k in COUNTS},
-            "by_need": counts["by_need"], "by_age": counts["by_age"],
-            "crowding": counts["crowding"], "status": "open", "last_synced_at": last,
-            "stale": stale})
-    return out
-
-
 @api.get("/openapi.json")
 def openapi():  # type: ignore[no-untyped-def]
     error = {"description": "No or wrong token", "content": {"application/json": {}}}
@@ -192,35 +170,15 @@ def openapi():  # type: ignore[no-untyped-def]
 @api.get("/shelters")
 @require("operator")
 def shelters_api():  # type: ignore[no-untyped-def]
-    return jsonify({"shelters": shelters(node().db)})
+    return jsonify({"shelters": hqstats.cached_overview(node())})
 
 
 @api.get("/summary")
 @require("operator")
 def summary_api():  # type: ignore[no-untyped-def]
-    rows = shelters(node().db)
-    totals: dict[str, Any] = {k: sum(r[k] for r in rows) for k in COUNTS}
-    for group in ("by_need", "by_age"):
-        totals[group] = {}
-        for r in rows:
-            for key, n in r[group].items():
-                totals[group][key] = totals[group].get(key, 0) + n
-    totals.update(shelters=len(rows), shelters_open=sum(r["status"] == "open" for r in rows),
-                  shelters_stale=sum(r["stale"] for r in rows))
-    return jsonify(totals)
+    return jsonify(hqstats.totals(hqstats.cached_overview(node())))
 
 
 @bp.get("/")
 def root():  # type: ignore[no-untyped-def]
-    return redirect(url_for("hq.status_page"))
-
-
-@bp.get("/hq")
-@require("operator")
-def status_page():  # type: ignore[no-untyped-def]
-    db = node().db
-    return render_template(
-        "hq/status.html", shelters=shelters(db),
-        origins=list(db.query("SELECT * FROM sync_origins ORDER BY shelter_id")),
-        quarantined=db.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0],
-        conflicts=db.execute("SELECT count(*) FROM sync_conflicts").fetchone()[0])
+    return redirect(url_for("hq_pages.dashboard"))

@@ -54,6 +54,11 @@ class ChangeWatcher:
             self.version += 1
             self._changed.notify_all()
 
+    def current(self) -> int:
+        """The version now (a cache key: it changes with every commit, by any process)."""
+        self._ensure_running()
+        return self.version
+
     def wait(self, seen: int, timeout: float) -> int:
         """Block until the version differs from ``seen`` or ``timeout`` passes; return it."""
         self._ensure_running()

@@ -84,9 +84,9 @@ class NodeContext:
         if store is None:
             store = EventStore(self.db, self.node_id, self.clock)
             if self.role == "hq":
-                from sync.outbox import route
+                from .hqstats import after_apply
 
-                store.route = route
+                store.route = after_apply
             self._local.store = store
         return store
 

@@ -119,5 +119,93 @@ def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja")
     return out.getvalue()
 
 
+def situation_report(rows: list[dict[str, Any]], queue: list[dict[str, Any]],
+                     demand: list[dict[str, Any]], language: str = "ja") -> bytes:
+    """HQ's situation report (被害・避難状況報告) for the meeting: totals, per municipality,
+    needs, supplies, requests and silent shelters, with when it was made."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    from . import hqstats
+    from .shelters import ATTRIBUTION
+
+    _ = translations(language).gettext
+    font = cards.font_for("避難状況報告", "ja")
+    body = ParagraphStyle("body", fontName=font, fontSize=9, leading=12)
+    title = ParagraphStyle("title", parent=body, fontSize=17, leading=22)
+    heading = ParagraphStyle("heading", parent=body, fontSize=12, leading=16, spaceBefore=8)
+
+    def table(data: list[list[Any]], widths: list[float] | None = None) -> Table:
+        t = Table([[Paragraph(_escape(str(cell)), body) for cell in row] for row in data],
+                  colWidths=widths, hAlign="LEFT", repeatRows=1)
+        t.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.grey),
+                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef7")),
+                               ("VALIGN", (0, 0), (-1, -1), "TOP")]))
+        return t
+
+    totals = hqstats.totals(rows)
+    made = datetime.now(supplies.JST).strftime("%Y-%m-%d %H:%M JST")
+    need_names = {"elderly": _("Elderly"), "disability": _("Disability"),
+                  "wheelchair": _("Wheelchair"), "infant": _("Infant"),
+                  "pregnant_nursing": _("Pregnant or nursing"),
+                  "chronic_illness": _("Medication"), "allergy": _("Allergy"),
+                  "injury": _("Injured or sick"), "language_support": _("Language support"),
+                  "pet": _("Pet")}
+    counts_head = [_("Here now"), _("Out"), _("Registered here"), _("Staying at home"),
+                   _("Staying in cars"), _("Capacity")]
+    story: list[Any] = [
+        Paragraph(_("Situation report: evacuation shelters") +
+                  (" 避難所状況報告" if language != "ja" else ""), title),
+        Paragraph(_escape(_("Made at") + f" {made} · " + _(
+            "%(open)s of %(all)s shelters open; %(stale)s silent") % {
+            "open": totals["shelters_open"], "all": totals["shelters"],
+            "stale": totals["shelters_stale"]}), body),
+        Paragraph(_("Totals"), heading),
+        table([counts_head, [totals[k] for k in hqstats.TOTAL_FIELDS]]),
+        Paragraph(_escape(_("Of those here now, %(n)s are counted in shelters that have gone "
+                            "silent (their last figures).") % {"n": totals["stale_present"]}),
+                  body),
+        Paragraph(_("Here now, by need"), heading),
+        table([[need_names.get(k, k) for k in totals["by_need"]],
+               list(totals["by_need"].values())]) if totals["by_need"] else
+        Paragraph(_("None."), body),
+        Paragraph(_("By municipality"), heading),
+        table([[_("Municipality"), _("Shelters open"), *counts_head[:3], _("Capacity"),
+                _("Silent")]] + [
+            [m["municipality"] or _("Not in the registry"), m["shelters_open"], m["present"],
+             m["out"], m["registered"], m["capacity"], m["shelters_stale"]]
+            for m in hqstats.by_municipality(rows) if m["shelters_open"] or m["present"]],
+            [40 * mm, 22 * mm, 22 * mm, 18 * mm, 25 * mm, 22 * mm, 18 * mm]),
+        Paragraph(_("Supplies: shelters running low"), heading),
+    ]
+    low = [r for r in rows if r["low_stock"]]
+    story.append(table([[_("Shelter"), _("Items low")]] + [
+        [r["name"], ", ".join(r["low_stock"])] for r in low], [70 * mm, 110 * mm])
+        if low else Paragraph(_("None."), body))
+    story.append(Paragraph(_("Open supply requests, by item"), heading))
+    story.append(table([[_("Item"), _("Quantity asked"), _("Shelters")]] + [
+        [d["item_id"], d["quantity"], d["shelters"]] for d in demand],
+        [70 * mm, 40 * mm, 40 * mm]) if demand else Paragraph(_("None."), body))
+    story.append(Paragraph(_escape(_("%(n)s requests open in all.") % {"n": len(queue)}),
+                           body))
+    story.append(Paragraph(_("Silent shelters"), heading))
+    silent = [r for r in rows if r["stale"]]
+    story.append(table([[_("Shelter"), _("Municipality"), _("Last synced")]] + [
+        [r["name"], r["municipality"], (r["last_synced_at"] or _("never"))[:16]]
+        for r in silent], [70 * mm, 50 * mm, 50 * mm])
+        if silent else Paragraph(_("None."), body))
+    story.append(Spacer(1, 4 * mm))
+    story.append(Paragraph(_escape(ATTRIBUTION), body))
+    out = io.BytesIO()
+    doc = SimpleDocTemplate(out, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm,
+                            topMargin=15 * mm, bottomMargin=15 * mm,
+                            title=f"Situation report {made}")
+    doc.build(story)
+    return out.getvalue()
+
+
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

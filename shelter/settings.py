@@ -12,6 +12,8 @@ DEFAULTS: dict[str, str] = {
     "shelter_name": "避難所",
     "wifi_name": "",
     "capacity": "0",
+    # How HQ and the public reach the shelter (a phone number, a radio channel): set by HQ.
+    "contact": "",
     # standby, open, full or closed: set by HQ (comes down by sync) or the manager.
     "status": "open",
     # Crowding levels by occupancy, in percent of capacity: やや混雑, 混雑, 満員.
@@ -67,7 +69,7 @@ def shelter_settings(db: Database, shelter_id: str) -> dict[str, str]:
 
 def configure_shelter(store: EventStore, shelter_id: str, changes: dict[str, str]) -> None:
     """HQ sets a shelter's capacity or status; the shelter's node receives it by sync."""
-    allowed = {"capacity", "status", "shelter_name"}
+    allowed = {"capacity", "status", "shelter_name", "contact"}
     if set(changes) - allowed:
         raise ValueError(f"HQ may set only {sorted(allowed)}")
     store.append("shelter_configured", {"shelter_id": shelter_id,

@@ -60,7 +60,7 @@ def login():  # type: ignore[no-untyped-def]
 def _hq_has_its_own_pages():  # type: ignore[no-untyped-def]
     """At HQ the shelter pages (households, duplicates, poster, settings) do not apply."""
     if node().role == "hq" and request.endpoint not in ("staff.login", "staff.logout"):
-        return redirect(url_for("hq.status_page"))
+        return redirect(url_for("hq_pages.dashboard"))
     return None
 
 

@@ -1,0 +1,329 @@
+"""HQ's numbers for every shelter, kept ready: 3,000 shelters must read in milliseconds
+however many people they hold.
+
+As HQ stores events, the shelters they touch are marked (``hq_dirty``: the shelter where
+something happened, where the person is registered, where they were before). A background
+thread recomputes marked shelters with the same domain code a node uses for its own
+(presence.headcount, supplies.stock) and keeps the result in ``hq_shelter_stats``, each row
+with its "as of" time. Every hour it also records present/out per shelter (``hq_history``)
+for the charts. Pages and the API read these tables only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from . import presence, supplies
+from .events import Event
+from .settings import DEFAULTS, shelter_settings
+
+log = logging.getLogger("shelter.hq")
+STATUSES = ("standby", "open", "full", "closed")
+REFRESH_SECONDS = 2.0  # a marked shelter is recomputed within about this long
+FULL_SWEEP_SECONDS = 15 * 60  # everything again (arrivals in the last hour age out)
+HISTORY_SECONDS = 60.0
+CHUNK = 900
+
+
+def mark(db: Database, events: list[Event]) -> None:
+    """Mark the shelters ``events`` (just applied at HQ) change the numbers of."""
+    touched: set[str] = set()
+    people: set[str] = set()
+    nodes: set[str] = set()
+    for event in events:
+        shelter = event.payload.get("shelter_id") if isinstance(event.payload, dict) else None
+        if isinstance(shelter, str):
+            touched.add(shelter)
+        nodes.add(event.node_id)
+        if event.type == "presence_changed":
+            people.add(event.payload["person_id"])
+        elif event.type.startswith("supply_"):
+            owner = db.execute("SELECT shelter_id FROM supply_requests WHERE request_id = ?",
+                               [event.payload.get("request_id")]).fetchone()
+            if owner:
+                touched.add(owner[0])
+    for node in nodes:
+        origin = db.execute("SELECT shelter_id FROM sync_origins WHERE node_id = ?",
+                            [node]).fetchone()
+        if origin:
+            touched.add(origin[0])
+    listed = list(people)
+    for start in range(0, len(listed), CHUNK):
+        chunk = listed[start:start + CHUNK]
+        marks = ",".join("?" * len(chunk))
+        touched.update(r[0] for r in db.execute(
+            f"SELECT DISTINCT shelter_id FROM presence_log WHERE person_id IN ({marks})",
+            chunk))
+        touched.update(r[0] for r in db.execute(
+            f"SELECT DISTINCT issuing_shelter FROM persons WHERE person_id IN ({marks})",
+            chunk))
+    if touched:
+        stamp = time.monotonic_ns()
+        db.conn.executemany("INSERT INTO hq_dirty (shelter_id, marked) VALUES (?, ?) "
+                            "ON CONFLICT (shelter_id) DO UPDATE SET marked = excluded.marked",
+                            [(s, stamp) for s in touched])
+
+
+def after_apply(db: Database, events: list[Event]) -> None:
+    """HQ's store calls this after every event it applies (EventStore.route)."""
+    from sync.outbox import route
+
+    route(db, events)
+    mark(db, events)
+
+
+def effective(db: Database, shelter_id: str, registry: dict[str, Any] | None,
+              heard: bool) -> dict[str, Any]:
+    """Capacity, status, name and contact as HQ staff and the public see them: what HQ or
+    the shelter set, else the registry's; a shelter never heard from is on standby."""
+    values = shelter_settings(db, shelter_id)
+    stored = dict(db.execute("SELECT key, value FROM shelter_settings WHERE shelter_id = ?",
+                             [shelter_id]).fetchall())
+    return {**values, **_effective(stored, registry, heard), "shelter_id": shelter_id}
+
+
+def _effective(stored: dict[str, str], registry: dict[str, Any] | None,
+               heard: bool) -> dict[str, Any]:
+    capacity = int(stored.get("capacity") or 0) or int((registry or {}).get("capacity") or 0)
+    status = stored.get("status") or ("open" if heard else "standby")
+    return {"capacity": str(capacity), "status": status if status in STATUSES else "open",
+            "name": stored.get("shelter_name") or (registry or {}).get("name") or "",
+            "contact": stored.get("contact", "")}
+
+
+def compute(db: Database, shelter_id: str) -> dict[str, Any]:
+    registry = next(iter(db.query("SELECT * FROM hq_shelters WHERE shelter_id = ?",
+                                  [shelter_id])), None)
+    heard = db.execute("SELECT 1 FROM sync_origins WHERE shelter_id = ?",
+                       [shelter_id]).fetchone() is not None
+    settings = effective(db, shelter_id, registry, heard)
+    counts = presence.headcount(db, shelter_id, settings)
+    low = []
+    if heard:
+        low = [item["item_id"] for item in supplies.stock(db, shelter_id, settings)["items"]
+               if item["low"]]
+    open_requests = db.execute("SELECT count(*) FROM supply_requests WHERE shelter_id = ? "
+                               "AND status != 'received'", [shelter_id]).fetchone()[0]
+    return {"shelter_id": shelter_id, **{k: counts[k] for k in (
+        "present", "out", "registered", "at_home", "in_car", "arrivals_last_hour",
+        "departures_last_hour", "provisional")},
+        "by_need": json.dumps(counts["by_need"]), "by_age": json.dumps(counts["by_age"]),
+        "low_stock": json.dumps(low), "open_requests": open_requests,
+        "as_of": counts["as_of"]}
+
+
+def refresh(store: Any, limit: int = 200) -> int:
+    """Recompute up to ``limit`` marked shelters; returns how many."""
+    db = store.db
+    marked = db.execute("SELECT shelter_id, marked FROM hq_dirty ORDER BY marked LIMIT ?",
+                        [limit]).fetchall()
+    for shelter_id, stamp in marked:
+        with store.write():
+            row = compute(db, shelter_id)
+            db.execute(f"INSERT OR REPLACE INTO hq_shelter_stats ({', '.join(row)}) VALUES "
+                       f"({', '.join('?' * len(row))})", list(row.values()))
+            # Marked again meanwhile: leave it marked for the next round.
+            db.execute("DELETE FROM hq_dirty WHERE shelter_id = ? AND marked = ?",
+                       [shelter_id, stamp])
+    return len(marked)
+
+
+def hour_key(when: datetime | None = None) -> str:
+    """The JST hour a moment falls in, as '2026-11-26T09'."""
+    moment = (when or datetime.now(UTC)).astimezone(supplies.JST)
+    return moment.strftime("%Y-%m-%dT%H")
+
+
+def record_hour(store: Any, when: datetime | None = None) -> None:
+    """Present and out for this hour (the latest figures in the hour win): per shelter, per
+    municipality ("municipality:大阪市") and for the prefecture ("prefecture"), so that a
+    chart reads a few dozen rows."""
+    hour = hour_key(when)
+    with store.write() as db:
+        db.execute("INSERT OR REPLACE INTO hq_history (hour, shelter_id, present, out) "
+                   "SELECT ?, shelter_id, present, out FROM hq_shelter_stats", [hour])
+        db.execute("INSERT OR REPLACE INTO hq_history (hour, shelter_id, present, out) "
+                   "SELECT ?, 'municipality:' || coalesce(r.municipality, ''), "
+                   "sum(s.present), sum(s.out) FROM hq_shelter_stats s "
+                   "LEFT JOIN hq_shelters r USING (shelter_id) "
+                   "GROUP BY coalesce(r.municipality, '')", [hour])
+        db.execute("INSERT OR REPLACE INTO hq_history (hour, shelter_id, present, out) "
+                   "SELECT ?, 'prefecture', coalesce(sum(present), 0), coalesce(sum(out), 0) "
+                   "FROM hq_shelter_stats", [hour])
+
+
+def mark_all(store: Any) -> None:
+    with store.write() as db:
+        stamp = time.monotonic_ns()
+        db.execute("INSERT INTO hq_dirty (shelter_id, marked) SELECT shelter_id, ? FROM "
+                   "(SELECT shelter_id FROM hq_shelter_stats UNION "
+                   "SELECT shelter_id FROM sync_origins) WHERE true "
+                   "ON CONFLICT (shelter_id) DO UPDATE SET marked = excluded.marked", [stamp])
+
+
+class Refresher(threading.Thread):
+    """One per HQ process: recomputes marked shelters, sweeps all now and then, records the
+    hourly history. It outlives any error (logged without personal data)."""
+
+    def __init__(self, node: Any) -> None:
+        super().__init__(name="hq-refresher", daemon=True)
+        self.node = node
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        seen = -1
+        last_sweep = last_history = 0.0
+        while not self.stop.is_set():
+            try:
+                store = self.node.store
+                now = time.monotonic()
+                if now - last_sweep > FULL_SWEEP_SECONDS:
+                    mark_all(store)
+                    last_sweep = now
+                while refresh(store):
+                    pass
+                if now - last_history > HISTORY_SECONDS:
+                    record_hour(store)
+                    last_history = now
+            except Exception as error:  # noqa: BLE001 - must keep going
+                if not self.node.db_path.exists():
+                    return  # the data directory is gone (a test finished)
+                log.warning("refresh failed: %s", type(error).__name__)
+            # At most one round a second: a backlog arriving batch after batch must not
+            # spend HQ's time recounting the same shelter after every batch.
+            if self.stop.wait(1.0):
+                return
+            seen = self.node.watcher.wait(seen, REFRESH_SECONDS)
+
+
+_started: dict[str, Refresher] = {}
+_started_lock = threading.Lock()
+
+
+def ensure_refresher(node: Any) -> None:
+    with _started_lock:
+        key = str(node.db_path)
+        if key not in _started or not _started[key].is_alive():
+            _started[key] = Refresher(node)
+            _started[key].start()
+
+
+def stale_after(db: Database) -> timedelta:
+    value = db.execute("SELECT value FROM meta WHERE key = 'hq_stale_minutes'").fetchone()
+    try:
+        return timedelta(minutes=float(value[0])) if value else timedelta(hours=1)
+    except ValueError:
+        return timedelta(hours=1)
+
+
+_cache: dict[str, Any] = {"key": None, "rows": []}
+_cache_lock = threading.Lock()
+CACHE_SECONDS = 5.0  # staleness is a matter of time passing, not only of writes
+
+
+def cached_overview(node: Any) -> list[dict[str, Any]]:
+    """``overview`` computed once per change (any process's commit) and every few seconds,
+    for all the pages, feeds and dashboards this process serves. Do not modify the rows."""
+    key = (str(node.db_path), node.watcher.current(), int(time.monotonic() // CACHE_SECONDS))
+    with _cache_lock:
+        if _cache["key"] != key:
+            _cache.update(key=key, rows=overview(node.db))
+        return _cache["rows"]  # type: ignore[no-any-return]
+
+
+def overview(db: Database, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every shelter HQ knows (registry and syncing), with its numbers as last computed,
+    capacity, status, crowding, when it last synced and whether it has gone silent."""
+    now = now or datetime.now(UTC)
+    stale = stale_after(db)
+    settings: dict[str, dict[str, str]] = {}
+    for shelter_id, key, value in db.execute("SELECT shelter_id, key, value FROM "
+                                             "shelter_settings"):
+        settings.setdefault(shelter_id, {})[key] = value
+    synced = dict(db.execute("SELECT shelter_id, max(last_batch_at) FROM sync_origins "
+                             "GROUP BY shelter_id").fetchall())
+    registry = {r["shelter_id"]: r for r in db.query("SELECT * FROM hq_shelters")}
+    stats = {r["shelter_id"]: r for r in db.query("SELECT * FROM hq_shelter_stats")}
+    out = []
+    for shelter_id in sorted(set(registry) | set(synced) | set(stats)):
+        reg, row, stored = registry.get(shelter_id), stats.get(shelter_id), \
+            settings.get(shelter_id, {})
+        heard = shelter_id in synced
+        shown = _effective(stored, reg, heard)
+        capacity = int(shown["capacity"])
+        counts = {k: (row or {}).get(k, 0) for k in COUNT_FIELDS}
+        thresholds = {**DEFAULTS, **stored}
+        last = synced.get(shelter_id)
+        silent = shown["status"] in ("open", "full") and (
+            last is None or now - datetime.fromisoformat(last) > stale)
+        out.append({
+            "shelter_id": shelter_id, "name": shown["name"] or shelter_id,
+            "municipality": reg["municipality"] if reg else "",
+            "address": reg["address"] if reg else "",
+            "lat": reg["lat"] if reg else None, "lon": reg["lon"] if reg else None,
+            **counts, "capacity": capacity,
+            "occupancy": round(counts["present"] / capacity, 3) if capacity else None,
+            "crowding": "closed" if shown["status"] == "closed" else
+            presence.crowding_level(counts["present"], capacity, thresholds),
+            "status": shown["status"], "contact": shown["contact"],
+            "by_need": json.loads(row["by_need"]) if row else {},
+            "by_age": json.loads(row["by_age"]) if row else {},
+            "low_stock": json.loads(row["low_stock"]) if row else [],
+            "open_requests": row["open_requests"] if row else 0,
+            "last_synced_at": last, "as_of": row["as_of"] if row else None,
+            "stale": silent})
+    return out
+
+
+COUNT_FIELDS = ("present", "out", "registered", "at_home", "in_car", "provisional",
+                "arrivals_last_hour", "departures_last_hour")
+TOTAL_FIELDS = ("present", "out", "registered", "at_home", "in_car", "capacity")
+
+
+def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sums over ``rows`` (all shelters, or one municipality's), and how much is stale."""
+    out: dict[str, Any] = {k: sum(r[k] for r in rows) for k in TOTAL_FIELDS}
+    for group in ("by_need", "by_age"):
+        out[group] = {}
+        for r in rows:
+            for key, n in r[group].items():
+                out[group][key] = out[group].get(key, 0) + n
+    out.update(
+        shelters=len(rows), shelters_open=sum(r["status"] in ("open", "full") for r in rows),
+        shelters_stale=sum(r["stale"] for r in rows),
+        stale_present=sum(r["present"] for r in rows if r["stale"]),
+        low_stock_shelters=sum(bool(r["low_stock"]) for r in rows),
+        open_requests=sum(r["open_requests"] for r in rows))
+    out["occupancy"] = round(out["present"] / out["capacity"], 3) if out["capacity"] else None
+    return out
+
+
+def by_municipality(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r["municipality"], []).append(r)
+    return [{"municipality": name, **totals(members)}
+            for name, members in sorted(groups.items(), key=lambda g: (g[0] == "", g[0]))]
+
+
+def history(db: Database, key: str, daily: bool = False, hours: int = 48,
+            days: int = 14) -> list[dict[str, Any]]:
+    """Present and out per hour, or per day (the day's last recorded hour), for a shelter
+    id, "municipality:<name>" or "prefecture"."""
+    rows = db.execute("SELECT hour, present, out FROM hq_history WHERE shelter_id = ? "
+                      "ORDER BY hour DESC LIMIT ?", [key, days * 24 if daily else hours]
+                      ).fetchall()
+    points = [{"at": h, "present": p, "out": o} for h, p, o in reversed(rows)]
+    if not daily:
+        return points
+    last: dict[str, dict[str, Any]] = {}
+    for point in points:
+        last[point["at"][:10]] = {**point, "at": point["at"][:10]}
+    return list(last.values())[-days:]

@@ -1,0 +1,104 @@
+/* HQ dashboard: totals, shelter rows and map dots follow the shelters' syncs live, over a
+   websocket that reconnects with back-off. Without JavaScript the page is the same, as of
+   its loading. */
+(function () {
+  "use strict";
+  var state = document.getElementById("live-state");
+  var labelsEl = document.getElementById("hq-labels");
+  if (!state || !labelsEl || !window.WebSocket) return;
+  var L = JSON.parse(labelsEl.textContent);
+  var shelterUrl = labelsEl.dataset.shelterUrl;
+  var wsBase = (location.protocol === "https:" ? "wss://" : "ws://") + location.host;
+  var table = document.querySelector("#shelters tbody");
+  var template = document.getElementById("row-template");
+  window.shelterHq = { messages: 0 };
+
+  function text(el, value) { if (el && el.textContent !== String(value)) el.textContent = value; }
+
+  function jst(iso) {
+    if (!iso) return L.never;
+    var d = new Date(new Date(iso).getTime() + 9 * 3600 * 1000);
+    return d.toISOString().slice(0, 16).replace("T", " ");
+  }
+
+  function applyTotals(t) {
+    Object.keys(t).forEach(function (key) {
+      if (typeof t[key] === "number") {
+        text(document.querySelector('[data-total="' + key + '"]'), t[key]);
+      }
+    });
+    if (t.occupancy !== null && t.occupancy !== undefined) {
+      text(document.querySelector('[data-total="occupancy_percent"]'), Math.round(t.occupancy * 100));
+    }
+    var tile = document.querySelector('[data-tile="stale"]');
+    if (tile) tile.classList.toggle("warn", t.shelters_stale > 0);
+  }
+
+  function rowFor(id, r) {
+    var tr = table.querySelector('tr[data-shelter="' + CSS.escape(id) + '"]');
+    if (!tr && template) {
+      var empty = table.querySelector("tr.empty");
+      if (empty) empty.remove();
+      tr = template.content.firstElementChild.cloneNode(true);
+      tr.dataset.shelter = id;
+      tr.querySelector("a").href = shelterUrl.replace("SHELTER", encodeURIComponent(id));
+      table.insertBefore(tr, table.firstChild);
+    }
+    return tr;
+  }
+
+  function applyRow(id, r) {
+    var tr = rowFor(id, r);
+    if (!tr) return;
+    tr.classList.toggle("stale", !!r.stale);
+    ["name", "municipality", "present", "out", "registered", "at_home", "in_car",
+     "open_requests"].forEach(function (f) {
+      text(tr.querySelector('[data-field="' + f + '"]'), r[f]);
+    });
+    text(tr.querySelector('[data-field="capacity"]'), r.capacity || "—");
+    text(tr.querySelector('[data-field="status"]'), L.status[r.status] || r.status);
+    var crowd = tr.querySelector('[data-field="crowding"]');
+    if (crowd) {
+      crowd.innerHTML = "";
+      var badge = document.createElement("span");
+      badge.className = "badge crowd-" + r.crowding;
+      badge.textContent = L.crowding[r.crowding] || r.crowding;
+      crowd.appendChild(badge);
+    }
+    var synced = tr.querySelector('[data-field="last_synced_at"]');
+    if (synced) {
+      synced.textContent = jst(r.last_synced_at) + (r.stale ? " · " : "");
+      if (r.stale) {
+        var strong = document.createElement("strong");
+        strong.textContent = L.stale;
+        synced.appendChild(strong);
+      }
+    }
+  }
+
+  function applyDot(id, d) {
+    var dot = document.querySelector('circle[data-shelter="' + CSS.escape(id) + '"]');
+    if (!dot) return;
+    var cls = "dot crowd-" + d[0] + " status-" + d[1] + (d[2] ? " stale" : "");
+    if (dot.getAttribute("class") !== cls) dot.setAttribute("class", cls);
+  }
+
+  function connect(delay) {
+    var ws = new WebSocket(wsBase + new URL(state.dataset.live, location.href).pathname);
+    ws.onopen = function () { delay = 1000; state.classList.remove("offline"); };
+    ws.onmessage = function (m) {
+      var s = JSON.parse(m.data);
+      if (s.keepalive) return;
+      if (s.totals) applyTotals(s.totals);
+      Object.keys(s.rows || {}).forEach(function (id) { applyRow(id, s.rows[id]); });
+      Object.keys(s.dots || {}).forEach(function (id) { applyDot(id, s.dots[id]); });
+      window.shelterHq.messages += 1;
+    };
+    ws.onclose = function () {
+      state.classList.add("offline");
+      setTimeout(function () { connect(Math.min(delay * 2, 15000)); },
+                 delay + Math.random() * 500);
+    };
+  }
+  connect(1000);
+})();
