@@ -144,13 +144,20 @@ def start_sync(ctx: NodeContext, stop: threading.Event, max_backoff: float = 60.
               help="HQ's data directory (made if missing).")
 @click.option("--port", type=int, default=9443, show_default=True, help="HTTPS port.")
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--stale-minutes", type=click.FloatRange(min=0.05), default=None,
+              help="An open shelter not synced for this long is shown as silent (default 60; "
+                   "remembered).")
 @click.pass_context
-def hq_group(click_ctx: click.Context, data: str | None, port: int, host: str) -> None:
+def hq_group(click_ctx: click.Context, data: str | None, port: int, host: str,
+             stale_minutes: float | None) -> None:
     if click_ctx.invoked_subcommand is not None:
         return
     if not data:
         raise click.UsageError("shelter hq needs --data DIR (and --port P)")
     ctx = _hq(data)
+    if stale_minutes is not None:
+        from .events import set_meta
+        set_meta(ctx.store, {"hq_stale_minutes": f"{stale_minutes:g}"})
     sys.exit(run_hq(ctx, port, host))
 
 

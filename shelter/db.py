@@ -474,4 +474,7 @@ def m011_hq_registry_and_stats(db: Database) -> None:
         )""",
         "CREATE INDEX hq_history_key ON hq_history (shelter_id, hour)",
         "CREATE INDEX persons_issuing ON persons (issuing_shelter)",
+        # HQ: the last time a node was heard from at all (a pull counts: an idle shelter
+        # is not a silent one).
+        "ALTER TABLE sync_origins ADD COLUMN last_seen_at TEXT",
     )

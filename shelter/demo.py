@@ -93,10 +93,33 @@ def seed(ctx: NodeContext, name: str = SHELTERS[0][1],
     return DEMO_LOGINS
 
 
+# The demo's registry, in the standard open-data CSV format (指定避難所一覧): its three
+# shelters and a few on standby, so that the map has something to show.
+DEMO_REGISTRY = [
+    ("271004", "DEMO-OSAKA-001", "大阪市", SHELTERS[0][1], "大阪市中央区本町1-1", 34.6825,
+     135.5025, 300),
+    ("271004", "DEMO-OSAKA-002", "大阪市", SHELTERS[1][1], "大阪市東成区中道2-2", 34.6745,
+     135.5420, 180),
+    ("271403", "DEMO-SAKAI-001", "堺市", SHELTERS[2][1], "堺市堺区南瓦町3-3", 34.5733,
+     135.4830, 120),
+] + [("271004", f"DEMO-OSAKA-1{n:02d}", "大阪市", f"大阪市立待機小学校{n}（デモ）",
+      f"大阪市北区{n}丁目", 34.70 + n * 0.006, 135.47 + (n % 4) * 0.02, 200) for n in range(8)]
+
+
 def seed_hq(ctx: NodeContext) -> None:
     if ctx.db.execute("SELECT count(*) FROM users").fetchone()[0] == 0:
         for role, user, password in HQ_LOGINS:
             add_user(ctx.store, user, password, role)
+    if ctx.db.execute("SELECT count(*) FROM hq_shelters").fetchone()[0] == 0:
+        from .shelters import import_file
+        path = ctx.data_dir / "demo-registry.csv"
+        lines = ["全国地方公共団体コード,共通ID,地方公共団体名,名称,所在地_連結表記,緯度,経度,"
+                 "想定収容人数"]
+        lines += [",".join(str(v) for v in (code, sid, f"大阪府{city}", name, address, lat,
+                                            lon, capacity))
+                  for code, sid, city, name, address, lat, lon, capacity in DEMO_REGISTRY]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        import_file(ctx.store, path)
 
 
 GIVEN = ["大翔", "結衣", "陽菜", "蓮", "さくら", "悠真", "葵", "湊", "美咲", "健太", "Lan", "Minh"]
@@ -184,6 +207,7 @@ def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float) -> 
               f"  staff:              http://localhost:{http_port}/staff",
               f"  (the other shelters: HTTP ports {http_port + 1} and {http_port + 2})",
               f"  prefecture HQ:      https://localhost:{hq_port}/hq",
+              f"  public page:        https://localhost:{hq_port}/public",
               "  logins at every shelter:"]
     lines += [f"    {role:<10} {user} / {password}" for role, user, password in DEMO_LOGINS]
     lines += ["  logins at HQ:"]

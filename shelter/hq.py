@@ -77,6 +77,7 @@ def sync_socket(ws: Any) -> None:
         with ctx.store.write() as db:
             enrollment.add_epoch(db, credential_node, node_id)
     origins = enrollment.chain(ctx.db, node_id)
+    hqstats.seen(node_id)
     ws.send(protocol.encode({"type": "welcome", "protocol": protocol.PROTOCOL_VERSION,
                              "hq_id": ctx.node_id,
                              "acked_seq": acked_seq(ctx.store, node_id),
@@ -88,6 +89,7 @@ def sync_socket(ws: Any) -> None:
         frames = [frame]
         while len(frames) < GROUP_FRAMES and (more := ws.receive(timeout=0)) is not None:
             frames.append(more)
+        hqstats.seen(node_id)
         with APPLYING:
             if not _handle(ws, ctx, frames, node_id, shelter_id, origins):
                 break

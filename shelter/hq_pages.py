@@ -93,13 +93,14 @@ def map_svg(rows: list[dict[str, Any]], width: int = 640, height: int = 600) -> 
         classes = f"dot crowd-{r['crowding']} status-{r['status']}" + \
             (" stale" if r["stale"] else "")
         groups.setdefault(r["municipality"], []).append(
-            f'<a href="{escape(link)}"><circle cx="{x:.1f}" cy="{y:.1f}" r="4" '
-            f'class="{classes}" data-shelter="{escape(r["shelter_id"])}">'
-            f'<title>{escape(r["name"])} ({escape(r["municipality"])})</title></circle></a>')
+            f'<a href="{escape(link)}" aria-label="{escape(r["name"])}">'
+            f'<title>{escape(r["name"])} ({escape(r["municipality"])})</title>'
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" class="{classes}" '
+            f'data-shelter="{escape(r["shelter_id"])}"/></a>')
     body = "".join(f'<g data-municipality="{escape(name)}">{"".join(dots)}</g>'
                    for name, dots in sorted(groups.items()))
     label = escape(i18n.gettext("Map of shelters, coloured by crowding"))
-    return Markup(f'<svg class="map" viewBox="0 0 {width} {height}" role="img" '
+    return Markup(f'<svg class="map" viewBox="0 0 {width} {height}" role="group" '
                   f'aria-label="{label}">{body}</svg>')
 
 
@@ -162,8 +163,8 @@ def sync_page():  # type: ignore[no-untyped-def]
                          ).fetchone()[0])
 
 
-def _stale_minutes() -> int:
-    return int(hqstats.stale_after(node().db).total_seconds() // 60)
+def _stale_minutes() -> str:
+    return f"{hqstats.stale_after(node().db).total_seconds() / 60:g}"
 
 
 @bp.get("/municipalities/<name>")
@@ -217,7 +218,7 @@ def configure(shelter_id: str):  # type: ignore[no-untyped-def]
     if len(contact) > 200:
         return shelter_page(shelter_id, i18n.gettext("The contact is too long (200 "
                                                      "characters at most)."), 422)
-    configure_shelter(node().store, shelter_id, {"status": status, "capacity": int(capacity),
+    configure_shelter(node().store, shelter_id, {"status": status, "capacity": str(int(capacity)),
                                                  "contact": contact})
     node().watcher.poke()  # the next page shows it without waiting for the watcher's poll
     audit(node().store, _actor(), "shelter_configured", shelter_id,

@@ -187,6 +187,7 @@ class Refresher(threading.Thread):
                 if now - last_sweep > FULL_SWEEP_SECONDS:
                     mark_all(store)
                     last_sweep = now
+                flush_seen(store)
                 while refresh(store):
                     pass
                 if now - last_history > HISTORY_SECONDS:
@@ -201,6 +202,28 @@ class Refresher(threading.Thread):
             if self.stop.wait(1.0):
                 return
             seen = self.node.watcher.wait(seen, REFRESH_SECONDS)
+
+
+_seen: dict[str, str] = {}
+_seen_lock = threading.Lock()
+
+
+def seen(node_id: str) -> None:
+    """A node was heard from (hello, batch, pull). Kept in memory and written by the
+    refresher in one transaction per round: 3,000 nodes pulling every few seconds must
+    not cost HQ a commit each."""
+    with _seen_lock:
+        _seen[node_id] = datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def flush_seen(store: Any) -> None:
+    with _seen_lock:
+        pending = dict(_seen)
+        _seen.clear()
+    if pending:
+        with store.write() as db:
+            db.conn.executemany("UPDATE sync_origins SET last_seen_at = ? WHERE node_id = ?",
+                                [(at, node_id) for node_id, at in pending.items()])
 
 
 _started: dict[str, Refresher] = {}
@@ -247,7 +270,8 @@ def overview(db: Database, now: datetime | None = None) -> list[dict[str, Any]]:
     for shelter_id, key, value in db.execute("SELECT shelter_id, key, value FROM "
                                              "shelter_settings"):
         settings.setdefault(shelter_id, {})[key] = value
-    synced = dict(db.execute("SELECT shelter_id, max(last_batch_at) FROM sync_origins "
+    synced = dict(db.execute("SELECT shelter_id, max(max(coalesce(last_seen_at, ''), "
+                             "coalesce(last_batch_at, ''))) FROM sync_origins "
                              "GROUP BY shelter_id").fetchall())
     registry = {r["shelter_id"]: r for r in db.query("SELECT * FROM hq_shelters")}
     stats = {r["shelter_id"]: r for r in db.query("SELECT * FROM hq_shelter_stats")}
@@ -260,7 +284,7 @@ def overview(db: Database, now: datetime | None = None) -> list[dict[str, Any]]:
         capacity = int(shown["capacity"])
         counts = {k: (row or {}).get(k, 0) for k in COUNT_FIELDS}
         thresholds = {**DEFAULTS, **stored}
-        last = synced.get(shelter_id)
+        last = synced.get(shelter_id) or None
         silent = shown["status"] in ("open", "full") and (
             last is None or now - datetime.fromisoformat(last) > stale)
         out.append({

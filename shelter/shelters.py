@@ -71,9 +71,12 @@ def _standard_row(row: dict[str, Any], source: str) -> dict[str, Any] | None:
     if not name:
         return None
     code = _text(row.get("全国地方公共団体コード"))
-    own = _text(row.get("共通ID") or row.get("ID")).upper()
-    if own.startswith("E") and cards.valid_id(own):
-        shelter_id = own
+    common = _text(row.get("共通ID")).upper()  # present in some publications
+    own = _text(row.get("ID")).upper()
+    if cards.valid_id(common):
+        shelter_id = common
+    elif own.startswith("E") and cards.valid_id(own):
+        shelter_id = own  # the national id in the ID column
     else:  # a municipality's own numbering: unique only with its code
         local = re.sub(r"[^0-9A-Z]", "", own)
         shelter_id = f"{code}-{local}"[:32] if code.isdigit() and local else ""
@@ -158,7 +161,7 @@ def import_file(store: EventStore, path: Path) -> dict[str, Any]:
         raise ImportProblem(f"{path.name} holds no shelter this importer can read")
     db = store.db
     for row in rows:
-        if row["shelter_id"] and not row["shelter_id"].startswith("E"):
+        if row["shelter_id"] and row["shelter_id"][:6].isdigit():  # a local number
             same = db.execute("SELECT shelter_id FROM hq_shelters WHERE municipality = ? "
                               "AND name = ?", [row["municipality"], row["name"]]).fetchone()
             if same:

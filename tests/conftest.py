@@ -161,10 +161,10 @@ class HQServer:
         stop_group(self.process)
 
 
-def start_hq(data: Path, port: int | None = None) -> HQServer:
+def start_hq(data: Path, port: int | None = None, *extra: str) -> HQServer:
     port = port or free_port()
     process = subprocess.Popen([SHELTER, "hq", "--data", str(data), "--port", str(port),
-                                "--host", "127.0.0.1"], stdout=subprocess.PIPE,
+                                "--host", "127.0.0.1", *extra], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     hq = HQServer(data, port, process)
 

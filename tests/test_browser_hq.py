@@ -1,0 +1,105 @@
+"""HQ's dashboard in a real Chromium, over a real HQ holding the real GSI registry and two
+real shelter nodes syncing to it: an arrival changes the totals, the shelter's row and its
+dot on the map without a reload, and a shelter whose node stops turns silent."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import requests
+
+from .conftest import VALID_HOUSEHOLD, enrolled_node, run_cli, sign_in, start_hq, wait_until
+from .test_browser_desk import assert_accessible, wait_js
+from .test_hq import A, B
+from .test_hq_registry import GSI
+
+STALE_MINUTES = "0.25"  # 15 s; nodes pull every 10 s while idle, so a live one stays fresh
+
+
+@pytest.fixture(scope="module")
+def prefecture(tmp_path_factory):
+    data = tmp_path_factory.mktemp("hq-browser")
+    run_cli("hq", "import", "--data", str(data), str(GSI))
+    run_cli("user", "add", "--data", str(data), "--username", "op", "--role", "operator",
+            "--password", "operator-pass-1")
+    hq = start_hq(data, None, "--stale-minutes", STALE_MINUTES)
+    nodes = [enrolled_node(hq, tmp_path_factory.mktemp(f"node-{s}"), s) for s in (A, B)]
+    yield hq, nodes
+    for node in nodes:
+        node.stop()
+    hq.stop()
+
+
+def text(page, selector: str) -> str:
+    return page.evaluate(f"(document.querySelector({selector!r}) || {{}}).textContent || ''")
+
+
+def test_the_dashboard_follows_the_shelters_live_and_shows_silence(prefecture, browser):
+    hq, (a, b) = prefecture
+    context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                  ignore_https_errors=True, locale="ja-JP")
+    page = context.new_page()
+    sign_in(page, hq.url, "op", "operator-pass-1", "/hq")
+    # HQ gives shelter A a capacity of 2: its crowding becomes known (空き).
+    page.goto(f"{hq.url}/hq/shelters/{A}")
+    page.fill("input[name=capacity]", "2")
+    page.select_option("select[name=status]", "open")
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(f"**/hq/shelters/{A}")
+    page.goto(f"{hq.url}/hq")
+    wait_js(page, "window.shelterHq && window.shelterHq.messages >= 1")
+    dot = f"circle[data-shelter='{A}']"
+    wait_js(page, f"document.querySelector(\"{dot}\").classList.contains('crowd-available')",
+            30)
+    page.evaluate("window.notReloaded = true")
+    before = int(text(page, "[data-total=present]"))
+
+    household = requests.post(f"{a.https}/api/v1/households",
+                              json=copy.deepcopy(VALID_HOUSEHOLD), verify=a.verify, timeout=10,
+                              headers={"Authorization": f"Bearer {a.token('kiosk')}"})
+    assert household.status_code == 201, household.text
+    code = household.json()["members"][0]["code"]
+    scanned = requests.post(f"{a.https}/api/v1/scans", json={"code": code,
+                                                             "action": "check_in"},
+                            headers={"Authorization": f"Bearer {a.token('volunteer')}"},
+                            verify=a.verify, timeout=10)
+    assert scanned.status_code == 200, scanned.text
+
+    wait_js(page, f"document.querySelector('[data-total=present]').textContent === "
+                  f"'{before + 1}'", 30)
+    row = f"tr[data-shelter='{A}']"
+    assert text(page, f"{row} [data-field=present]") == "1"
+    assert "やや混雑" in text(page, f"{row} [data-field=crowding]")
+    assert page.evaluate(f"document.querySelector(\"{dot}\").getAttribute('class')") == \
+        "dot crowd-somewhat_crowded status-open"
+    assert page.evaluate("window.notReloaded === true")
+
+    # B's node stops: within the silence threshold (plus a refresh) its row and dot say so.
+    b.stop()
+    wait_js(page, f"document.querySelector(\"tr[data-shelter='{B}']\")"
+                  ".classList.contains('stale')", 60)
+    assert page.evaluate(f"document.querySelector(\"circle[data-shelter='{B}']\")"
+                         ".classList.contains('stale')")
+    assert int(text(page, "[data-total=shelters_stale]")) >= 1
+    assert not page.evaluate(f"document.querySelector(\"{row}\").classList.contains('stale')")
+    assert page.evaluate("window.notReloaded === true")
+    assert_accessible(page)
+    context.close()
+
+
+def test_the_public_page_reads_on_a_phone(prefecture, browser):
+    hq, _ = prefecture
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  ignore_https_errors=True, locale="en-US")
+    page = context.new_page()
+
+    def lists_a() -> bool:  # the public list is cached for a few seconds
+        page.goto(f"{hq.url}/public?lang=en")
+        return page.locator(f"li[data-shelter='{A}']").count() == 1
+
+    wait_until(lists_a, timeout=30, interval=1, what="shelter A on the public page")
+    assert "Open evacuation shelters" in page.inner_text("h1")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert_accessible(page)
+    context.close()
