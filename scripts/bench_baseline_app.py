@@ -32,3 +32,10 @@ def insert():  # type: ignore[no-untyped-def]
     body = request.get_data(as_text=True)
     cur = db().execute("INSERT INTO rows (body) VALUES (?)", [body])
     return jsonify({"id": cur.lastrowid}), 201
+
+
+@app.get("/read")
+def read():  # type: ignore[no-untyped-def]
+    """The baseline for pages that only read: one query, a small JSON answer."""
+    count = db().execute("SELECT count(*) FROM rows").fetchone()[0]
+    return jsonify({"rows": count})

@@ -67,7 +67,8 @@ def node_and_baseline(data: Path, scratch: Path) -> Iterator[tuple[int, int]]:
 
 
 def load(bench: str, port: int, path: str, headers: dict[str, str], clients: int,
-         seconds: float, body_for: BodyFor, ok: int, rate: float = 0.0) -> dict[str, float]:
+         seconds: float, body_for: BodyFor | None, ok: int, rate: float = 0.0,
+         method: str = "POST") -> dict[str, float]:
     """Each client sends its next request as soon as the last is answered; or, with
     ``rate``, on a fixed schedule of that many requests per second per client. Latency is
     then counted from when the request was due, so a slow answer that delays the next
@@ -82,7 +83,7 @@ def load(bench: str, port: int, path: str, headers: dict[str, str], clients: int
         interval = 1.0 / rate if rate else 0.0
         due = time.perf_counter() + interval * i / clients  # desks out of step
         while time.monotonic() < stop_at:
-            body = body_for(i, n)
+            body = body_for(i, n) if body_for else None
             n += 1
             if interval:
                 wait = due - time.perf_counter()
@@ -92,7 +93,7 @@ def load(bench: str, port: int, path: str, headers: dict[str, str], clients: int
                 due += interval
             else:
                 t0 = time.perf_counter()
-            conn.request("POST", path, body=body, headers=headers)
+            conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
             response.read()
             latencies[i].append(time.perf_counter() - t0)
@@ -114,6 +115,7 @@ def load(bench: str, port: int, path: str, headers: dict[str, str], clients: int
     return {"requests": len(flat), "failures": sum(failures),
             "per_second": round(len(flat) / elapsed, 1),
             "p50_ms": round(statistics.median(flat) * 1000, 2),
+            "p95_ms": round(flat[min(len(flat) - 1, int(len(flat) * 0.95))] * 1000, 2),
             "p99_ms": round(flat[min(len(flat) - 1, int(len(flat) * 0.99))] * 1000, 2)}
 
 

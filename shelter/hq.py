@@ -4,11 +4,12 @@ hq_pages.py; the public page and feed in public.py."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from typing import Any
 
-from flask import Blueprint, jsonify, redirect, url_for
+from flask import Blueprint, Response, jsonify, redirect, url_for
 from flask_sock import Sock
 
 from sync import enrollment, protocol
@@ -169,16 +170,23 @@ def openapi():  # type: ignore[no-untyped-def]
         }})
 
 
+def _json(name: str, make: Any) -> Response:
+    """An answer encoded once per overview, however many ask for it."""
+    body = hqstats.cached(node(), name, lambda rows: json.dumps(
+        make(rows), ensure_ascii=False, separators=(",", ":")).encode())
+    return Response(body, mimetype="application/json")
+
+
 @api.get("/shelters")
 @require("operator")
 def shelters_api():  # type: ignore[no-untyped-def]
-    return jsonify({"shelters": hqstats.cached_overview(node())})
+    return _json("api:shelters", lambda rows: {"shelters": rows})
 
 
 @api.get("/summary")
 @require("operator")
 def summary_api():  # type: ignore[no-untyped-def]
-    return jsonify(hqstats.totals(hqstats.cached_overview(node())))
+    return _json("api:summary", hqstats.totals)
 
 
 @bp.get("/")

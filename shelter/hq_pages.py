@@ -34,6 +34,8 @@ LIVE_KEEPALIVE_SECONDS = 5.0  # also how often staleness is looked at again
 MIN_PUSH_SECONDS = 0.5
 ENQUIRIES_PER_WINDOW = 20
 ENQUIRY_WINDOW = timedelta(minutes=10)
+ATTENTION_ROWS = 60  # the dashboard's table: silent and most crowded first; the rest by
+PAGE_ROWS = 100  # municipality, a page at a time (thousands of rows help nobody, and cost)
 CROWDING_ORDER = ("full", "crowded", "somewhat_crowded", "available", "unknown", "closed")
 
 
@@ -142,12 +144,17 @@ def charts(key: str) -> dict[str, Markup]:
 @bp.get("")
 @require("operator")
 def dashboard():  # type: ignore[no-untyped-def]
-    rows = hqstats.cached_overview(node())
+    ctx, lang = node(), i18n.current()
+    attention = hqstats.cached(ctx, "attention", active)
     return render_template(
-        "hq/dashboard.html", totals=hqstats.totals(rows), rows=active(rows),
-        municipalities=hqstats.by_municipality(rows), map=map_svg(rows), labels=labels(),
+        "hq/dashboard.html", totals=hqstats.cached(ctx, "totals", hqstats.totals),
+        rows=attention[:ATTENTION_ROWS], more=len(attention) - ATTENTION_ROWS,
+        municipalities=hqstats.cached(ctx, "municipalities", hqstats.by_municipality),
+        map=hqstats.cached(ctx, f"map:{lang}", map_svg), labels=labels(),
         charts=charts("prefecture"), attribution=ATTRIBUTION,
-        unplaced=sum(r["lat"] is None for r in rows), stale_minutes=_stale_minutes())
+        unplaced=hqstats.cached(ctx, "unplaced", lambda rows: sum(r["lat"] is None
+                                                                   for r in rows)),
+        stale_minutes=_stale_minutes())
 
 
 @bp.get("/sync")
@@ -173,10 +180,14 @@ def municipality_page(name: str):  # type: ignore[no-untyped-def]
     rows = [r for r in hqstats.cached_overview(node()) if r["municipality"] == name]
     if not rows:
         abort(404)
+    listed = active(rows)
+    pages = max(1, math.ceil(len(listed) / PAGE_ROWS))
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
     return render_template(
-        "hq/municipality.html", name=name, totals=hqstats.totals(rows), rows=active(rows),
+        "hq/municipality.html", name=name, totals=hqstats.totals(rows),
+        rows=listed[(page - 1) * PAGE_ROWS:page * PAGE_ROWS], page=page, pages=pages,
         map=map_svg(rows, 480, 420), labels=labels(), charts=charts(f"municipality:{name}"),
-        attribution=ATTRIBUTION)
+        attribution=ATTRIBUTION, stale_minutes=_stale_minutes())
 
 
 def _shelter(shelter_id: str) -> dict[str, Any]:
@@ -477,12 +488,13 @@ def live_state(version: int) -> dict[str, Any]:
     key = (str(node().db_path), version, int(time.monotonic() // LIVE_KEEPALIVE_SECONDS))
     if _shared["key"] != key:
         rows = hqstats.cached_overview(node())
+        attention = hqstats.cached(node(), "attention", active)[:ATTENTION_ROWS]
         _shared.update(key=key, state={
             "totals": hqstats.totals(rows),
             "rows": {r["shelter_id"]: {k: r[k] for k in (
                 "name", "municipality", "present", "out", "registered", "at_home", "in_car",
                 "capacity", "crowding", "status", "stale", "last_synced_at", "open_requests")}
-                for r in active(rows)},
+                for r in attention},
             "dots": {r["shelter_id"]: [r["crowding"], r["status"], r["stale"]]
                      for r in rows if r["lat"] is not None}})
     return _shared["state"]  # type: ignore[no-any-return]

@@ -119,19 +119,21 @@ def compute(db: Database, shelter_id: str) -> dict[str, Any]:
         "as_of": counts["as_of"]}
 
 
-def refresh(store: Any, limit: int = 200) -> int:
-    """Recompute up to ``limit`` marked shelters; returns how many."""
+def refresh(store: Any, limit: int = 100) -> int:
+    """Recompute up to ``limit`` marked shelters; returns how many. The numbers are read
+    outside the write lock and written in one transaction; a shelter marked again meanwhile
+    stays marked for the next round."""
     db = store.db
     marked = db.execute("SELECT shelter_id, marked FROM hq_dirty ORDER BY marked LIMIT ?",
                         [limit]).fetchall()
-    for shelter_id, stamp in marked:
-        with store.write():
-            row = compute(db, shelter_id)
+    if not marked:
+        return 0
+    rows = [compute(db, shelter_id) for shelter_id, _ in marked]
+    with store.write():
+        for row in rows:
             db.execute(f"INSERT OR REPLACE INTO hq_shelter_stats ({', '.join(row)}) VALUES "
                        f"({', '.join('?' * len(row))})", list(row.values()))
-            # Marked again meanwhile: leave it marked for the next round.
-            db.execute("DELETE FROM hq_dirty WHERE shelter_id = ? AND marked = ?",
-                       [shelter_id, stamp])
+        db.conn.executemany("DELETE FROM hq_dirty WHERE shelter_id = ? AND marked = ?", marked)
     return len(marked)
 
 
@@ -246,19 +248,33 @@ def stale_after(db: Database) -> timedelta:
         return timedelta(hours=1)
 
 
-_cache: dict[str, Any] = {"key": None, "rows": []}
+_cache: dict[str, Any] = {"key": None, "rows": [], "derived": {}}
 _cache_lock = threading.Lock()
-CACHE_SECONDS = 5.0  # staleness is a matter of time passing, not only of writes
+CACHE_SECONDS = 10.0  # staleness is a matter of time passing, not only of writes
+
+
+def _current(node: Any) -> dict[str, Any]:
+    key = (str(node.db_path), node.watcher.current(), int(time.monotonic() // CACHE_SECONDS))
+    if _cache["key"] != key:
+        _cache.update(key=key, rows=overview(node.db), derived={})
+    return _cache
 
 
 def cached_overview(node: Any) -> list[dict[str, Any]]:
     """``overview`` computed once per change (any process's commit) and every few seconds,
     for all the pages, feeds and dashboards this process serves. Do not modify the rows."""
-    key = (str(node.db_path), node.watcher.current(), int(time.monotonic() // CACHE_SECONDS))
     with _cache_lock:
-        if _cache["key"] != key:
-            _cache.update(key=key, rows=overview(node.db))
-        return _cache["rows"]  # type: ignore[no-any-return]
+        return _current(node)["rows"]  # type: ignore[no-any-return]
+
+
+def cached(node: Any, name: str, make: Any) -> Any:
+    """Something made from the overview (totals, an encoded answer, the map), made once per
+    overview: ``make(rows)``. Do not modify it."""
+    with _cache_lock:
+        current = _current(node)
+        if name not in current["derived"]:
+            current["derived"][name] = make(current["rows"])
+        return current["derived"][name]
 
 
 def overview(db: Database, now: datetime | None = None) -> list[dict[str, Any]]:

@@ -221,12 +221,17 @@ def _apply_household_registered(db: Database, event: Event) -> None:
         })
         # Same name (or same reading) and same birth date, in another household: most
         # likely the same person registering twice. Staff decide; nothing is merged here.
+        # Two exact index searches (name, reading): a birth date alone is shared by dozens
+        # of people among HQ's million and would have to be read through.
         matches = db.execute(
-            """SELECT person_id, name_key = ? AS same_name FROM persons
-               WHERE birth_date = ? AND household_id != ?
-                 AND (name_key = ? OR (? != '' AND kana_key = ?))
+            """SELECT person_id, 1 AS same_name FROM persons
+               WHERE name_key = ? AND birth_date = ? AND household_id != ?
+               UNION
+               SELECT person_id, name_key = ? FROM persons
+               WHERE ? != '' AND kana_key = ? AND birth_date = ? AND household_id != ?
                ORDER BY person_id LIMIT ?""",
-            [nk, m["birth_date"], p["household_id"], nk, kk, kk, MAX_DUPLICATE_FLAGS]).fetchall()
+            [nk, m["birth_date"], p["household_id"], nk, kk, kk, m["birth_date"],
+             p["household_id"], MAX_DUPLICATE_FLAGS]).fetchall()
         for other_id, same_name in matches:
             insert_row(db, "duplicate_flags", {
                 "person_id": m["person_id"], "other_person_id": other_id,

@@ -58,13 +58,18 @@ def population(db: Database, shelter_id: str, today: date | None = None) -> dict
     at home or in a car and come to collect. By audience: everyone, infants (0-2 or marked
     as infants), elderly (65 and over)."""
     today = today or date.today()
+    # Two indexed lookups, not one OR across a join: at HQ that would read every person of
+    # the prefecture once per shelter.
     rows = db.execute(
-        """SELECT p.birth_date, p.needs FROM persons p
-           LEFT JOIN presence pr ON pr.person_id = p.person_id
+        """SELECT p.birth_date, p.needs FROM presence pr
+           JOIN persons p ON p.person_id = pr.person_id
+           WHERE pr.shelter_id = ? AND pr.status = 'present'
+           UNION ALL
+           SELECT p.birth_date, p.needs FROM persons p
            JOIN households h ON h.household_id = p.household_id
-           WHERE (pr.shelter_id = ? AND pr.status = 'present')
-              OR (pr.person_id IS NULL AND p.issuing_shelter = ?
-                  AND h.whereabouts IN ('home', 'car'))""", [shelter_id, shelter_id]).fetchall()
+           WHERE p.issuing_shelter = ? AND h.whereabouts IN ('home', 'car')
+             AND NOT EXISTS (SELECT 1 FROM presence pr WHERE pr.person_id = p.person_id)""",
+        [shelter_id, shelter_id]).fetchall()
     provisional = db.execute(
         "SELECT count(*) FROM presence WHERE shelter_id = ? AND status = 'present' "
         "AND provisional = 1", [shelter_id]).fetchone()[0]
