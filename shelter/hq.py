@@ -136,34 +136,60 @@ def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
 @api.get("/openapi.json")
 def openapi():  # type: ignore[no-untyped-def]
     error = {"description": "No or wrong token", "content": {"application/json": {}}}
-    counts = {k: {"type": "integer"} for k in COUNTS}
+    integer, text = {"type": "integer"}, {"type": "string"}
+    maybe_text = {"type": ["string", "null"]}
+    maybe_number = {"type": ["number", "null"]}
+    counts = {k: integer for k in COUNTS}
+    groups = {"by_need": {"type": "object", "additionalProperties": integer},
+              "by_age": {"type": "object", "additionalProperties": integer}}
+    where = {"shelter_id": text, "name": text, "municipality": text, "address": text,
+             "lat": maybe_number, "lon": maybe_number,
+             "status": {"enum": ["standby", "open", "full", "closed"]},
+             "crowding": {"enum": ["available", "somewhat_crowded", "crowded", "full",
+                                   "unknown", "closed"]},
+             "occupancy": maybe_number, "last_synced_at": maybe_text, "as_of": maybe_text,
+             "stale": {"type": "boolean"}}
+
+    def answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {
+            "schema": schema}}}
+
     return jsonify({
         "openapi": "3.1.0",
         "info": {"title": "Shelter HQ API", "version": "1",
-                 "description": "Prefecture HQ. Bearer tokens from `shelter token create`."},
+                 "description": "Prefecture HQ. Bearer tokens from `shelter token create`. "
+                                "Figures per shelter are as last synced and computed "
+                                "(`last_synced_at`, `as_of`)."},
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
         "paths": {
             "/api/v1/shelters": {"get": {
-                "summary": "Every shelter HQ has heard from (operator or admin)",
-                "responses": {"200": {"description": "shelters", "content": {
-                    "application/json": {"schema": {"type": "object", "properties": {
-                        "shelters": {"type": "array", "items": {
-                            "type": "object", "properties": {
-                                "shelter_id": {"type": "string"}, "name": {"type": "string"},
-                                "municipality": {"type": "string"}, **counts,
-                                "status": {"type": "string"}, "crowding": {"type": "string"},
-                                "last_synced_at": {"type": ["string", "null"]},
-                                "stale": {"type": "boolean"}}}}}}}}},
+                "summary": "Every shelter HQ knows: the registry and those syncing "
+                           "(operator or admin)",
+                "responses": {"200": answer("shelters", {"type": "object", "properties": {
+                    "shelters": {"type": "array", "items": {"type": "object", "properties": {
+                        **where, **counts, **groups, "contact": text,
+                        "provisional": integer, "arrivals_last_hour": integer,
+                        "departures_last_hour": integer, "open_requests": integer,
+                        "low_stock": {"type": "array", "items": text}}}}}}),
                     "401": error, "403": error}}},
             "/api/v1/summary": {"get": {
                 "summary": "Totals over all shelters (operator or admin)",
-                "responses": {"200": {"description": "totals", "content": {
-                    "application/json": {"schema": {"type": "object", "properties": {
-                        **counts, "shelters": {"type": "integer"},
-                        "shelters_open": {"type": "integer"},
-                        "shelters_stale": {"type": "integer"}}}}}},
+                "responses": {"200": answer("totals", {"type": "object", "properties": {
+                    **counts, **groups, "shelters": integer, "shelters_open": integer,
+                    "shelters_stale": integer, "stale_present": integer,
+                    "low_stock_shelters": integer, "open_requests": integer,
+                    "occupancy": maybe_number}}),
                     "401": error, "403": error}}},
+            "/api/v1/public/shelters": {"get": {
+                "summary": "Open shelters and how crowded they are: no login, no personal "
+                           "data",
+                "security": [],
+                "responses": {"200": answer("open shelters", {"type": "object", "properties": {
+                    "attribution": text,
+                    "shelters": {"type": "array", "items": {
+                        "type": "object", "properties": where,
+                        "additionalProperties": False}}}})}}},
             "/sync": {"get": {"summary": "The sync websocket (docs/sync-protocol.md)",
                               "security": [], "responses": {"101": {
                                   "description": "Switching protocols"}}}},

@@ -303,3 +303,16 @@ def test_wrong_credentials_reach_no_hq_page(world, tmp_path):
         for path in ("/api/v1/shelters", "/api/v1/summary"):
             response = app.test_client().get(path, headers={"Authorization": f"Bearer {bearer}"})
             assert response.status_code == 401, (bearer, path)
+
+
+def test_hq_answers_match_hq_openapi_document(world):
+    import jsonschema_rs  # installed with schemathesis, a test dependency
+
+    spec = world["app"].test_client().get("/api/v1/openapi.json").get_json()
+    for path, answer_of in (("/api/v1/shelters", lambda: api_get(world, "/api/v1/shelters")),
+                            ("/api/v1/summary", lambda: api_get(world, "/api/v1/summary")),
+                            ("/api/v1/public/shelters",
+                             lambda: world["app"].test_client().get("/api/v1/public/shelters"))):
+        schema = spec["paths"][path]["get"]["responses"]["200"]["content"][
+            "application/json"]["schema"]
+        jsonschema_rs.Draft202012Validator(schema).validate(answer_of().get_json())
