@@ -461,7 +461,8 @@ def m011_hq_registry_and_stats(db: Database) -> None:
             arrivals_last_hour INTEGER NOT NULL, departures_last_hour INTEGER NOT NULL,
             provisional INTEGER NOT NULL,
             by_need TEXT NOT NULL, by_age TEXT NOT NULL,
-            low_stock TEXT NOT NULL, open_requests INTEGER NOT NULL,
+            low_stock TEXT NOT NULL, supply_days TEXT NOT NULL DEFAULT '{}',
+            open_requests INTEGER NOT NULL,
             as_of TEXT NOT NULL
         )""",
         # HQ: shelters whose numbers changed since they were last computed.

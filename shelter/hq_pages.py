@@ -54,6 +54,8 @@ def labels() -> dict[str, Any]:
                  "injury": _("Injured or sick"), "language_support": _("Language support"),
                  "pet": _("Pet")},
         "stale": _("silent"), "never": _("never"),
+        "items": {i["item_id"]: supplies.item_name(i, i18n.current())
+                  for i in supplies.items(node().db)},
         "request": {"requested": _("Requested"), "acknowledged": _("Acknowledged by HQ"),
                     "dispatched": _("On its way"), "received": _("Received")},
         "urgency": {"normal": _("Normal"), "urgent": _("Urgent"),
@@ -493,7 +495,8 @@ def live_state(version: int) -> dict[str, Any]:
             "totals": hqstats.totals(rows),
             "rows": {r["shelter_id"]: {k: r[k] for k in (
                 "name", "municipality", "present", "out", "registered", "at_home", "in_car",
-                "capacity", "crowding", "status", "stale", "last_synced_at", "open_requests")}
+                "capacity", "crowding", "status", "stale", "last_synced_at", "open_requests",
+                "low_stock")}
                 for r in attention},
             "dots": {r["shelter_id"]: [r["crowding"], r["status"], r["stale"]]
                      for r in rows if r["lat"] is not None}})

@@ -105,17 +105,22 @@ def compute(db: Database, shelter_id: str) -> dict[str, Any]:
                        [shelter_id]).fetchone() is not None
     settings = effective(db, shelter_id, registry, heard)
     counts = presence.headcount(db, shelter_id, settings)
-    low = []
+    low: list[str] = []
+    days: dict[str, float] = {}
     if heard:
-        low = [item["item_id"] for item in supplies.stock(db, shelter_id, settings)["items"]
-               if item["low"]]
+        for item in supplies.stock(db, shelter_id, settings)["items"]:
+            if item["low"]:
+                low.append(item["item_id"])
+            if item["days_of_supply"] is not None:
+                days[item["item_id"]] = item["days_of_supply"]
     open_requests = db.execute("SELECT count(*) FROM supply_requests WHERE shelter_id = ? "
                                "AND status != 'received'", [shelter_id]).fetchone()[0]
     return {"shelter_id": shelter_id, **{k: counts[k] for k in (
         "present", "out", "registered", "at_home", "in_car", "arrivals_last_hour",
         "departures_last_hour", "provisional")},
         "by_need": json.dumps(counts["by_need"]), "by_age": json.dumps(counts["by_age"]),
-        "low_stock": json.dumps(low), "open_requests": open_requests,
+        "low_stock": json.dumps(low), "supply_days": json.dumps(days),
+        "open_requests": open_requests,
         "as_of": counts["as_of"]}
 
 
@@ -316,6 +321,7 @@ def overview(db: Database, now: datetime | None = None) -> list[dict[str, Any]]:
             "by_need": json.loads(row["by_need"]) if row else {},
             "by_age": json.loads(row["by_age"]) if row else {},
             "low_stock": json.loads(row["low_stock"]) if row else [],
+            "supply_days": json.loads(row["supply_days"]) if row else {},
             "open_requests": row["open_requests"] if row else 0,
             "last_synced_at": last, "as_of": row["as_of"] if row else None,
             "stale": silent})

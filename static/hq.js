@@ -65,6 +65,18 @@
       badge.textContent = L.crowding[r.crowding] || r.crowding;
       crowd.appendChild(badge);
     }
+    var low = tr.querySelector('[data-field="low_stock"]');
+    if (low) {
+      low.innerHTML = "";
+      (r.low_stock || []).forEach(function (item) {
+        var badge = document.createElement("span");
+        badge.className = "badge low";
+        badge.textContent = L.items[item] || item;
+        low.appendChild(badge);
+        low.appendChild(document.createTextNode(" "));
+      });
+      if (!(r.low_stock || []).length) low.textContent = "—";
+    }
     var synced = tr.querySelector('[data-field="last_synced_at"]');
     if (synced) {
       synced.textContent = jst(r.last_synced_at) + (r.stale ? " · " : "");

@@ -106,11 +106,11 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
                                      raw["type"], raw["schema_version"], raw["payload"],
                                      raw["recorded_at"])))
         fresh = _without_stored(db, node_id, fresh, result)
-        if fresh and not _apply_together(store, [event for _, event in fresh]):
-            _apply_one_by_one(store, node_id, fresh, result)
-        else:
-            result.applied += len(fresh)
-        for _, event in fresh:
+        applied = [event for _, event in fresh]
+        if applied and not _apply_together(store, applied):
+            applied = _apply_one_by_one(store, node_id, fresh, result)
+        result.applied += len(applied)
+        for event in applied:
             if hlc_wall_ms(event.hlc) - now_ms > max_drift_ms:
                 insert_row(db, "sync_flags", {
                     "event_id": event.event_id, "node_id": node_id, "at": utc_now_iso(),
@@ -168,8 +168,10 @@ def _apply_together(store: EventStore, events: list[Event]) -> bool:
 
 
 def _apply_one_by_one(store: EventStore, node_id: str,
-                      fresh: list[tuple[dict[str, Any], Event]], result: Applied) -> None:
+                      fresh: list[tuple[dict[str, Any], Event]], result: Applied) -> list[Event]:
+    """Each event under its own savepoint; returns those applied."""
     db = store.db
+    applied: list[Event] = []
     for raw, event in fresh:
         twice = _stored(db, event.event_id)  # the same id twice in this batch
         if twice is not None:
@@ -192,9 +194,10 @@ def _apply_one_by_one(store: EventStore, node_id: str,
                         result)
             continue
         db.conn.execute("RELEASE apply_event")
-        result.applied += 1
-        if result.applied == 2:
+        applied.append(event)
+        if len(applied) == 2:
             drills.crash_point("hq_mid_apply")
+    return applied
 
 
 def _stored(db: Any, event_id: str) -> dict[str, Any] | None:

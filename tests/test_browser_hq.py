@@ -5,9 +5,11 @@ dot on the map without a reload, and a shelter whose node stops turns silent."""
 from __future__ import annotations
 
 import copy
+import ssl
 
 import pytest
 import requests
+from simple_websocket import Client, ConnectionClosed
 
 from .conftest import VALID_HOUSEHOLD, enrolled_node, run_cli, sign_in, start_hq, wait_until
 from .test_browser_desk import assert_accessible, wait_js
@@ -103,3 +105,13 @@ def test_the_public_page_reads_on_a_phone(prefecture, browser):
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert_accessible(page)
     context.close()
+
+
+def test_the_live_feed_refuses_anyone_not_signed_in(prefecture):
+    hq, _ = prefecture
+    context = ssl.create_default_context(cafile=hq.verify)
+    context.check_hostname = False
+    ws = Client.connect(f"wss://127.0.0.1:{hq.port}/hq/live", ssl_context=context)
+    with pytest.raises(ConnectionClosed):  # closed at once: no totals, no rows, nothing
+        message = ws.receive(timeout=10)
+        pytest.fail(f"HQ answered a socket with no session: {message!r}")

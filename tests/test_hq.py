@@ -303,6 +303,9 @@ def test_wrong_credentials_reach_no_hq_page(world, tmp_path):
         for path in ("/api/v1/shelters", "/api/v1/summary"):
             response = app.test_client().get(path, headers={"Authorization": f"Bearer {bearer}"})
             assert response.status_code == 401, (bearer, path)
+        for path in ("/hq", "/hq/enquiry", f"/hq/shelters/{A}"):
+            response = app.test_client().get(path, headers={"Authorization": f"Bearer {bearer}"})
+            assert response.status_code == 302 and "/staff/login" in response.location, path
 
 
 def test_hq_answers_match_hq_openapi_document(world):
