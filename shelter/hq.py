@@ -16,7 +16,8 @@ from sync import enrollment, protocol
 from sync.apply import acked_seq, apply_batch
 from sync.pull import updates_for
 
-from . import hqstats
+from . import hqstats, presence
+from .shelters import STATUSES
 from .web import node, require
 
 bp = Blueprint("hq", __name__)
@@ -144,9 +145,8 @@ def openapi():  # type: ignore[no-untyped-def]
               "by_age": {"type": "object", "additionalProperties": integer}}
     where = {"shelter_id": text, "name": text, "municipality": text, "address": text,
              "lat": maybe_number, "lon": maybe_number,
-             "status": {"enum": ["standby", "open", "full", "closed"]},
-             "crowding": {"enum": ["available", "somewhat_crowded", "crowded", "full",
-                                   "unknown", "closed"]},
+             "status": {"enum": list(STATUSES)},
+             "crowding": {"enum": [*presence.CROWDING, "unknown", "closed"]},
              "occupancy": maybe_number, "last_synced_at": maybe_text, "as_of": maybe_text,
              "stale": {"type": "boolean"}}
 

@@ -23,9 +23,9 @@ from sqlite_utils import Database
 from . import presence, supplies
 from .events import Event
 from .settings import DEFAULTS, shelter_settings
+from .shelters import STATUSES
 
 log = logging.getLogger("shelter.hq")
-STATUSES = ("standby", "open", "full", "closed")
 REFRESH_SECONDS = 2.0  # a marked shelter is recomputed within about this long
 FULL_SWEEP_SECONDS = 15 * 60  # everything again (arrivals in the last hour age out)
 HISTORY_SECONDS = 60.0
