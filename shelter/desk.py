@@ -23,7 +23,7 @@ from . import presence
 from .auth import audit
 from .i18n import gettext
 from .settings import get_settings
-from .web import current_principal, error_response, node
+from .web import current_principal, error_response, node, websocket_view
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
 sock = Sock()
@@ -178,6 +178,7 @@ def headcount_page():  # type: ignore[no-untyped-def]
 
 
 @sock.route("/live", bp=bp)
+@websocket_view
 def live(ws: Any) -> None:
     """Pushes the headcount and the recent list whenever the data changes."""
     watcher = node().watcher
@@ -198,6 +199,7 @@ def live(ws: Any) -> None:
 
 
 @sock.route("/camera", bp=bp)
+@websocket_view
 def camera(ws: Any) -> None:
     """Each binary message is one JPEG (or PNG) frame; each answer lists the QR codes in it."""
     import zxingcpp

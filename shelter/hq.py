@@ -18,7 +18,7 @@ from sync.pull import updates_for
 
 from . import hqstats, presence
 from .shelters import STATUSES
-from .web import node, require
+from .web import node, require, websocket_view
 
 bp = Blueprint("hq", __name__)
 api = Blueprint("hq_api", __name__, url_prefix="/api/v1")
@@ -41,6 +41,7 @@ def _send_error(ws: Any, code: str, message: str) -> None:
 
 
 @sock.route("/sync", bp=bp)
+@websocket_view
 def sync_socket(ws: Any) -> None:
     """One node's session: hello (or enroll), then batches answered by acknowledgements."""
     ctx = node()

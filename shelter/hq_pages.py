@@ -27,10 +27,11 @@ from .registry import N_
 from .settings import configure_shelter
 from .shelters import ATTRIBUTION, STATUSES
 from .text import kana_key, name_key
-from .web import current_principal, node, require
+from .web import current_principal, node, require, websocket_view
 
 bp = Blueprint("hq_pages", __name__, url_prefix="/hq")
-LIVE_KEEPALIVE_SECONDS = 5.0  # also how often staleness is looked at again
+LIVE_POLL_SECONDS = 1.0  # a dashboard looks for news this often (or at once on a commit)
+LIVE_KEEPALIVE_SECONDS = 10.0
 MIN_PUSH_SECONDS = 0.5
 ENQUIRIES_PER_WINDOW = 20
 ENQUIRY_WINDOW = timedelta(minutes=10)
@@ -97,10 +98,8 @@ def map_svg(rows: list[dict[str, Any]], width: int = 640, height: int = 600) -> 
         classes = f"dot crowd-{r['crowding']} status-{r['status']}" + \
             (" stale" if r["stale"] else "")
         groups.setdefault(r["municipality"], []).append(
-            f'<a href="{escape(link)}" aria-label="{escape(r["name"])}">'
-            f'<title>{escape(r["name"])} ({escape(r["municipality"])})</title>'
-            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" class="{classes}" '
-            f'data-shelter="{escape(r["shelter_id"])}"/></a>')
+            f'<a href="{link}"><title>{escape(r["name"])}</title><circle cx="{x:.1f}" '
+            f'cy="{y:.1f}" r="4" class="{classes}" data-shelter="{r["shelter_id"]}"/></a>')
     body = "".join(f'<g data-municipality="{escape(name)}">{"".join(dots)}</g>'
                    for name, dots in sorted(groups.items()))
     label = escape(i18n.gettext("Map of shelters, coloured by crowding"))
@@ -233,7 +232,7 @@ def configure(shelter_id: str):  # type: ignore[no-untyped-def]
                                                      "characters at most)."), 422)
     configure_shelter(node().store, shelter_id, {"status": status, "capacity": str(int(capacity)),
                                                  "contact": contact})
-    node().watcher.poke()  # the next page shows it without waiting for the watcher's poll
+    hqstats.bump()  # the next page shows it at once
     audit(node().store, _actor(), "shelter_configured", shelter_id,
           f"status={status} capacity={capacity}")
     return redirect(url_for("hq_pages.shelter_page", shelter_id=shelter_id))
@@ -481,29 +480,25 @@ def report_pdf():  # type: ignore[no-untyped-def]
 
 # --- live ----------------------------------------------------------------------------------
 
-_shared: dict[str, Any] = {"key": None, "state": None}
-
-
-def live_state(version: int) -> dict[str, Any]:
-    """Totals and each active shelter's row, computed once per change (and every few
-    seconds, so that silence shows) for every open dashboard of this process."""
-    key = (str(node().db_path), version, int(time.monotonic() // LIVE_KEEPALIVE_SECONDS))
-    if _shared["key"] != key:
-        rows = hqstats.cached_overview(node())
+def live_state() -> dict[str, Any]:
+    """Totals, the listed shelters' rows and every dot, made once per overview for every
+    open dashboard of this process."""
+    def make(rows: list[dict[str, Any]]) -> dict[str, Any]:
         attention = hqstats.cached(node(), "attention", active)[:ATTENTION_ROWS]
-        _shared.update(key=key, state={
-            "totals": hqstats.totals(rows),
+        return {
+            "totals": hqstats.cached(node(), "totals", hqstats.totals),
             "rows": {r["shelter_id"]: {k: r[k] for k in (
                 "name", "municipality", "present", "out", "registered", "at_home", "in_car",
                 "capacity", "crowding", "status", "stale", "last_synced_at", "open_requests",
-                "low_stock")}
-                for r in attention},
+                "low_stock")} for r in attention},
             "dots": {r["shelter_id"]: [r["crowding"], r["status"], r["stale"]]
-                     for r in rows if r["lat"] is not None}})
-    return _shared["state"]  # type: ignore[no-any-return]
+                     for r in rows if r["lat"] is not None}}
+
+    return hqstats.cached(node(), "live", make)  # type: ignore[no-any-return]
 
 
 @sock.route("/live", bp=bp)
+@websocket_view
 def live(ws: Any) -> None:
     """Pushes what changed (totals, rows, map dots) to an open dashboard."""
     principal = current_principal()
@@ -515,9 +510,10 @@ def live(ws: Any) -> None:
     sent_rows: dict[str, Any] = {}
     sent_dots: dict[str, Any] = {}
     sent_totals = None
+    quiet_since = time.monotonic()
     while ws.connected:
-        seen = watcher.wait(seen, LIVE_KEEPALIVE_SECONDS)
-        state = live_state(seen)
+        seen = watcher.wait(seen, LIVE_POLL_SECONDS)
+        state = live_state()
         rows = {k: v for k, v in state["rows"].items() if sent_rows.get(k) != v}
         dots = {k: v for k, v in state["dots"].items() if sent_dots.get(k) != v}
         if rows or dots or state["totals"] != sent_totals:
@@ -525,6 +521,8 @@ def live(ws: Any) -> None:
                                ensure_ascii=False))
             sent_rows, sent_dots = dict(state["rows"]), dict(state["dots"])
             sent_totals = state["totals"]
+            quiet_since = time.monotonic()
             time.sleep(MIN_PUSH_SECONDS)  # later changes are gathered into the next push
-        else:
-            ws.send('{"keepalive": true}')
+        elif time.monotonic() - quiet_since > LIVE_KEEPALIVE_SECONDS:
+            ws.send('{"keepalive": true}')  # finds a closed dashboard, keeps proxies open
+            quiet_since = time.monotonic()

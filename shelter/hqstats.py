@@ -254,20 +254,44 @@ def stale_after(db: Database) -> timedelta:
 
 
 _cache: dict[str, Any] = {"key": None, "rows": [], "derived": {}}
-_cache_lock = threading.Lock()
-CACHE_SECONDS = 10.0  # staleness is a matter of time passing, not only of writes
+_cache_lock = threading.RLock()  # what is made from the overview may use other parts
+# The overview is made at most once per this many seconds, however often shelters sync
+# (with 3,000 of them, HQ's database changes many times a second), or at once after a
+# change made here (bump). Pages say how old their figures are anyway.
+CACHE_SECONDS = 5.0
+_generation = [0]
+
+
+def bump() -> None:
+    """Make the next page show a change this process has just made."""
+    with _cache_lock:
+        _generation[0] += 1
 
 
 def _current(node: Any) -> dict[str, Any]:
-    key = (str(node.db_path), node.watcher.current(), int(time.monotonic() // CACHE_SECONDS))
-    if _cache["key"] != key:
-        _cache.update(key=key, rows=overview(node.db), derived={})
+    """The overview for now. When it is due again, one thread makes the new one while the
+    others go on answering from the last (a request never waits for another's rebuild),
+    except after a local change (bump) or the very first time."""
+    key = (str(node.db_path), _generation[0], int(time.monotonic() // CACHE_SECONDS))
+    if _cache["key"] == key:
+        return _cache
+    urgent = _cache["key"] is None or _cache["key"][:2] != key[:2]
+    if not urgent and _cache.get("building"):
+        return _cache
+    _cache["building"] = True
+    _cache_lock.release()
+    try:
+        rows = overview(node.db)
+    finally:
+        _cache_lock.acquire()
+        _cache["building"] = False
+    _cache.update(key=key, rows=rows, derived={})
     return _cache
 
 
 def cached_overview(node: Any) -> list[dict[str, Any]]:
-    """``overview`` computed once per change (any process's commit) and every few seconds,
-    for all the pages, feeds and dashboards this process serves. Do not modify the rows."""
+    """``overview`` made at most every CACHE_SECONDS for all the pages, feeds and dashboards
+    this process serves. Do not modify the rows."""
     with _cache_lock:
         return _current(node)["rows"]  # type: ignore[no-any-return]
 
@@ -282,11 +306,29 @@ def cached(node: Any, name: str, make: Any) -> Any:
         return current["derived"][name]
 
 
+_parsed: dict[str, tuple[str, dict[str, Any]]] = {}  # shelter -> (as_of, its JSON parts)
+_parsed_lock = threading.Lock()
+STATS_COLUMNS = ("shelter_id", "present", "out", "registered", "at_home", "in_car",
+                 "provisional", "arrivals_last_hour", "departures_last_hour", "by_need",
+                 "by_age", "low_stock", "supply_days", "open_requests", "as_of")
+
+
+def _parts(shelter_id: str, as_of: str, raw: tuple[str, str, str, str]) -> dict[str, Any]:
+    """A stats row's JSON columns, parsed once per recomputation of that shelter."""
+    with _parsed_lock:
+        known = _parsed.get(shelter_id)
+        if known is None or known[0] != as_of:
+            known = (as_of, dict(zip(("by_need", "by_age", "low_stock", "supply_days"),
+                                     (json.loads(x) for x in raw), strict=True)))
+            _parsed[shelter_id] = known
+        return known[1]
+
+
 def overview(db: Database, now: datetime | None = None) -> list[dict[str, Any]]:
     """Every shelter HQ knows (registry and syncing), with its numbers as last computed,
     capacity, status, crowding, when it last synced and whether it has gone silent."""
     now = now or datetime.now(UTC)
-    stale = stale_after(db)
+    silent_before = (now - stale_after(db)).isoformat(timespec="milliseconds")
     settings: dict[str, dict[str, str]] = {}
     for shelter_id, key, value in db.execute("SELECT shelter_id, key, value FROM "
                                              "shelter_settings"):
@@ -294,37 +336,37 @@ def overview(db: Database, now: datetime | None = None) -> list[dict[str, Any]]:
     synced = dict(db.execute("SELECT shelter_id, max(max(coalesce(last_seen_at, ''), "
                              "coalesce(last_batch_at, ''))) FROM sync_origins "
                              "GROUP BY shelter_id").fetchall())
-    registry = {r["shelter_id"]: r for r in db.query("SELECT * FROM hq_shelters")}
-    stats = {r["shelter_id"]: r for r in db.query("SELECT * FROM hq_shelter_stats")}
+    registry = {r[0]: r for r in db.execute(
+        "SELECT shelter_id, name, municipality, address, lat, lon, capacity "
+        "FROM hq_shelters")}
+    stats = {r[0]: r for r in db.execute(
+        f"SELECT {', '.join(STATS_COLUMNS)} FROM hq_shelter_stats")}
+    empty: dict[str, Any] = {"by_need": {}, "by_age": {}, "low_stock": [], "supply_days": {}}
     out = []
     for shelter_id in sorted(set(registry) | set(synced) | set(stats)):
         reg, row, stored = registry.get(shelter_id), stats.get(shelter_id), \
             settings.get(shelter_id, {})
-        heard = shelter_id in synced
-        shown = _effective(stored, reg, heard)
+        shown = _effective(stored, {"name": reg[1], "capacity": reg[6]} if reg else None,
+                           shelter_id in synced)
         capacity = int(shown["capacity"])
-        counts = {k: (row or {}).get(k, 0) for k in COUNT_FIELDS}
-        thresholds = {**DEFAULTS, **stored}
+        counts = dict(zip(COUNT_FIELDS, row[1:9], strict=True)) if row else \
+            dict.fromkeys(COUNT_FIELDS, 0)
+        thresholds = {**DEFAULTS, **stored} if stored else DEFAULTS
         last = synced.get(shelter_id) or None
-        silent = shown["status"] in ("open", "full") and (
-            last is None or now - datetime.fromisoformat(last) > stale)
         out.append({
             "shelter_id": shelter_id, "name": shown["name"] or shelter_id,
-            "municipality": reg["municipality"] if reg else "",
-            "address": reg["address"] if reg else "",
-            "lat": reg["lat"] if reg else None, "lon": reg["lon"] if reg else None,
+            "municipality": reg[2] if reg else "", "address": reg[3] if reg else "",
+            "lat": reg[4] if reg else None, "lon": reg[5] if reg else None,
             **counts, "capacity": capacity,
             "occupancy": round(counts["present"] / capacity, 3) if capacity else None,
             "crowding": "closed" if shown["status"] == "closed" else
             presence.crowding_level(counts["present"], capacity, thresholds),
             "status": shown["status"], "contact": shown["contact"],
-            "by_need": json.loads(row["by_need"]) if row else {},
-            "by_age": json.loads(row["by_age"]) if row else {},
-            "low_stock": json.loads(row["low_stock"]) if row else [],
-            "supply_days": json.loads(row["supply_days"]) if row else {},
-            "open_requests": row["open_requests"] if row else 0,
-            "last_synced_at": last, "as_of": row["as_of"] if row else None,
-            "stale": silent})
+            **(_parts(shelter_id, row[14], row[9:13]) if row else empty),
+            "open_requests": row[13] if row else 0,
+            "last_synced_at": last, "as_of": row[14] if row else None,
+            "stale": shown["status"] in ("open", "full") and (last is None
+                                                              or last < silent_before)})
     return out
 
 

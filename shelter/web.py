@@ -95,6 +95,50 @@ def require(role: str) -> Callable[[F], F]:
     return wrap
 
 
+SOCKET_CLOSE_SECONDS = 5.0
+
+
+def websocket_view(view: F) -> F:
+    """For every websocket route (under ``sock.route``): when the view ends, close the socket
+    and wait for simple-websocket's reader thread to stop before gunicorn closes the socket.
+
+    Otherwise that thread can still be inside OpenSSL's read, which holds the file descriptor
+    by number; gunicorn closes it, the next connection accepted gets the same number, and
+    the dead session reads the newcomer's TLS handshake (seen as "unexpected message" on
+    connections right after a refused sync session).
+    """
+
+    @wraps(view)
+    def inner(ws: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(ws, *args, **kwargs)
+        finally:
+            _finish(ws)
+
+    return cast(F, inner)
+
+
+def _finish(ws: Any) -> None:
+    import socket
+    import threading
+
+    try:
+        if ws.connected:
+            ws.close()  # the peer answers with its own close, which ends the reader
+    except Exception:  # noqa: BLE001, S110 - already closed by the other side
+        pass
+    reader = getattr(ws, "thread", None)
+    if reader is None or reader is threading.current_thread():
+        return
+    reader.join(SOCKET_CLOSE_SECONDS)
+    if reader.is_alive():  # a peer that never answers: wake the read, then wait for it
+        try:
+            ws.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        reader.join(SOCKET_CLOSE_SECONDS)
+
+
 def csrf_token() -> str:
     token = session.get("csrf")
     if not token:
