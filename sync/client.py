@@ -69,11 +69,22 @@ def _connect(data_dir: Path, hq_url: str) -> Any:
         socket.setdefaulttimeout(previous)
 
 
-def _close(ws: Any) -> None:
+def close_socket(ws: Any, wait: float = 5.0) -> None:
+    """End a websocket session and wait for its reader thread to finish with the socket.
+
+    HQ may close first: simple-websocket's reader thread then closes the socket while this
+    thread may be sending its own close frame on it (EBADF, or worse, two threads inside
+    one TLS connection). Either way the session is over; waiting for the reader means the
+    next connection never starts while the old one still holds its socket.
+    """
     try:
-        ws.close()
-    except ConnectionClosed:
+        if ws.connected:
+            ws.close()
+    except (ConnectionClosed, OSError):
         pass  # HQ closed it first
+    reader = getattr(ws, "thread", None)
+    if reader is not None and reader is not threading.current_thread():
+        reader.join(wait)
 
 
 def _expect(ws: Any, wanted: str, timeout: float) -> dict[str, Any]:
@@ -112,7 +123,7 @@ def enroll(ctx: NodeContext, hq_url: str, code: str) -> str:
                                  "code": secret}))
         answer_message = _expect(ws, "enrolled", CONNECT_TIMEOUT)
     finally:
-        _close(ws)
+        close_socket(ws)
     set_meta(ctx.store, {"hq_url": hq_url, "hq_credential": answer_message["credential"],
                          "hq_credential_node": ctx.node_id, "hq_id": answer_message["hq_id"]})
     return str(answer_message["hq_id"])
@@ -178,7 +189,7 @@ class SyncClient(threading.Thread):
             self.status(ctx, "connected")
             self.push(ctx, ws, acked)
         finally:
-            _close(ws)
+            close_socket(ws)
 
     def push(self, ctx: NodeContext, ws: Any, acked: dict[str, int]) -> None:
         """Send every own origin's events after what HQ holds (older epochs first).

@@ -11,6 +11,8 @@ import pytest
 import requests
 from simple_websocket import Client, ConnectionClosed
 
+from sync.client import close_socket
+
 from .conftest import VALID_HOUSEHOLD, enrolled_node, run_cli, sign_in, start_hq, wait_until
 from .test_browser_desk import assert_accessible, wait_js
 from .test_hq import A, B
@@ -112,6 +114,9 @@ def test_the_live_feed_refuses_anyone_not_signed_in(prefecture):
     context = ssl.create_default_context(cafile=hq.verify)
     context.check_hostname = False
     ws = Client.connect(f"wss://127.0.0.1:{hq.port}/hq/live", ssl_context=context)
-    with pytest.raises(ConnectionClosed):  # closed at once: no totals, no rows, nothing
-        message = ws.receive(timeout=10)
-        pytest.fail(f"HQ answered a socket with no session: {message!r}")
+    try:
+        with pytest.raises(ConnectionClosed):  # closed at once: no totals, no rows, nothing
+            message = ws.receive(timeout=10)
+            pytest.fail(f"HQ answered a socket with no session: {message!r}")
+    finally:
+        close_socket(ws)

@@ -13,6 +13,8 @@ import pytest
 import requests
 from simple_websocket import Client
 
+from sync.client import close_socket
+
 from .conftest import VALID_HOUSEHOLD, api, run_cli, wait_until
 
 
@@ -219,7 +221,7 @@ def test_open_screens_get_the_new_headcount_over_the_websocket(node_server, toke
         state = wait_until(pushed, timeout=10, what="headcount push")
         assert state["recent"][0]["display_name"] == "山田 五郎"
     finally:
-        ws.close()
+        close_socket(ws)
 
 
 def test_a_websocket_from_another_site_is_refused(node_server):

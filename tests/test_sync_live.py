@@ -11,6 +11,7 @@ import requests
 from simple_websocket import Client
 
 from sync import protocol
+from sync.client import close_socket
 
 from .conftest import (
     VALID_HOUSEHOLD,
@@ -109,8 +110,7 @@ def raw_session(hq, first):
         assert answer is not None, "HQ did not answer within 30 s"
         return protocol.decode(answer)
     finally:
-        if ws.connected:
-            ws.close()
+        close_socket(ws)
 
 
 def test_wrong_credentials_versions_and_garbage_are_refused_with_a_reason(hq, shelter_node):
@@ -239,8 +239,7 @@ def test_an_oversize_frame_is_refused_and_the_link_recovers(hq, hq_token, shelte
         ws.send(b"\x78" * (2 * 1024 * 1024))  # bigger than HQ accepts in one message
         wait_until(lambda: not ws.connected, timeout=20, what="HQ to close the connection")
     finally:
-        if ws.connected:
-            ws.close()
+        close_socket(ws)
     # Everyone else carries on.
     assert hq.get("/api/v1/summary", hq_token).status_code == 200
 
