@@ -174,7 +174,18 @@ def find():  # type: ignore[no-untyped-def]
 
 @bp.get("/headcount")
 def headcount_page():  # type: ignore[no-untyped-def]
-    return render_template("desk/headcount.html", state=live_state(), labels=labels())
+    return render_template("desk/headcount.html", state=live_state(), labels=labels(),
+                           from_hq=from_hq())
+
+
+def from_hq() -> dict[str, Any]:
+    """What HQ set for this shelter (status, contact) and its latest messages (by sync)."""
+    db = node().db
+    settings = get_settings(db)
+    return {"status": settings.get("status", "open"), "contact": settings.get("contact", ""),
+            "messages": list(db.query(
+                "SELECT text, at FROM hq_messages WHERE shelter_id = ? ORDER BY at DESC "
+                "LIMIT 5", [node().shelter_id]))}
 
 
 @sock.route("/live", bp=bp)

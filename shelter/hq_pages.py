@@ -24,7 +24,7 @@ from . import hqstats, i18n, supplies
 from .auth import audit
 from .hq import sock
 from .registry import N_
-from .settings import configure_shelter
+from .settings import configure_shelter, send_message
 from .shelters import ATTRIBUTION, STATUSES
 from .text import kana_key, name_key
 from .web import current_principal, node, require, websocket_view
@@ -235,6 +235,19 @@ def configure(shelter_id: str):  # type: ignore[no-untyped-def]
     hqstats.bump()  # the next page shows it at once
     audit(node().store, _actor(), "shelter_configured", shelter_id,
           f"status={status} capacity={capacity}")
+    return redirect(url_for("hq_pages.shelter_page", shelter_id=shelter_id))
+
+
+@bp.post("/shelters/<shelter_id>/message")
+@require("operator")
+def message(shelter_id: str):  # type: ignore[no-untyped-def]
+    _shelter(shelter_id)
+    text = request.form.get("text", "").strip()
+    if not text or len(text) > 500:
+        return shelter_page(shelter_id, i18n.gettext(
+            "Write the message (500 characters at most)."), 422)
+    send_message(node().store, shelter_id, text)
+    audit(node().store, _actor(), "hq_message", shelter_id)
     return redirect(url_for("hq_pages.shelter_page", shelter_id=shelter_id))
 
 

@@ -171,6 +171,16 @@ def test_status_capacity_and_contact_go_down_to_the_shelter(world):
         ("full", "4", "06-0000-1111")
     pull(world["b"], world["hq"])
     assert get_settings(world["b"].db)["capacity"] == "0"  # not B's business
+    assert client.post(f"/hq/shelters/{A}/message", data={"csrf": csrf, "text": ""}
+                       ).status_code == 422
+    assert client.post(f"/hq/shelters/{A}/message", data={
+        "csrf": csrf, "text": "明朝、給水車が到着します"}).status_code == 302
+    pull(node, world["hq"])
+    desk = create_app(node.data_dir, test_config={"TESTING": True}).test_client()
+    page = desk.get("/desk/headcount", headers={
+        "Authorization": f"Bearer {auth.create_token(node.store, 'volunteer')}"})
+    text = page.get_data(as_text=True)
+    assert "給水車が到着します" in text and "06-0000-1111" in text and "満員となっています" in text
     a = row(world, A)
     assert (a["status"], a["capacity"], a["crowding"]) == ("full", 4, "somewhat_crowded")
 
