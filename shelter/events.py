@@ -147,7 +147,9 @@ class EventStore:
         self.clock = clock
         path = db.execute("PRAGMA database_list").fetchone()[2] or f":memory:{id(db)}"
         self._lock = _lock_for(path)
-        # HQ's store also records which shelter each event concerns (sync/outbox.py).
+        # HQ's store also notes, before the projections, which shelters' numbers the events
+        # change (hqstats.mark) and, after, which shelters they concern (sync/outbox.py).
+        self.before: Callable[[Database, list[Event]], None] | None = None
         self.route: Callable[[Database, list[Event]], None] | None = None
 
     def append(self, event_type: str, payload: dict[str, Any]) -> tuple[Event, Any]:
@@ -166,10 +168,22 @@ class EventStore:
             insert_row(self.db, "events", event.row())
             self._set_meta("hlc_last", ts.encode())
             self._set_meta("seq_last", str(seq))
-            result = PROJECTIONS[event_type](self.db, event)
-            if self.route is not None:
-                self.route(self.db, [event])
+            result = self.project([event])
         return event, result
+
+    def project(self, events: list[Event]) -> Any:
+        """Apply events just written, with HQ's hooks around; returns what the projection
+        of a single event returned."""
+        if self.before is not None:
+            self.before(self.db, events)
+        result = None
+        if len(events) == 1:
+            result = PROJECTIONS[events[0].type](self.db, events[0])
+        else:
+            apply_projections(self.db, events)
+        if self.route is not None:
+            self.route(self.db, events)
+        return result
 
     @contextmanager
     def write(self) -> Iterator[Database]:

@@ -26,14 +26,16 @@ from .settings import DEFAULTS, shelter_settings
 from .shelters import STATUSES
 
 log = logging.getLogger("shelter.hq")
-REFRESH_SECONDS = 2.0  # a marked shelter is recomputed within about this long
+REFRESH_SECONDS = 2.0  # how often the refresher looks, when nothing wakes it
+MIN_AGE_SECONDS = 5.0  # a shelter is recomputed at most this often
 FULL_SWEEP_SECONDS = 15 * 60  # everything again (arrivals in the last hour age out)
 HISTORY_SECONDS = 60.0
 CHUNK = 900
 
 
 def mark(db: Database, events: list[Event]) -> None:
-    """Mark the shelters ``events`` (just applied at HQ) change the numbers of."""
+    """Mark the shelters whose numbers ``events`` change. Called before their projections
+    (EventStore.before), so a person's presence row still says where they were."""
     touched: set[str] = set()
     people: set[str] = set()
     nodes: set[str] = set()
@@ -58,10 +60,9 @@ def mark(db: Database, events: list[Event]) -> None:
     for start in range(0, len(listed), CHUNK):
         chunk = listed[start:start + CHUNK]
         marks = ",".join("?" * len(chunk))
-        touched.update(r[0] for r in db.execute(
-            f"SELECT DISTINCT shelter_id FROM presence_log WHERE person_id IN ({marks})",
-            chunk))
-        touched.update(r[0] for r in db.execute(
+        touched.update(r[0] for r in db.execute(  # where they are until these events
+            f"SELECT DISTINCT shelter_id FROM presence WHERE person_id IN ({marks})", chunk))
+        touched.update(r[0] for r in db.execute(  # where they are registered
             f"SELECT DISTINCT issuing_shelter FROM persons WHERE person_id IN ({marks})",
             chunk))
     if touched:
@@ -69,14 +70,6 @@ def mark(db: Database, events: list[Event]) -> None:
         db.conn.executemany("INSERT INTO hq_dirty (shelter_id, marked) VALUES (?, ?) "
                             "ON CONFLICT (shelter_id) DO UPDATE SET marked = excluded.marked",
                             [(s, stamp) for s in touched])
-
-
-def after_apply(db: Database, events: list[Event]) -> None:
-    """HQ's store calls this after every event it applies (EventStore.route)."""
-    from sync.outbox import route
-
-    route(db, events)
-    mark(db, events)
 
 
 def effective(db: Database, shelter_id: str, registry: dict[str, Any] | None,
@@ -124,13 +117,19 @@ def compute(db: Database, shelter_id: str) -> dict[str, Any]:
         "as_of": counts["as_of"]}
 
 
-def refresh(store: Any, limit: int = 100) -> int:
+def refresh(store: Any, limit: int = 100, min_age: float = 0.0) -> int:
     """Recompute up to ``limit`` marked shelters; returns how many. The numbers are read
     outside the write lock and written in one transaction; a shelter marked again meanwhile
-    stays marked for the next round."""
+    stays marked for the next round. A shelter computed less than ``min_age`` seconds ago
+    waits (a backlog arriving batch after batch is counted every few seconds, not after
+    every batch)."""
     db = store.db
-    marked = db.execute("SELECT shelter_id, marked FROM hq_dirty ORDER BY marked LIMIT ?",
-                        [limit]).fetchall()
+    recent = (datetime.now(UTC) - timedelta(seconds=min_age)).isoformat(
+        timespec="milliseconds")
+    marked = db.execute("SELECT d.shelter_id, d.marked FROM hq_dirty d "
+                        "LEFT JOIN hq_shelter_stats s USING (shelter_id) "
+                        "WHERE s.as_of IS NULL OR s.as_of < ? ORDER BY d.marked LIMIT ?",
+                        [recent, limit]).fetchall()
     if not marked:
         return 0
     rows = [compute(db, shelter_id) for shelter_id, _ in marked]
@@ -195,7 +194,7 @@ class Refresher(threading.Thread):
                     mark_all(store)
                     last_sweep = now
                 flush_seen(store)
-                while refresh(store):
+                while refresh(store, min_age=MIN_AGE_SECONDS):
                     pass
                 if now - last_history > HISTORY_SECONDS:
                     record_hour(store)

@@ -84,9 +84,11 @@ class NodeContext:
         if store is None:
             store = EventStore(self.db, self.node_id, self.clock)
             if self.role == "hq":
-                from .hqstats import after_apply
+                from sync.outbox import route
 
-                store.route = after_apply
+                from .hqstats import mark
+
+                store.before, store.route = mark, route
             self._local.store = store
         return store
 

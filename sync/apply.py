@@ -22,11 +22,9 @@ from typing import Any
 from shelter.events import (
     EVENT_COLUMNS,
     EVENT_MARKS,
-    PROJECTIONS,
     SCHEMA_VERSIONS,
     Event,
     EventStore,
-    apply_projections,
     insert_row,
     utc_now_iso,
 )
@@ -149,16 +147,14 @@ def _without_stored(db: Any, node_id: str, fresh: list[tuple[dict[str, Any], Eve
 
 def _apply_together(store: EventStore, events: list[Event]) -> bool:
     """All of them in one go; False (and nothing written) if any of it fails."""
-    db, conn = store.db, store.db.conn
+    conn = store.db.conn
     conn.execute("SAVEPOINT apply_batch")
     try:
         conn.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({EVENT_MARKS})",
                          [event.values() for event in events])
         if len(events) >= 2:
             drills.crash_point("hq_mid_apply")
-        apply_projections(db, events)
-        if store.route is not None:
-            store.route(db, events)
+        store.project(events)
     except Exception:  # noqa: BLE001 - sorted out event by event below
         conn.execute("ROLLBACK TO apply_batch")
         conn.execute("RELEASE apply_batch")
@@ -184,9 +180,7 @@ def _apply_one_by_one(store: EventStore, node_id: str,
         db.conn.execute("SAVEPOINT apply_event")
         try:
             insert_row(db, "events", event.row())
-            PROJECTIONS[event.type](db, event)
-            if store.route is not None:
-                store.route(db, [event])
+            store.project([event])
         except Exception as error:  # noqa: BLE001 - any failure quarantines this event
             db.conn.execute("ROLLBACK TO apply_event")
             db.conn.execute("RELEASE apply_event")
