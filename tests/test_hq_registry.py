@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 
 from shelter.node import NodeContext
 from shelter.shelters import ImportProblem, import_file
 
-from .conftest import run_cli
+from .conftest import SHARED_DATA, run_cli
 
-GSI = Path(__file__).resolve().parents[2] / "shared" / "data" / \
-    "osaka-designated-shelters.geojson"
+GSI = SHARED_DATA / "osaka-designated-shelters.geojson"  # read there, never copied
 
 
 def count(hq: NodeContext, sql: str = "SELECT count(*) FROM hq_shelters") -> int:
