@@ -19,7 +19,7 @@ from typing import Any
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_sock import Sock
 
-from . import presence
+from . import presence, words
 from .auth import audit
 from .i18n import gettext
 from .settings import get_settings
@@ -107,19 +107,12 @@ def labels() -> dict[str, Any]:
                     "repeated": _("Same card just now: counted once")},
         "flags": {"allergy": _("Allergy"), "chronic_illness": _("Medication"),
                   "wheelchair": _("Wheelchair"), "infant": _("Infant")},
-        "needs": {"elderly": _("Elderly"), "disability": _("Disability"),
-                  "wheelchair": _("Wheelchair"), "infant": _("Infant"),
-                  "pregnant_nursing": _("Pregnant or nursing"),
-                  "chronic_illness": _("Medication"), "allergy": _("Allergy"),
-                  "injury": _("Injured or sick"), "language_support": _("Language support"),
-                  "pet": _("Pet")},
+        "needs": words.needs(_),
         "destinations": {"home": _("Home"), "relatives": _("Relatives or friends"),
                          "hospital": _("Hospital"),
                          "welfare_shelter": _("Welfare shelter (福祉避難所)"),
                          "other_shelter": _("Another shelter")},
-        "crowding": {"available": _("Space available"), "somewhat_crowded": _("Getting busy"),
-                     "crowded": _("Crowded"), "full": _("Full"),
-                     "unknown": _("Capacity not set")},
+        "crowding": words.crowding(_),
         "words": {"age": _("age %(n)s"), "household": _("Household"),
                   "provisional": _("Registered at shelter %(shelter)s: admitted "
                                    "provisionally"),

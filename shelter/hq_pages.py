@@ -20,7 +20,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 
-from . import hqstats, i18n, supplies
+from . import hqstats, i18n, supplies, words
 from .auth import audit
 from .hq import sock
 from .registry import N_
@@ -43,24 +43,14 @@ CROWDING_ORDER = ("full", "crowded", "somewhat_crowded", "available", "unknown",
 def labels() -> dict[str, Any]:
     _ = i18n.gettext
     return {
-        "crowding": {"available": _("Space available"), "somewhat_crowded": _("Getting busy"),
-                     "crowded": _("Crowded"), "full": _("Full"), "closed": _("Closed"),
-                     "unknown": _("Capacity not set")},
+        "crowding": words.crowding(_),
         "status": {"standby": _("Standby"), "open": _("Open"), "full": _("Full"),
                    "closed": _("Closed")},
-        "need": {"elderly": _("Elderly"), "disability": _("Disability"),
-                 "wheelchair": _("Wheelchair"), "infant": _("Infant"),
-                 "pregnant_nursing": _("Pregnant or nursing"),
-                 "chronic_illness": _("Medication"), "allergy": _("Allergy"),
-                 "injury": _("Injured or sick"), "language_support": _("Language support"),
-                 "pet": _("Pet")},
+        "need": words.needs(_),
         "stale": _("silent"), "never": _("never"),
         "items": {i["item_id"]: supplies.item_name(i, i18n.current())
                   for i in supplies.items(node().db)},
-        "request": {"requested": _("Requested"), "acknowledged": _("Acknowledged by HQ"),
-                    "dispatched": _("On its way"), "received": _("Received")},
-        "urgency": {"normal": _("Normal"), "urgent": _("Urgent"),
-                    "critical": _("Critical: people at risk")},
+        "request": words.request_status(_), "urgency": words.urgency(_),
     }
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from . import cards, presence, supplies
+from . import cards, presence, supplies, words
 from .i18n import translations
 from .settings import get_settings
 
@@ -24,12 +24,51 @@ def _day_bounds(day: date) -> tuple[str, str]:
                 timespec="milliseconds"))
 
 
+class _Pdf:
+    """What both reports draw with: the Japanese-capable font, three paragraph styles, and
+    a gridded table of paragraphs (long cells wrap)."""
+
+    def __init__(self, size: float = 10) -> None:
+        from reportlab.lib.styles import ParagraphStyle
+
+        font = cards.font_for("避難所", "ja")
+        self.body = ParagraphStyle("body", fontName=font, fontSize=size, leading=size * 1.4)
+        self.title = ParagraphStyle("title", parent=self.body, fontSize=size + 8,
+                                    leading=(size + 8) * 1.3)
+        self.heading = ParagraphStyle("heading", parent=self.body, fontSize=size + 3,
+                                      leading=(size + 3) * 1.4, spaceBefore=8)
+
+    def paragraph(self, text: str, style: Any = None) -> Any:
+        from reportlab.platypus import Paragraph
+
+        return Paragraph(_escape(text), style or self.body)
+
+    def table(self, rows: list[list[Any]], widths: list[float] | None = None) -> Any:
+        from reportlab.lib import colors
+        from reportlab.platypus import Table, TableStyle
+
+        t = Table([[self.paragraph(str(cell)) for cell in row] for row in rows],
+                  colWidths=widths, hAlign="LEFT", repeatRows=1)
+        t.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.grey),
+                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef7")),
+                               ("VALIGN", (0, 0), (-1, -1), "TOP")]))
+        return t
+
+    @staticmethod
+    def build(story: list[Any], title: str) -> bytes:
+        from reportlab.lib.pagesizes import A4
+        from reportlab.lib.units import mm
+        from reportlab.platypus import SimpleDocTemplate
+
+        out = io.BytesIO()
+        SimpleDocTemplate(out, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm,
+                          topMargin=15 * mm, bottomMargin=15 * mm, title=title).build(story)
+        return out.getvalue()
+
+
 def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja") -> bytes:
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import ParagraphStyle
     from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from reportlab.platypus import Paragraph, Spacer
 
     _ = translations(language).gettext
     settings = get_settings(db)
@@ -39,32 +78,11 @@ def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja")
     moves = dict(db.execute(
         "SELECT action, count(*) FROM presence_log WHERE shelter_id = ? AND at >= ? "
         "AND at < ? GROUP BY action", [shelter_id, start, end]).fetchall())
-    font = cards.font_for("避難所日報", "ja")
-    body = ParagraphStyle("body", fontName=font, fontSize=10, leading=14)
-    title = ParagraphStyle("title", parent=body, fontSize=18, leading=24)
-    heading = ParagraphStyle("heading", parent=body, fontSize=13, leading=18, spaceBefore=8)
-
-    def table(rows: list[list[Any]], widths: list[float] | None = None) -> Table:
-        t = Table([[Paragraph(_escape(str(cell)), body) for cell in row] for row in rows],
-                  colWidths=widths, hAlign="LEFT")
-        t.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.grey),
-                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef7")),
-                               ("VALIGN", (0, 0), (-1, -1), "TOP")]))
-        return t
-
+    pdf = _Pdf()
+    body, title, heading, table = pdf.body, pdf.title, pdf.heading, pdf.table
     names = {i["item_id"]: supplies.item_name(i, language) for i in supplies.items(db)}
-    crowding = {"available": _("Space available"), "somewhat_crowded": _("Getting busy"),
-                "crowded": _("Crowded"), "full": _("Full"),
-                "unknown": _("Capacity not set")}
-    needs = {"elderly": _("Elderly"), "disability": _("Disability"),
-             "wheelchair": _("Wheelchair"), "infant": _("Infant"),
-             "pregnant_nursing": _("Pregnant or nursing"), "chronic_illness": _("Medication"),
-             "allergy": _("Allergy"), "injury": _("Injured or sick"),
-             "language_support": _("Language support"), "pet": _("Pet")}
-    status = {"requested": _("Requested"), "acknowledged": _("Acknowledged by HQ"),
-              "dispatched": _("On its way"), "received": _("Received")}
-    urgency = {"normal": _("Normal"), "urgent": _("Urgent"),
-               "critical": _("Critical: people at risk")}
+    crowding, needs = words.crowding(_), words.needs(_)
+    status, urgency = words.request_status(_), words.urgency(_)
     made = datetime.now(supplies.JST).strftime("%Y-%m-%d %H:%M JST")
     date_label, made_label, low_label = _("Date"), _("Made at"), _("Low")
     story: list[Any] = [
@@ -111,49 +129,26 @@ def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja")
         story.append(Paragraph(f"{when} ({note['actor']}): {_escape(note['text'])}", body))
     if not day_notes:
         story.append(Paragraph(_("None."), body))
-    out = io.BytesIO()
-    doc = SimpleDocTemplate(out, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm,
-                            topMargin=15 * mm, bottomMargin=15 * mm,
-                            title=f"Daily report {day.isoformat()}")
-    doc.build(story)
-    return out.getvalue()
+    return pdf.build(story, f"Daily report {day.isoformat()}")
 
 
 def situation_report(rows: list[dict[str, Any]], queue: list[dict[str, Any]],
                      demand: list[dict[str, Any]], language: str = "ja") -> bytes:
     """HQ's situation report (被害・避難状況報告) for the meeting: totals, per municipality,
     needs, supplies, requests and silent shelters, with when it was made."""
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import ParagraphStyle
     from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from reportlab.platypus import Paragraph, Spacer
 
     from . import hqstats
     from .shelters import ATTRIBUTION
 
     _ = translations(language).gettext
-    font = cards.font_for("避難状況報告", "ja")
-    body = ParagraphStyle("body", fontName=font, fontSize=9, leading=12)
-    title = ParagraphStyle("title", parent=body, fontSize=17, leading=22)
-    heading = ParagraphStyle("heading", parent=body, fontSize=12, leading=16, spaceBefore=8)
-
-    def table(data: list[list[Any]], widths: list[float] | None = None) -> Table:
-        t = Table([[Paragraph(_escape(str(cell)), body) for cell in row] for row in data],
-                  colWidths=widths, hAlign="LEFT", repeatRows=1)
-        t.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.grey),
-                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef7")),
-                               ("VALIGN", (0, 0), (-1, -1), "TOP")]))
-        return t
+    pdf = _Pdf(9)
+    body, title, heading, table = pdf.body, pdf.title, pdf.heading, pdf.table
 
     totals = hqstats.totals(rows)
     made = datetime.now(supplies.JST).strftime("%Y-%m-%d %H:%M JST")
-    need_names = {"elderly": _("Elderly"), "disability": _("Disability"),
-                  "wheelchair": _("Wheelchair"), "infant": _("Infant"),
-                  "pregnant_nursing": _("Pregnant or nursing"),
-                  "chronic_illness": _("Medication"), "allergy": _("Allergy"),
-                  "injury": _("Injured or sick"), "language_support": _("Language support"),
-                  "pet": _("Pet")}
+    need_names = words.needs(_)
     counts_head = [_("Here now"), _("Out"), _("Registered here"), _("Staying at home"),
                    _("Staying in cars"), _("Capacity")]
     story: list[Any] = [
@@ -199,12 +194,7 @@ def situation_report(rows: list[dict[str, Any]], queue: list[dict[str, Any]],
         if silent else Paragraph(_("None."), body))
     story.append(Spacer(1, 4 * mm))
     story.append(Paragraph(_escape(ATTRIBUTION), body))
-    out = io.BytesIO()
-    doc = SimpleDocTemplate(out, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm,
-                            topMargin=15 * mm, bottomMargin=15 * mm,
-                            title=f"Situation report {made}")
-    doc.build(story)
-    return out.getvalue()
+    return pdf.build(story, f"Situation report {made}")
 
 
 def _escape(text: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
-from . import report, supplies
+from . import report, supplies, words
 from .auth import audit
 from .i18n import current, gettext
 from .settings import get_settings
@@ -26,10 +26,7 @@ def labels() -> dict[str, Any]:
                   "counted": _("Stocktake (set the count)"), "discarded": _("Discarded")},
         "sources": {"hq_shipment": _("Shipment from HQ"), "donation": _("Donation"),
                     "purchase": _("Purchase"), "other": _("Other")},
-        "urgency": {"normal": _("Normal"), "urgent": _("Urgent"),
-                    "critical": _("Critical: people at risk")},
-        "status": {"requested": _("Requested"), "acknowledged": _("Acknowledged by HQ"),
-                   "dispatched": _("On its way"), "received": _("Received")},
+        "urgency": words.urgency(_), "status": words.request_status(_),
         "audience": {"everyone": _("Everyone"), "infants": _("Infants"),
                      "elderly": _("Elderly")},
     }
