@@ -134,6 +134,14 @@ def insert_row(db: Database, table: str, row: dict[str, Any], or_ignore: bool = 
     db.conn.execute(f"{verb} INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
 
 
+def in_chunks(values: list[str], size: int = 900) -> Iterator[tuple[list[str], str]]:
+    """``values`` for ``... IN (?, ?, ...)`` queries, in pieces below SQLite's parameter
+    limit: each piece with its placeholders."""
+    for start in range(0, len(values), size):
+        chunk = values[start:start + size]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 def load_projections() -> None:
     """Import the domain modules, which register their projections on import."""
     from . import auth, presence, registry, settings, shelters, supplies  # noqa: F401

@@ -253,14 +253,18 @@ def _item_names() -> dict[str, str]:
 
 # --- supply requests -----------------------------------------------------------------------
 
+def shelter_names() -> dict[str, str]:
+    """Each shelter's name as HQ shows it (the overview's: set by HQ or the shelter, else
+    the registry's)."""
+    return hqstats.cached(node(), "names",  # type: ignore[no-any-return]
+                          lambda rows: {r["shelter_id"]: r["name"] for r in rows})
+
+
 def _open_requests() -> list[dict[str, Any]]:
-    db = node().db
-    names = {r["shelter_id"]: r["name"] for r in db.query(
-        "SELECT shelter_id, name FROM hq_shelters")}
+    names = shelter_names()
     out = []
-    for r in supplies.requests(db, open_only=True):
-        r["shelter_name"] = names.get(r["shelter_id"]) or \
-            hqstats.effective(db, r["shelter_id"], None, True)["name"] or r["shelter_id"]
+    for r in supplies.requests(node().db, open_only=True):
+        r["shelter_name"] = names.get(r["shelter_id"], r["shelter_id"])
         out.append(r)
     order = ("critical", "urgent", "normal")
     return sorted(out, key=lambda r: (order.index(r["urgency"]) if r["urgency"] in order
@@ -366,9 +370,7 @@ def enquire(db: Any, family: str, given: str, birth_date: str,
         where = db.execute("SELECT shelter_id, status FROM presence WHERE person_id = ?",
                            [person_id]).fetchone()
         shelter_id = where[0] if where else issuing
-        name = hqstats.effective(db, shelter_id, next(iter(db.query(
-            "SELECT * FROM hq_shelters WHERE shelter_id = ?", [shelter_id])), None),
-            True)["name"] or shelter_id
+        name = shelter_names().get(shelter_id, shelter_id)
         state = where[1] if where else ("registered_" + whereabouts)
         entry = {"shelter": name, "state": state}
         if relation == "acquaintance":  # name and whereabouts only

@@ -21,8 +21,9 @@ from typing import Any
 from sqlite_utils import Database
 
 from . import presence, supplies
-from .events import Event
-from .settings import DEFAULTS, shelter_settings
+from .events import Event, in_chunks
+from .registry import issuers
+from .settings import DEFAULTS
 from .shelters import STATUSES
 
 log = logging.getLogger("shelter.hq")
@@ -30,7 +31,6 @@ REFRESH_SECONDS = 2.0  # how often the refresher looks, when nothing wakes it
 MIN_AGE_SECONDS = 5.0  # a shelter is recomputed at most this often
 FULL_SWEEP_SECONDS = 15 * 60  # everything again (arrivals in the last hour age out)
 HISTORY_SECONDS = 60.0
-CHUNK = 900
 
 
 def mark(db: Database, events: list[Event]) -> None:
@@ -57,14 +57,10 @@ def mark(db: Database, events: list[Event]) -> None:
         if origin:
             touched.add(origin[0])
     listed = list(people)
-    for start in range(0, len(listed), CHUNK):
-        chunk = listed[start:start + CHUNK]
-        marks = ",".join("?" * len(chunk))
-        touched.update(r[0] for r in db.execute(  # where they are until these events
+    for chunk, marks in in_chunks(listed):  # where they are until these events
+        touched.update(r[0] for r in db.execute(
             f"SELECT DISTINCT shelter_id FROM presence WHERE person_id IN ({marks})", chunk))
-        touched.update(r[0] for r in db.execute(  # where they are registered
-            f"SELECT DISTINCT issuing_shelter FROM persons WHERE person_id IN ({marks})",
-            chunk))
+    touched.update(issuers(db, listed).values())  # where they are registered
     if touched:
         stamp = time.monotonic_ns()
         db.conn.executemany("INSERT INTO hq_dirty (shelter_id, marked) VALUES (?, ?) "
@@ -76,10 +72,10 @@ def effective(db: Database, shelter_id: str, registry: dict[str, Any] | None,
               heard: bool) -> dict[str, Any]:
     """Capacity, status, name and contact as HQ staff and the public see them: what HQ or
     the shelter set, else the registry's; a shelter never heard from is on standby."""
-    values = shelter_settings(db, shelter_id)
     stored = dict(db.execute("SELECT key, value FROM shelter_settings WHERE shelter_id = ?",
                              [shelter_id]).fetchall())
-    return {**values, **_effective(stored, registry, heard), "shelter_id": shelter_id}
+    return {**DEFAULTS, **stored, **_effective(stored, registry, heard),
+            "shelter_id": shelter_id}
 
 
 def _effective(stored: dict[str, str], registry: dict[str, Any] | None,

@@ -19,8 +19,8 @@ from sqlite_utils import Database
 
 from . import cards, shortcode
 from .auth import audit
-from .events import Event, EventStore, projection, projection_many, utc_now_iso
-from .registry import N_, NEEDS
+from .events import Event, EventStore, in_chunks, projection, projection_many, utc_now_iso
+from .registry import N_, NEEDS, issuers
 
 ACTIONS = ("check_in", "go_out", "return", "check_out")
 DESTINATIONS = ("home", "relatives", "hospital", "welfare_shelter", "other_shelter")
@@ -176,17 +176,12 @@ def _apply_presence_changes(db: Database, events: list[Event]) -> None:
     check-out between) is flagged. Reads each person's state once for the whole run."""
     people = list({e.payload["person_id"] for e in events})
     current: dict[str, tuple[str, str, str, str, str]] = {}
-    registered: dict[str, str] = {}
-    for start in range(0, len(people), 900):
-        chunk = people[start:start + 900]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_chunks(people):
         for row in db.execute(
                 "SELECT person_id, since_hlc, display_name, registered_shelter, shelter_id, "
                 f"status FROM presence WHERE person_id IN ({marks})", chunk):
             current[row[0]] = row[1:]
-        registered.update(db.execute(
-            f"SELECT person_id, issuing_shelter FROM persons WHERE person_id IN ({marks})",
-            chunk).fetchall())
+    registered = issuers(db, people)
     log, flags, latest = [], [], {}
     for event in events:
         p = event.payload

@@ -16,7 +16,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from . import cards, shortcode
-from .events import Event, EventStore, insert_row, new_id, projection
+from .events import Event, EventStore, in_chunks, insert_row, new_id, projection
 from .text import clean_line, kana_key, name_key, normalise_kana
 
 
@@ -238,6 +238,15 @@ def _apply_household_registered(db: Database, event: Event) -> None:
                 "reason": "name_birth" if same_name else "kana_birth",
                 "status": "open", "flagged_hlc": event.hlc,
             }, or_ignore=True)
+
+
+def issuers(db: Database, people: list[str]) -> dict[str, str]:
+    """The shelter each of ``people`` registered at (those this store knows)."""
+    found: dict[str, str] = {}
+    for chunk, marks in in_chunks(people):
+        found.update(db.execute(f"SELECT person_id, issuing_shelter FROM persons "
+                                f"WHERE person_id IN ({marks})", chunk).fetchall())
+    return found
 
 
 def person_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from shelter.events import (
     SCHEMA_VERSIONS,
     Event,
     EventStore,
+    in_chunks,
     insert_row,
     utc_now_iso,
 )
@@ -125,11 +126,9 @@ def _without_stored(db: Any, node_id: str, fresh: list[tuple[dict[str, Any], Eve
     same content is a duplicate, other content a conflict."""
     stored: set[str] = set()
     ids = [event.event_id for _, event in fresh]
-    for start in range(0, len(ids), 900):
-        chunk = ids[start:start + 900]
+    for chunk, marks in in_chunks(ids):
         stored.update(r[0] for r in db.conn.execute(
-            f"SELECT event_id FROM events WHERE event_id IN ({','.join('?' * len(chunk))})",
-            chunk))
+            f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk))
     if not stored:
         return fresh
     kept = []

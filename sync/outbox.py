@@ -13,8 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from shelter.events import Event
-
-CHUNK = 900  # SQLite parameters per IN (...)
+from shelter.registry import issuers
 
 
 def route(db: Any, events: list[Event]) -> None:
@@ -22,7 +21,7 @@ def route(db: Any, events: list[Event]) -> None:
     rows: list[tuple[str, str]] = []
     moves = [e for e in events if e.type == "presence_changed"]
     if moves:
-        home = _issuers(db, list({e.payload["person_id"] for e in moves}))
+        home = issuers(db, list({e.payload["person_id"] for e in moves}))
         for event in moves:
             registered = home.get(event.payload["person_id"])
             if registered and registered != event.payload["shelter_id"]:
@@ -45,16 +44,6 @@ def route(db: Any, events: list[Event]) -> None:
     if rows:
         db.conn.executemany("INSERT OR IGNORE INTO sync_outbox (shelter_id, event_id) "
                             "VALUES (?, ?)", rows)
-
-
-def _issuers(db: Any, people: list[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for start in range(0, len(people), CHUNK):
-        chunk = people[start:start + CHUNK]
-        found.update(db.execute(
-            f"SELECT person_id, issuing_shelter FROM persons WHERE person_id IN "
-            f"({','.join('?' * len(chunk))})", chunk).fetchall())
-    return found
 
 
 def backfill(db: Any) -> None:

@@ -74,10 +74,10 @@ def stop_group(process: subprocess.Popen[str]) -> None:
 
 
 @dataclass
-class NodeServer:
+class Served:
+    """A `shelter` server process on loopback: its data directory, HTTPS port, process."""
     data: Path
     port: int
-    http_port: int
     process: subprocess.Popen[str]
 
     @property
@@ -85,13 +85,21 @@ class NodeServer:
         return f"https://127.0.0.1:{self.port}"
 
     @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+    def verify(self) -> str:
+        """The server's own CA: tests check the certificate instead of ignoring it."""
+        return str(self.data / "tls" / "ca.crt")
+
+    def stop(self) -> None:
+        stop_group(self.process)
+
+
+@dataclass
+class NodeServer(Served):
+    http_port: int
 
     @property
-    def verify(self) -> str:
-        """The node's own CA: tests check the certificate instead of ignoring it."""
-        return str(self.data / "tls" / "ca.crt")
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
     def card_keys(self) -> dict[str, str]:
         import sqlite3
@@ -103,9 +111,6 @@ class NodeServer:
 
     def token(self, role: str) -> str:
         return run_cli("token", "create", "--data", str(self.data), "--role", role).stdout.strip()
-
-    def stop(self) -> None:
-        stop_group(self.process)
 
 
 def api(server: NodeServer, method: str, path: str, token: str | None = None,
@@ -123,7 +128,7 @@ def start_node(data: Path, *extra: str) -> NodeServer:
         [SHELTER, "node", "--data", str(data), "--port", str(port), "--http-port",
          str(http_port), "--host", "127.0.0.1", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    server = NodeServer(data, port, http_port, process)
+    server = NodeServer(data, port, process, http_port)
 
     def ready() -> bool:
         if process.poll() is not None:
@@ -140,25 +145,14 @@ def start_node(data: Path, *extra: str) -> NodeServer:
 
 
 @dataclass
-class HQServer:
-    data: Path
-    port: int
-    process: subprocess.Popen[str]
-
+class HQServer(Served):
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    @property
-    def verify(self) -> str:
-        return str(self.data / "tls" / "ca.crt")
+        return self.https
 
     def get(self, path: str, token: str) -> requests.Response:
         return requests.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {token}"},
                             verify=self.verify, timeout=10)
-
-    def stop(self) -> None:
-        stop_group(self.process)
 
 
 def start_hq(data: Path, port: int | None = None, *extra: str) -> HQServer:
