@@ -2,26 +2,32 @@
 """Sync throughput, as JSON lines:
 
 (a) backlog: one node with --events events (registrations and check-ins) catching up with
-    HQ through the real `shelter node` and `shelter hq` processes: events per second end to
-    end (projections included), bytes per event on the wire (compressed batches), HQ's peak
-    memory (the gunicorn worker's VmHWM);
-(b) reconnect: --nodes nodes with --per-node events each connecting at once (sync clients
-    in this process, HQ real): seconds until all are caught up;
-(c) floor, in the same run: the same rows as the same zlib-compressed JSON batches over a
+    a fresh HQ through the real `shelter node` and `shelter hq` processes: events per second
+    end to end (projections included), bytes per event on the wire (compressed batches),
+    HQ's peak memory (the gunicorn worker's VmHWM), and the CPU time each side spent per
+    event (what decides the rate on a 2-core machine);
+(b) floor, in the same round: the same rows as the same zlib-compressed JSON batches over a
     loopback socket into a bare receiver that inserts them into SQLite (WAL,
-    synchronous=FULL); and the ratio of (a) to it.
+    synchronous=FULL); and the ratio of (a) to it;
+(c) reconnect: --nodes nodes with --per-node events each connecting at once (sync clients
+    in this process, HQ real): seconds until all are caught up.
 
-    .venv/bin/python scripts/bench_sync.py [--events 100000] [--nodes 200] [--per-node 500]
+(a) and (b) run --rounds times, interleaved; the summary line gives their medians.
+
+    .venv/bin/python scripts/bench_sync.py [--events 100000] [--rounds 3] [--nodes 200]
+        [--per-node 500]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import socket
 import sqlite3
 import ssl
+import statistics
 import struct
 import subprocess
 import sys
@@ -150,132 +156,194 @@ def enroll(hq_data: Path, port: int, ctx: NodeContext) -> None:
     client.enroll(ctx, f"https://127.0.0.1:{port}", code)
 
 
+def receive_floor(db_path: str, listener: socket.socket) -> None:
+    """The bare receiver (its own process, as HQ is): each length-prefixed batch inflated,
+    parsed and inserted in one transaction, then acknowledged with one byte."""
+    conn, _ = listener.accept()
+    db = sqlite3.connect(db_path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE events (event_id TEXT PRIMARY KEY, node_id TEXT, seq INT, "
+               "hlc TEXT, type TEXT, schema_version INT, payload TEXT, recorded_at TEXT)")
+    stream = conn.makefile("rb")
+    while header := stream.read(4):
+        body = stream.read(struct.unpack("!I", header)[0])
+        batch = json.loads(zlib.decompress(body))["events"]
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+            (e["event_id"], e["node_id"], e["seq"], e["hlc"], e["type"],
+             e["schema_version"], json.dumps(e["payload"], ensure_ascii=False),
+             e["recorded_at"]) for e in batch])
+        db.execute("COMMIT")
+        conn.sendall(b"k")
+    db.close()
+    conn.close()
+
+
 def floor(events: list[dict], db_path: Path) -> float:
-    """The same batches over a loopback socket into a bare SQLite receiver."""
+    """The same batches over a loopback socket into the bare receiver, with as many batches
+    in flight as the real client allows (client.WINDOW)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
-
-    def receive() -> None:
-        conn, _ = listener.accept()
-        db = sqlite3.connect(str(db_path), isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("CREATE TABLE events (event_id TEXT PRIMARY KEY, node_id TEXT, seq INT, "
-                   "hlc TEXT, type TEXT, schema_version INT, payload TEXT, recorded_at TEXT)")
-        stream = conn.makefile("rb")
-        while header := stream.read(4):
-            body = stream.read(struct.unpack("!I", header)[0])
-            batch = json.loads(zlib.decompress(body))["events"]
-            db.execute("BEGIN")
-            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
-                (e["event_id"], e["node_id"], e["seq"], e["hlc"], e["type"],
-                 e["schema_version"], json.dumps(e["payload"], ensure_ascii=False),
-                 e["recorded_at"]) for e in batch])
-            db.execute("COMMIT")
-            conn.sendall(b"k")
-        db.close()
-        conn.close()
-
-    thread = threading.Thread(target=receive)
-    thread.start()
+    receiver = multiprocessing.get_context("fork").Process(
+        target=receive_floor, args=(str(db_path), listener))
+    receiver.start()
+    texts = [protocol.wire_text(e) for e in events]
     sender = socket.create_connection(listener.getsockname())
+    window = threading.Semaphore(client.WINDOW)
+    frames = 0
+
+    def count_acks() -> None:
+        while sender.recv(1):
+            window.release()
+
     started = time.perf_counter()
-    for n, batch in enumerate(protocol.batches(events)):
-        frame = protocol.encode_batch(n, batch)
+    reader = threading.Thread(target=count_acks)
+    reader.start()
+    for frames, batch in enumerate(protocol.batches(texts), 1):
+        window.acquire()
+        frame = protocol.encode_batch(frames, batch)
         sender.sendall(struct.pack("!I", len(frame)) + frame)
-        sender.recv(1)
+    for _ in range(client.WINDOW):
+        window.acquire()  # every batch acknowledged
     elapsed = time.perf_counter() - started
+    sender.shutdown(socket.SHUT_WR)
+    reader.join()
     sender.close()
-    thread.join()
+    receiver.join()
     listener.close()
     return len(events) / elapsed
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes, and of their children already reaped."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += sum(int(f) for f in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def backlog(tmp: Path, events: int) -> dict[str, float]:
+    """One round of (a) and (b): a node filled with ``events`` events catching up with a
+    fresh HQ, then the floor with the same rows."""
+    hq_port = server.free_loopback_port()
+    hq_data = tmp / "hq"
+    NodeContext(hq_data, role="hq").db.conn.close()
+    hq = start_hq(hq_data, hq_port)
+    try:
+        ctx = NodeContext(tmp / "node", shelter_id="E2710000000001")
+        started = time.perf_counter()
+        fill(ctx, events)
+        generated = time.perf_counter() - started
+        enroll(hq_data, hq_port, ctx)
+        rows = wire_events(ctx)
+        total = len(rows)
+        wire_bytes = sum(len(protocol.encode_batch(n, b))
+                         for n, b in enumerate(protocol.batches(rows)))
+        checkins = [e for e in rows if e["type"] == "presence_changed"][:5000]
+        checkin_bytes = sum(len(protocol.encode_batch(n, b))
+                            for n, b in enumerate(protocol.batches(checkins)))
+        hq_pids = [hq.pid, *descendants(hq.pid)]
+        hq_cpu = cpu_seconds(hq_pids)
+        node_port = server.free_loopback_port()
+        started = time.perf_counter()
+        node = subprocess.Popen([SHELTER, "node", "--data", str(ctx.data_dir), "--port",
+                                 str(node_port), "--host", "127.0.0.1", "--hq",
+                                 f"https://127.0.0.1:{hq_port}"],
+                                stdout=subprocess.DEVNULL, start_new_session=True)
+        try:
+            first_at = None
+            deadline = time.monotonic() + 1800
+            while time.monotonic() < deadline:
+                done = hq_acked(hq_data / "shelter.db", ctx.node_id)
+                if done and first_at is None:
+                    first_at = time.perf_counter()
+                if done >= total:
+                    break
+                time.sleep(0.02)
+            elapsed = time.perf_counter() - started
+            node_cpu = cpu_seconds([node.pid, *descendants(node.pid)])
+            hq_cpu = cpu_seconds(hq_pids) - hq_cpu
+        finally:
+            benchlib.stop(node)
+        ctx.db.conn.close()
+        result = {
+            "events": total, "seconds": round(elapsed, 2),
+            "startup_seconds": round((first_at or started) - started, 2),
+            "events_per_second": round(total / elapsed),
+            "node_cpu_us_per_event": round(node_cpu / total * 1e6, 1),
+            "hq_cpu_us_per_event": round(hq_cpu / total * 1e6, 1),
+            "bytes_per_event": round(wire_bytes / total, 1),
+            "bytes_per_checkin_event": round(checkin_bytes / max(len(checkins), 1), 1),
+            "hq_peak_memory_mib": round(peak_kib(hq_pids) / 1024, 1),
+            "generated_in_seconds": round(generated, 1)}
+    finally:
+        benchlib.stop(hq)
+    emit(part="backlog", **result)
+    result["floor_events_per_second"] = round(floor(rows, tmp / "floor.db"))
+    result["ratio"] = round(result["events_per_second"] / result["floor_events_per_second"], 3)
+    emit(part="floor", events=total, events_per_second=result["floor_events_per_second"],
+         end_to_end_to_floor=result["ratio"])
+    return result
+
+
+def reconnect(tmp: Path, nodes: int, per_node: int) -> None:
+    """(c): ``nodes`` nodes, ``per_node`` events each, all connecting to HQ at once."""
+    hq_port = server.free_loopback_port()
+    hq_data = tmp / "hq"
+    NodeContext(hq_data, role="hq").db.conn.close()
+    hq = start_hq(hq_data, hq_port)
+    try:
+        contexts = []
+        for i in range(nodes):
+            node_ctx = NodeContext(tmp / f"n{i}", shelter_id=f"E27100001{i:05d}")
+            fill(node_ctx, per_node)
+            enroll(hq_data, hq_port, node_ctx)
+            contexts.append(node_ctx)
+        stop = threading.Event()
+        started = time.perf_counter()
+        for node_ctx in contexts:
+            client.SyncClient(node_ctx.data_dir, stop, max_backoff=2.0).start()
+        waiting = {n.node_id: n for n in contexts}
+        deadline = time.monotonic() + 300
+        while waiting and time.monotonic() < deadline:
+            for node_id in list(waiting):
+                if hq_acked(hq_data / "shelter.db", node_id) >= per_node:
+                    del waiting[node_id]
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        emit(part="reconnect", nodes=nodes, events_each=per_node,
+             caught_up=nodes - len(waiting), seconds=round(elapsed, 2),
+             hq_peak_memory_mib=round(peak_kib(descendants(hq.pid)) / 1024, 1))
+    finally:
+        benchlib.stop(hq)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--per-node", type=int, default=500)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        hq_port = server.free_loopback_port()
-        hq_data = tmp / "hq"
-        NodeContext(hq_data, role="hq").db.conn.close()
-        hq = start_hq(hq_data, hq_port)
-        try:
-            # (a) one node's backlog, through the real processes.
-            ctx = NodeContext(tmp / "node", shelter_id="E2710000000001")
-            started = time.perf_counter()
-            fill(ctx, args.events)
-            generated = time.perf_counter() - started
-            enroll(hq_data, hq_port, ctx)
-            events = wire_events(ctx)
-            wire_bytes = sum(len(protocol.encode_batch(n, b))
-                             for n, b in enumerate(protocol.batches(events)))
-            checkins = [e for e in events if e["type"] == "presence_changed"][:5000]
-            checkin_bytes = sum(len(protocol.encode_batch(n, b))
-                                for n, b in enumerate(protocol.batches(checkins)))
-            total = len(events)
-            node_port = server.free_loopback_port()
-            started = time.perf_counter()
-            node = subprocess.Popen([SHELTER, "node", "--data", str(ctx.data_dir), "--port",
-                                     str(node_port), "--host", "127.0.0.1", "--hq",
-                                     f"https://127.0.0.1:{hq_port}"],
-                                    stdout=subprocess.DEVNULL, start_new_session=True)
-            try:
-                first_at = None
-                deadline = time.monotonic() + 1800
-                while time.monotonic() < deadline:
-                    done = hq_acked(hq_data / "shelter.db", ctx.node_id)
-                    if done and first_at is None:
-                        first_at = time.perf_counter()
-                    if done >= total:
-                        break
-                    time.sleep(0.05)
-                elapsed = time.perf_counter() - started
-            finally:
-                benchlib.stop(node)
-            pids = descendants(hq.pid)
-            end_to_end = total / elapsed
-            emit(part="backlog", events=total, seconds=round(elapsed, 2),
-                 startup_seconds=round((first_at or started) - started, 2),
-                 events_per_second=round(end_to_end),
-                 bytes_per_event=round(wire_bytes / total, 1),
-                 bytes_per_checkin_event=round(checkin_bytes / max(len(checkins), 1), 1),
-                 hq_peak_memory_mib=round(peak_kib(pids) / 1024, 1),
-                 generated_in_seconds=round(generated, 1))
-            floor_rate = floor(events, tmp / "floor.db")
-            emit(part="floor", events=total, events_per_second=round(floor_rate))
-            emit(part="ratio", end_to_end_to_floor=round(end_to_end / floor_rate, 3))
-            ctx.db.conn.close()
-
-            # (b) many nodes reconnecting at once.
-            nodes = []
-            for i in range(args.nodes):
-                node_ctx = NodeContext(tmp / f"n{i}", shelter_id=f"E27100001{i:05d}")
-                fill(node_ctx, args.per_node)
-                enroll(hq_data, hq_port, node_ctx)
-                nodes.append(node_ctx)
-            stop = threading.Event()
-            started = time.perf_counter()
-            for node_ctx in nodes:
-                client.SyncClient(node_ctx.data_dir, stop, max_backoff=2.0).start()
-            waiting = {n.node_id: n for n in nodes}
-            deadline = time.monotonic() + 300
-            while waiting and time.monotonic() < deadline:
-                for node_id in list(waiting):
-                    if hq_acked(hq_data / "shelter.db", node_id) >= args.per_node:
-                        del waiting[node_id]
-                time.sleep(0.2)
-            elapsed = time.perf_counter() - started
-            stop.set()
-            emit(part="reconnect", nodes=args.nodes, events_each=args.per_node,
-                 caught_up=args.nodes - len(waiting), seconds=round(elapsed, 2),
-                 hq_peak_memory_mib=round(peak_kib(descendants(hq.pid)) / 1024, 1))
-        finally:
-            benchlib.stop(hq)
+        rounds = []
+        for n in range(args.rounds):
+            rounds.append(backlog(tmp / f"round{n}", args.events))
+        keys = ("events_per_second", "floor_events_per_second", "ratio", "seconds",
+                "startup_seconds", "node_cpu_us_per_event", "hq_cpu_us_per_event",
+                "hq_peak_memory_mib")
+        emit(part="backlog_median", rounds=len(rounds),
+             **{k: statistics.median(r[k] for r in rounds) for k in keys})
+        if args.nodes:
+            reconnect(tmp / "reconnect", args.nodes, args.per_node)
     return 0
 
 
