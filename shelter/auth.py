@@ -47,7 +47,9 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(actual.hex(), digest)
 
 
-_DUMMY_HASH = hash_password(secrets.token_hex(8))
+# What an unknown user's password is checked against: the same scrypt work as a real
+# check, and no password can match a random digest (nothing to compute at import).
+_DUMMY_HASH = f"scrypt${_SCRYPT['n']}${secrets.token_hex(16)}${secrets.token_hex(32)}"
 
 
 def add_user(store: EventStore, username: str, password: str, role: str) -> str:

@@ -11,9 +11,8 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlite_utils import Database
 from ulid import ULID
@@ -25,8 +24,10 @@ class UnknownEventType(ValueError):
     """No projection is registered for this event type."""
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
+    """One event, immutable (a named tuple: sync builds one per received event, and a
+    frozen dataclass took three times as long to make)."""
+
     event_id: str
     node_id: str
     seq: int

@@ -105,13 +105,17 @@ def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
     Batches among them are applied in one transaction (one commit, one fsync, for as many
     as the node had in flight), and each is acknowledged, in order, after it commits.
     """
+    messages: list[dict[str, Any] | protocol.ProtocolError] = []
+    for frame in frames:  # inflated and parsed before taking the write lock
+        try:
+            messages.append(protocol.decode(frame))
+        except protocol.ProtocolError as refused:
+            messages.append(refused)
     answers: list[str | bytes] = []
     with ctx.store.write():
-        for frame in frames:
-            try:
-                message = protocol.decode(frame)
-            except protocol.ProtocolError as refused:
-                answers.append(_error(refused.code, refused.message))
+        for message in messages:
+            if isinstance(message, protocol.ProtocolError):
+                answers.append(_error(message.code, message.message))
                 continue
             if message["type"] == "ping":
                 answers.append(protocol.encode({"type": "pong"}))

@@ -21,8 +21,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from . import presence, supplies
-from .events import Event, in_chunks
-from .registry import issuers
+from .events import Event
 from .settings import DEFAULTS
 from .shelters import STATUSES
 
@@ -56,11 +55,9 @@ def mark(db: Database, events: list[Event]) -> None:
                             [node]).fetchone()
         if origin:
             touched.add(origin[0])
-    listed = list(people)
-    for chunk, marks in in_chunks(listed):  # where they are until these events
-        touched.update(r[0] for r in db.execute(
-            f"SELECT DISTINCT shelter_id FROM presence WHERE person_id IN ({marks})", chunk))
-    touched.update(issuers(db, listed).values())  # where they are registered
+    for _, _, _, now, _, registered in presence.whereabouts(db, list(people)).values():
+        # where they are until these events, and where they registered
+        touched.update(s for s in (now, registered) if s is not None)
     if touched:
         stamp = time.monotonic_ns()
         db.conn.executemany("INSERT INTO hq_dirty (shelter_id, marked) VALUES (?, ?) "

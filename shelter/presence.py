@@ -19,8 +19,8 @@ from sqlite_utils import Database
 
 from . import cards, shortcode
 from .auth import audit
-from .events import Event, EventStore, in_chunks, projection, projection_many, utc_now_iso
-from .registry import N_, NEEDS, issuers
+from .events import Event, EventStore, projection, projection_many, utc_now_iso
+from .registry import N_, NEEDS
 
 ACTIONS = ("check_in", "go_out", "return", "check_out")
 DESTINATIONS = ("home", "relatives", "hospital", "welfare_shelter", "other_shelter")
@@ -164,6 +164,23 @@ def _age_seconds(iso: str) -> float:
     return (datetime.now(UTC) - then).total_seconds()
 
 
+def whereabouts(db: Database, people: list[str]) -> dict[str, tuple[Any, ...]]:
+    """For each of ``people`` this store knows: (since_hlc, display_name, registered_shelter,
+    shelter_id, status) from their presence (all None if they have none) and the shelter they
+    registered at (None if not registered here). One query, where sync's hot path had two."""
+    found: dict[str, tuple[Any, ...]] = {}
+    for start in range(0, len(people), 5000):
+        for row in db.conn.execute(
+                "SELECT j.value, p.since_hlc, p.display_name, p.registered_shelter, "
+                "p.shelter_id, p.status, r.issuing_shelter FROM json_each(?) AS j "
+                "LEFT JOIN presence AS p ON p.person_id = j.value "
+                "LEFT JOIN persons AS r ON r.person_id = j.value "
+                "WHERE p.person_id IS NOT NULL OR r.person_id IS NOT NULL",
+                [json.dumps(people[start:start + 5000])]):
+            found[row[0]] = row[1:]
+    return found
+
+
 @projection("presence_changed")
 def _apply_presence_changed(db: Database, event: Event) -> None:
     _apply_presence_changes(db, [event])
@@ -174,14 +191,9 @@ def _apply_presence_changes(db: Database, events: list[Event]) -> None:
     """Presence changes in order: each is logged; the latest (by HLC) per person is where the
     person is, whatever order they arrive in; a check-in while in at another shelter (no
     check-out between) is flagged. Reads each person's state once for the whole run."""
-    people = list({e.payload["person_id"] for e in events})
-    current: dict[str, tuple[str, str, str, str, str]] = {}
-    for chunk, marks in in_chunks(people):
-        for row in db.execute(
-                "SELECT person_id, since_hlc, display_name, registered_shelter, shelter_id, "
-                f"status FROM presence WHERE person_id IN ({marks})", chunk):
-            current[row[0]] = row[1:]
-    registered = issuers(db, people)
+    found = whereabouts(db, list({e.payload["person_id"] for e in events}))
+    current = {person: row[:5] for person, row in found.items() if row[0] is not None}
+    registered = {person: row[5] for person, row in found.items() if row[5] is not None}
     log, flags, latest = [], [], {}
     for event in events:
         p = event.payload

@@ -37,7 +37,7 @@ ACK_TIMEOUT = 60.0
 IDLE_PING_SECONDS = 10.0
 MAX_BACKOFF = 60.0
 READ_LIMIT = 2000  # events read from the store per round (then cut into batches)
-WINDOW = 8  # batches on the wire before waiting for HQ's acknowledgement
+WINDOW = 24  # batches on the wire before waiting for HQ's acknowledgement
 
 
 class SyncRefused(Exception):

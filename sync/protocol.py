@@ -29,6 +29,7 @@ STUB_TYPE = "local"
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _NODE = re.compile(r"^[0-9A-Z][0-9A-Z-]{0,31}$")
 _HLC = re.compile(r"^[0-9]{15}\.[0-9]{8}\.")  # Timestamp.encode(): wall.counter.node
+_FIELDS = frozenset(EVENT_FIELDS)
 
 
 class ProtocolError(ValueError):
@@ -86,7 +87,7 @@ def check_event(event: Any) -> str | None:
     event of every batch passes here)."""
     if type(event) is not dict:
         return "an event must be an object"
-    if len(event) < len(EVENT_FIELDS) or not all(k in event for k in EVENT_FIELDS):
+    if not event.keys() >= _FIELDS:
         return "missing fields: " + ", ".join(k for k in EVENT_FIELDS if k not in event)
     event_id, node_id, seq, hlc = event["event_id"], event["node_id"], event["seq"], event["hlc"]
     if type(event_id) is not str or not _ULID.match(event_id):
