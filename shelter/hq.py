@@ -112,7 +112,8 @@ def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
         except protocol.ProtocolError as refused:
             messages.append(refused)
     answers: list[str | bytes] = []
-    with ctx.store.write():
+    store = ctx.applier
+    with store.write():
         for message in messages:
             if isinstance(message, protocol.ProtocolError):
                 answers.append(_error(message.code, message.message))
@@ -125,11 +126,12 @@ def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
                     answers.append(_error("not_your_origin",
                                           f"{origin} is not one of this node's ids"))
                     continue
-                result = apply_batch(ctx.store, origin, shelter_id, message["events"])
+                result = apply_batch(store, origin, shelter_id, message["events"])
                 answers.append(protocol.encode({**result.ack(message["batch"]),
                                                 "origin": origin}))
             elif message["type"] == "pull":
-                events, cursor = updates_for(ctx.db, shelter_id, node_id, message["cursor"])
+                events, cursor = updates_for(store.db, shelter_id, node_id,
+                                             message["cursor"])
                 answers.append(protocol.encode_updates(cursor, events))
             else:
                 answers.append(_error("unexpected",

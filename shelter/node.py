@@ -18,6 +18,7 @@ from .registry import NodeIdentity
 from .shortcode import ALPHABET
 
 DB_FILE = "shelter.db"
+APPLIER_CACHE_KIB = 64 * 1024  # the page cache of the connection HQ applies batches on
 
 
 class NodeContext:
@@ -31,6 +32,7 @@ class NodeContext:
         self.db_path = self.data_dir / DB_FILE
         self._local = threading.local()
         self._watcher: ChangeWatcher | None = None
+        self._applier: EventStore | None = None
         self._watcher_lock = threading.Lock()
         db = dbmod.connect(self.db_path)  # migrates
         self.role = set_meta_once(db, "role", lambda: role or "node")
@@ -82,15 +84,33 @@ class NodeContext:
     def store(self) -> EventStore:
         store = getattr(self._local, "store", None)
         if store is None:
-            store = EventStore(self.db, self.node_id, self.clock)
-            if self.role == "hq":
-                from sync.outbox import route
-
-                from .hqstats import mark
-
-                store.before, store.route = mark, route
+            store = self._store(self.db)
             self._local.store = store
         return store
+
+    def _store(self, db: Database) -> EventStore:
+        store = EventStore(db, self.node_id, self.clock)
+        if self.role == "hq":
+            from sync.outbox import route
+
+            from .hqstats import mark
+
+            store.before, store.route = mark, route
+        return store
+
+    @property
+    def applier(self) -> EventStore:
+        """The one store through which HQ applies every node's batches, on its own
+        connection with a larger page cache (64 MiB): projections write to pages all over
+        the presence and log tables, and one cache kept warm across sessions costs less
+        than each session's thread warming its own (and memory stays bounded, however many
+        nodes connect). Use it only inside its ``write()``."""
+        with self._watcher_lock:
+            if self._applier is None:
+                db = dbmod.connect(self.db_path, migrate=False)
+                db.execute(f"PRAGMA cache_size=-{APPLIER_CACHE_KIB}")
+                self._applier = self._store(db)
+            return self._applier
 
     @property
     def watcher(self) -> ChangeWatcher:
