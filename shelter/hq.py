@@ -112,8 +112,7 @@ def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
         except protocol.ProtocolError as refused:
             messages.append(refused)
     answers: list[str | bytes] = []
-    store = ctx.applier
-    with store.write():
+    with ctx.applying() as store:
         for message in messages:
             if isinstance(message, protocol.ProtocolError):
                 answers.append(_error(message.code, message.message))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -33,6 +35,7 @@ class NodeContext:
         self._local = threading.local()
         self._watcher: ChangeWatcher | None = None
         self._applier: EventStore | None = None
+        self._applier_lock = threading.Lock()
         self._watcher_lock = threading.Lock()
         db = dbmod.connect(self.db_path)  # migrates
         self.role = set_meta_once(db, "role", lambda: role or "node")
@@ -98,19 +101,21 @@ class NodeContext:
             store.before, store.route = mark, route
         return store
 
-    @property
-    def applier(self) -> EventStore:
-        """The one store through which HQ applies every node's batches, on its own
-        connection with a larger page cache (64 MiB): projections write to pages all over
-        the presence and log tables, and one cache kept warm across sessions costs less
-        than each session's thread warming its own (and memory stays bounded, however many
-        nodes connect). Use it only inside its ``write()``."""
-        with self._watcher_lock:
+    @contextmanager
+    def applying(self) -> Iterator[EventStore]:
+        """A write transaction on the one store through which HQ applies every node's
+        batches. It has its own connection with a larger page cache (64 MiB): projections
+        write to pages all over the presence and log tables, and one cache kept warm across
+        sessions costs less than each session's thread warming its own, while memory stays
+        bounded however many nodes connect. One session at a time holds it (a connection's
+        transaction must not be joined by another thread)."""
+        with self._applier_lock:
             if self._applier is None:
                 db = dbmod.connect(self.db_path, migrate=False)
                 db.execute(f"PRAGMA cache_size=-{APPLIER_CACHE_KIB}")
                 self._applier = self._store(db)
-            return self._applier
+            with self._applier.write():
+                yield self._applier
 
     @property
     def watcher(self) -> ChangeWatcher:

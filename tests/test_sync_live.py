@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import copy
 import ssl
+import threading
 
 import pytest
 import requests
 from simple_websocket import Client
 
-from sync import protocol
+from shelter.events import get_meta
+from shelter.node import NodeContext
+from shelter.registry import register_household
+from sync import client, protocol
 from sync.client import close_socket
 
 from .conftest import (
@@ -22,6 +26,7 @@ from .conftest import (
     start_hq,
     wait_until,
 )
+from .test_sync_faults import read
 
 
 @pytest.fixture(scope="module")
@@ -261,3 +266,54 @@ def test_a_node_whose_clock_is_wrong_still_syncs(hq, tmp_path, offset_hours):
         assert (flags[0][0] > 0) == (offset_hours > 0)
     finally:
         node.stop()
+
+
+def test_nodes_pushing_at_once_are_each_applied_exactly_once(hq, tmp_path):
+    """Several nodes' backlogs arrive together: HQ applies them one transaction at a time
+    on its one applying connection, and each node's events and presence come out whole."""
+    stop = threading.Event()
+    nodes = []
+    for i in range(6):
+        ctx = NodeContext(tmp_path / f"n{i}", shelter_id=f"E27100000088{i:02d}")
+        people = []
+        with ctx.store.write():
+            for n in range(40):
+                body = copy.deepcopy(VALID_HOUSEHOLD)
+                body["members"] = body["members"][:1]
+                body["members"][0]["given_name"] = f"同時{i}{n}"
+                result = register_household(ctx.store, ctx.identity, body)
+                people.append(result["members"][0]["person_id"])
+            for n in range(1200):  # several batches each, so that sessions overlap
+                ctx.store.append("presence_changed", {
+                    "person_id": people[n % len(people)], "shelter_id": ctx.shelter_id,
+                    "action": ("check_in", "go_out")[n // len(people) % 2],
+                    "destination": "", "destination_detail": "", "actor": "test"})
+        code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", ctx.shelter_id
+                       ).stdout.strip()
+        client.enroll(ctx, hq.url, code)
+        nodes.append(ctx)
+    try:
+        for ctx in nodes:
+            client.SyncClient(ctx.data_dir, stop, max_backoff=1.0).start()
+        hq_db = hq.data / "shelter.db"
+        for ctx in nodes:
+            last = int(get_meta(ctx.db, "seq_last"))
+            wait_until(lambda ctx=ctx, last=last: read(
+                hq_db, "SELECT acked_seq FROM sync_origins WHERE node_id = ?",
+                (ctx.node_id,)) == [(last,)], timeout=120, interval=0.2,
+                what=f"HQ to acknowledge all of {ctx.node_id}")
+    finally:
+        stop.set()
+    for ctx in nodes:
+        mine = {r[0] for r in ctx.db.conn.execute(
+            "SELECT event_id FROM events WHERE node_id = ? AND type NOT IN "
+            "('user_added', 'token_created')", [ctx.node_id])}
+        theirs = [r[0] for r in read(hq_db, "SELECT event_id FROM events WHERE node_id = ?",
+                                     (ctx.node_id,))]
+        assert sorted(theirs) == sorted(mine) and len(mine) == 1240
+        assert read(hq_db, "SELECT (SELECT count(*) FROM sync_conflicts WHERE node_id = ?) + "
+                           "(SELECT count(*) FROM sync_quarantine WHERE node_id = ?)",
+                    (ctx.node_id, ctx.node_id)) == [(0,)]
+        presence = "SELECT person_id, status, since_hlc FROM presence WHERE shelter_id = ?"
+        assert sorted(read(hq_db, presence, (ctx.shelter_id,))) == sorted(
+            ctx.db.conn.execute(presence, [ctx.shelter_id]).fetchall())
