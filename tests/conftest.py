@@ -71,6 +71,8 @@ def stop_group(process: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+    if process.stdout:
+        process.stdout.close()
 
 
 @dataclass
