@@ -144,13 +144,17 @@ def simulate_arrivals(contexts: list[NodeContext], stop: threading.Event, minute
                 members = []
                 for _ in range(rng.choice([1, 1, 2, 3, 4])):
                     i = rng.randrange(len(GIVEN))
+                    needs = rng.sample(["elderly", "infant", "allergy", "wheelchair",
+                                        "chronic_illness"], k=rng.choice([0, 0, 1]))
                     members.append({
                         "family_name": family, "given_name": GIVEN[i],
                         "family_name_kana": family_kana, "given_name_kana": GIVEN_KANA[i],
                         "birth_date": f"{rng.randint(1935, 2025)}-{rng.randint(1, 12):02d}-"
                                       f"{rng.randint(1, 28):02d}",
-                        "needs": rng.sample(["elderly", "infant", "allergy", "wheelchair",
-                                             "chronic_illness"], k=rng.choice([0, 0, 1]))})
+                        "needs": needs,
+                        # an allergy must say to what (registration refuses it otherwise)
+                        "allergies": rng.choice(["卵", "小麦", "そば", "えび"])
+                        if "allergy" in needs else ""})
                 result = register_household(ctx.store, ctx.identity, {
                     "address": "大阪府", "whereabouts": "shelter", "consent": "relatives",
                     "language": "ja", "members": members})
