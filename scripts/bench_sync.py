@@ -139,12 +139,15 @@ def peak_kib(pids: list[int]) -> int:
     return peak
 
 
-def start_hq(data: Path, port: int) -> subprocess.Popen[bytes]:
+def start_hq(data: Path) -> tuple[subprocess.Popen[bytes], Path, int]:
+    """A fresh HQ on ``data``: its process, data directory and port."""
+    NodeContext(data, role="hq").db.conn.close()
+    port = server.free_loopback_port()
     process = subprocess.Popen([SHELTER, "hq", "--data", str(data), "--port", str(port),
                                 "--host", "127.0.0.1"], stdout=subprocess.DEVNULL,
                                start_new_session=True)
     server.wait_for_https(port, 60)
-    return process
+    return process, data, port
 
 
 def enroll(hq_data: Path, port: int, ctx: NodeContext) -> None:
@@ -231,10 +234,7 @@ def cpu_seconds(pids: list[int]) -> float:
 def backlog(tmp: Path, events: int) -> dict[str, float]:
     """One round of (a) and (b): a node filled with ``events`` events catching up with a
     fresh HQ, then the floor with the same rows."""
-    hq_port = server.free_loopback_port()
-    hq_data = tmp / "hq"
-    NodeContext(hq_data, role="hq").db.conn.close()
-    hq = start_hq(hq_data, hq_port)
+    hq, hq_data, hq_port = start_hq(tmp / "hq")
     try:
         ctx = NodeContext(tmp / "node", shelter_id="E2710000000001")
         started = time.perf_counter()
@@ -294,10 +294,7 @@ def backlog(tmp: Path, events: int) -> dict[str, float]:
 
 def reconnect(tmp: Path, nodes: int, per_node: int) -> None:
     """(c): ``nodes`` nodes, ``per_node`` events each, all connecting to HQ at once."""
-    hq_port = server.free_loopback_port()
-    hq_data = tmp / "hq"
-    NodeContext(hq_data, role="hq").db.conn.close()
-    hq = start_hq(hq_data, hq_port)
+    hq, hq_data, hq_port = start_hq(tmp / "hq")
     try:
         contexts = []
         for i in range(nodes):
@@ -341,7 +338,7 @@ def main() -> int:
                 "startup_seconds", "node_cpu_us_per_event", "hq_cpu_us_per_event",
                 "hq_peak_memory_mib")
         emit(part="backlog_median", rounds=len(rounds),
-             **{k: statistics.median(r[k] for r in rounds) for k in keys})
+             **{k: round(statistics.median(r[k] for r in rounds), 3) for k in keys})
         if args.nodes:
             reconnect(tmp / "reconnect", args.nodes, args.per_node)
     return 0
