@@ -6,6 +6,7 @@ so its new events start a new sequence and can never be confused with events the
 made after the backup (which HQ may hold). The old ids stay the node's own: their events
 are still pushed, and cards they signed still verify. A data directory copied to another
 machine, or to another place, starts a new epoch on its first start for the same reason.
+A backup file is 0600 and a directory made for it 0700: it holds what the database holds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import atrest
 from .shortcode import ALPHABET
 
 DB_FILE = "shelter.db"
@@ -27,23 +29,34 @@ def backup(data_dir: Path, to_file: Path) -> int:
     source_path = Path(data_dir) / DB_FILE
     if not source_path.exists():
         raise ValueError(f"there is no node database in {data_dir}")
+    atrest.tighten(Path(data_dir))  # its -wal/-shm, if this opening makes them, too
     to_file = Path(to_file)
     if to_file.exists():
         raise ValueError(f"{to_file} exists; choose a new file name")
-    to_file.parent.mkdir(parents=True, exist_ok=True)
-    source = sqlite3.connect(str(source_path), timeout=30)
-    target = sqlite3.connect(str(to_file))
+    # The copy holds what the database holds (secrets, personal data): only its owner may
+    # read it, wherever it goes; directories made for it are 0700 (shelter/atrest.py).
+    atrest.make_dirs(to_file.parent)
     try:
-        source.backup(target)  # a consistent snapshot, even with writers running
-    finally:
-        target.close()
-        source.close()
-    check = sqlite3.connect(str(to_file))
+        atrest.private_file(to_file, exclusive=True)  # SQLite gives its journal this mode
+    except FileExistsError:
+        raise ValueError(f"{to_file} exists; choose a new file name") from None
     try:
-        if check.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-            raise ValueError("the backup failed its integrity check")
-    finally:
-        check.close()
+        source = sqlite3.connect(str(source_path), timeout=30)
+        target = sqlite3.connect(str(to_file))
+        try:
+            source.backup(target)  # a consistent snapshot, even with writers running
+        finally:
+            target.close()
+            source.close()
+        check = sqlite3.connect(str(to_file))
+        try:
+            if check.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+                raise ValueError("the backup failed its integrity check")
+        finally:
+            check.close()
+    except BaseException:
+        to_file.unlink(missing_ok=True)  # no half copy left to be mistaken for a backup
+        raise
     return to_file.stat().st_size
 
 
@@ -62,13 +75,14 @@ def restore(data_dir: Path, from_file: Path) -> tuple[str, str]:
         probe.close()
     if row is None:
         raise ValueError(f"{from_file} is not a shelter backup")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    atrest.private_dir(data_dir)
     target_path = data_dir / DB_FILE
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     for suffix in ("", "-wal", "-shm"):
         current = data_dir / (DB_FILE + suffix)
         if current.exists():
             current.rename(data_dir / f"{DB_FILE}{suffix}.before-restore-{stamp}")
+    atrest.private_file(target_path, exclusive=True)
     source = sqlite3.connect(str(from_file))
     target = sqlite3.connect(str(target_path))
     try:
@@ -82,6 +96,7 @@ def restore(data_dir: Path, from_file: Path) -> tuple[str, str]:
         _set(conn, "host_fingerprint", host_fingerprint(data_dir))
     finally:
         conn.close()
+    atrest.tighten(data_dir)  # the files moved aside, too
     return old, new
 
 

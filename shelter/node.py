@@ -12,7 +12,7 @@ from sqlite_utils import Database
 
 from sync.hlc import HybridClock, offset_clock, system_ms
 
-from . import backup, cards
+from . import atrest, backup, cards
 from . import db as dbmod
 from .events import EventStore, get_meta, set_meta_once
 from .live import ChangeWatcher
@@ -30,7 +30,10 @@ class NodeContext:
                  shelter_id: str | None = None, clock_offset_seconds: float = 0.0) -> None:
         """``role``: "node" or "hq"; None takes the data directory's (a new one is a node)."""
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Only its owner may read a data directory (secrets, keys, personal data), also
+        # one made before that rule: every file in it 0600 (shelter/atrest.py).
+        atrest.private_dir(self.data_dir)
+        atrest.tighten(self.data_dir)
         self.db_path = self.data_dir / DB_FILE
         self._local = threading.local()
         self._watcher: ChangeWatcher | None = None
@@ -71,6 +74,12 @@ class NodeContext:
         self.secret_key = set_meta_once(db, "session_secret", lambda: secrets.token_hex(32))
         db.execute("INSERT OR IGNORE INTO card_keys (node_id, public_key, shelter_id) "
                    "VALUES (?, ?, ?)", [self.node_id, self.public_key, self.shelter_id])
+        # A card of someone registered here must be signed by a key of their shelter
+        # (presence.identify): the node's own key stands for the shelter id it has now,
+        # also where the id was set after the key's row was written (first start without
+        # --shelter-id; allowed only before the first card).
+        db.execute("UPDATE card_keys SET shelter_id = ? WHERE public_key = ? "
+                   "AND shelter_id != ?", [self.shelter_id, self.public_key, self.shelter_id])
         db.conn.close()
         now = offset_clock(clock_offset_seconds) if clock_offset_seconds else system_ms
         self.clock = HybridClock(self.node_id, now_ms=now)

@@ -43,6 +43,11 @@ class ScanError(Exception):
     def __init__(self, code: str, status: int, message: str, **params: str) -> None:
         super().__init__(code)
         self.code, self.status, self.message, self.params = code, status, message, params
+        self.person_id = ""  # the person a refused card names, for the audit log
+
+
+# Refusals that may be someone trying a false card: audited even though nothing changes.
+SUSPECT_CARDS = ("forged", "card_not_verified")
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,12 @@ class Subject:
 
 
 def identify(db: Database, public_keys: dict[str, str], code: object) -> Subject:
-    """The person a scanned payload or typed short code stands for."""
+    """The person a scanned payload or typed short code stands for.
+
+    A card naming a person registered here must be signed by a key of the shelter that
+    registered them (``card_keys``); otherwise it is refused as ``card_not_verified``. A
+    card from an issuer not known here admits only someone not registered here, and
+    provisionally (``Card.verified`` is then False)."""
     if not isinstance(code, str) or not code.strip() or len(code) > 400:
         raise ScanError("garbled", 422, N_("This code cannot be read. Scan it again or "
                                            "type the short code printed under the QR."))
@@ -63,15 +73,32 @@ def identify(db: Database, public_keys: dict[str, str], code: object) -> Subject
             card = cards.parse_code(text.upper(), public_keys)
         except cards.CardError as refused:
             if refused.reason == "forged":
-                raise ScanError("forged", 422, N_(
+                error = ScanError("forged", 422, N_(
                     "This card is not genuine. Nothing was changed. Ask the shelter "
-                    "manager.")) from None
+                    "manager."))
+                error.person_id = text.upper().split(".")[1]  # well formed: checked first
+                raise error from None
             raise ScanError("garbled", 422, N_(
                 "This code cannot be read. Scan it again or type the short code printed "
                 "under the QR.")) from None
-        local = db.execute("SELECT 1 FROM persons WHERE person_id = ?",
-                           [card.person_id]).fetchone() is not None
-        return Subject(card.person_id, local, card)
+        row = db.execute(
+            "SELECT p.issuing_shelter, k.shelter_id FROM persons AS p "
+            "LEFT JOIN card_keys AS k ON k.node_id = ? WHERE p.person_id = ?",
+            [card.node_id, card.person_id]).fetchone()
+        if row is None:
+            return Subject(card.person_id, False, card)
+        # Registered here: the card must be one that person's shelter signed. A key not
+        # known here, or one of another shelter (a stolen laptop's, say), proves nothing.
+        registered_at, key_shelter = row
+        if not (card.verified and key_shelter == registered_at
+                and card.shelter_id == registered_at):
+            error = ScanError("card_not_verified", 422, N_(
+                "This card could not be verified: it names someone registered here, but "
+                "their shelter did not sign it. Nothing was changed. Check who they are "
+                "and ask the shelter manager."))
+            error.person_id = card.person_id
+            raise error
+        return Subject(card.person_id, True, card)
     typed = shortcode.normalise(text)
     if typed is None:
         raise ScanError("garbled", 422, N_("This short code has a typing mistake. Check "
@@ -127,6 +154,18 @@ def scan(store: EventStore, shelter_id: str, public_keys: dict[str, str], code: 
             raise ScanError("invalid_destination", 422, N_("Say which shelter."))
     else:
         destination, detail = "", ""
+    try:
+        return _scan(store, shelter_id, public_keys, code, str(action), destination, detail,
+                     actor)
+    except ScanError as refused:
+        if refused.code in SUSPECT_CARDS:  # after the rollback: this must stay recorded
+            audit(store, actor or "-", "scan_refused", refused.person_id or "-",
+                  f"{action}:{refused.code}")
+        raise
+
+
+def _scan(store: EventStore, shelter_id: str, public_keys: dict[str, str], code: object,
+          action: str, destination: str, detail: str, actor: str) -> dict[str, Any]:
     with store.write() as db:
         subject = identify(db, public_keys, code)
         row = db.execute("SELECT shelter_id, status, last_action, since FROM presence "
@@ -136,9 +175,9 @@ def scan(store: EventStore, shelter_id: str, public_keys: dict[str, str], code: 
                 and _age_seconds(row[3]) < REPEAT_SECONDS:
             outcome, applied = "repeated", row[2]
         else:
-            resolved = _resolve(status, str(action))
+            resolved = _resolve(status, action)
             if resolved is None:
-                outcome, applied = "already", row[2] if row else str(action)
+                outcome, applied = "already", row[2] if row else action
             else:
                 payload: dict[str, Any] = {
                     "person_id": subject.person_id, "shelter_id": shelter_id,
@@ -153,6 +192,9 @@ def scan(store: EventStore, shelter_id: str, public_keys: dict[str, str], code: 
                 outcome, applied = "done", resolved
         audit(store, actor or "-", "scan", subject.person_id, f"{action}:{outcome}")
         result = describe(db, subject.person_id, shelter_id)
+    if subject.card is not None and not subject.local:
+        # What this card proves, even if an earlier card for them was verified.
+        result["card_verified"] = subject.card.verified
     return {**result, "outcome": outcome, "action": applied}
 
 

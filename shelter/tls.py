@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from . import atrest
+
 
 def ca_paths(data_dir: Path) -> tuple[Path, Path]:
     return data_dir / "tls" / "ca.crt", data_dir / "tls" / "ca.key"
@@ -51,12 +53,11 @@ def lan_addresses() -> list[str]:
             if not ipaddress.ip_address(a).is_loopback and ":" not in a]
 
 
-def _write_private(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    atrest.private_dir(path.parent)
+    atrest.write_private(path, key.private_bytes(serialization.Encoding.PEM,
+                                                 serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()))
 
 
 def fingerprint(cert_path: Path) -> str:
@@ -83,8 +84,10 @@ def ensure_ca(data_dir: Path, shelter_name: str) -> Path:
                 .add_extension(x509.KeyUsage(False, False, False, False, False, True, True,
                                              False, False), critical=True)
                 .sign(key, hashes.SHA256()))
-        _write_private(ca_key_path, key)
-        ca_cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_key(ca_key_path, key)
+        # Public, but in the data directory, where every file is 0600 (shelter/atrest.py):
+        # tablets get it from the node over HTTP, never from the disk.
+        atrest.write_private(ca_cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return ca_cert_path
 
 
@@ -125,10 +128,10 @@ def ensure_certificates(data_dir: Path, shelter_name: str) -> tuple[Path, Path]:
             .sign(ca_key, hashes.SHA256()))
     # Written beside and renamed into place: a server reading them never sees half a file.
     new_key, new_cert = key_path.with_suffix(".key.new"), cert_path.with_suffix(".crt.new")
-    _write_private(new_key, key)
-    new_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM)
+    _write_key(new_key, key)
+    atrest.write_private(new_cert, cert.public_bytes(serialization.Encoding.PEM)
                          + ca_cert.public_bytes(serialization.Encoding.PEM))
     os.replace(new_key, key_path)
     os.replace(new_cert, cert_path)
-    stamp.write_text(wanted)
+    atrest.write_private(stamp, wanted.encode())
     return cert_path, key_path
