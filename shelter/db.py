@@ -12,14 +12,26 @@ from pathlib import Path
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from . import atrest
+
 migrations = Migrations("shelter")
 
 
 def connect(path: str | Path, migrate: bool = True) -> Database:
-    """Open the database at ``path``, bringing its schema up to date unless told not to."""
+    """Open the database at ``path``, bringing its schema up to date unless told not to.
+    A new database file is made 0600 and an existing one (with its -wal and -shm) tightened
+    to 0600: it holds secrets and personal data (shelter/atrest.py)."""
+    on_disk = str(path) != ":memory:" and not str(path).startswith("file:")
+    if on_disk:
+        try:  # made here rather than by SQLite, which would give it 0644 less the umask
+            atrest.private_file(Path(path), exclusive=True)
+        except FileExistsError:
+            pass
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
                            timeout=15.0)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA journal_mode=WAL")  # -wal and -shm take the database's mode
+    if on_disk:
+        atrest.restrict_database(Path(path))  # files made before the rule existed
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=15000")
@@ -478,4 +490,51 @@ def m011_hq_registry_and_stats(db: Database) -> None:
         # HQ: the last time a node was heard from at all (a pull counts: an idle shelter
         # is not a silent one).
         "ALTER TABLE sync_origins ADD COLUMN last_seen_at TEXT",
+    )
+
+
+@migrations()
+def m012_trust(db: Database) -> None:
+    _run(
+        db,
+        # Events refused because their sender may not say them (sync/authority.py), as
+        # opposed to events that could not be applied: shown to an operator per shelter,
+        # since a stream of them is what a stolen laptop looks like.
+        "ALTER TABLE sync_quarantine ADD COLUMN refused INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE sync_quarantine ADD COLUMN shelter_id TEXT",
+        "CREATE INDEX sync_quarantine_refused ON sync_quarantine (refused, shelter_id)",
+        # Sessions live on the server: logging out, disabling the account or expiry ends
+        # them, and a replayed cookie then names nothing. Only a hash of the session's
+        # random id is stored.
+        """CREATE TABLE staff_sessions (
+            session_hash TEXT PRIMARY KEY,
+            username TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            ended_at TEXT
+        )""",
+        "CREATE INDEX staff_sessions_user ON staff_sessions (username)",
+    )
+
+
+@migrations()
+def m013_sign_in_attempts(db: Database) -> None:
+    _run(
+        db,
+        # Sign-in attempts of the last quarter hour (shelter/signin.py), shared by the node's
+        # HTTP and HTTPS processes. A row is written before the password is checked, in the
+        # same transaction that decides whether the attempt may go ahead, so that parallel
+        # guesses cannot slip past the count. Old rows are deleted: the audit log keeps the
+        # record, this table only the count.
+        """CREATE TABLE sign_in_attempts (
+            attempt_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            username TEXT NOT NULL,
+            address TEXT NOT NULL,
+            at TEXT NOT NULL,
+            outcome TEXT NOT NULL DEFAULT 'pending'
+        )""",
+        "CREATE INDEX sign_in_attempts_pair ON sign_in_attempts (username, address, at)",
+        "CREATE INDEX sign_in_attempts_address ON sign_in_attempts (address, at)",
+        "CREATE INDEX sign_in_attempts_at ON sign_in_attempts (at)",
+        "CREATE INDEX staff_sessions_created ON staff_sessions (created_at)",
     )

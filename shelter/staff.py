@@ -2,58 +2,79 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlparse
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
 
-from . import poster, registry
+from . import poster, registry, signin
 from .auth import (
+    MIN_PASSWORD,
     NODE_ROLES,
     add_user,
     audit,
     authenticate,
+    is_common_password,
     list_users,
     set_user_disabled,
-    too_many_failures,
 )
 from .desk import household_presence, labels
 from .i18n import gettext
 from .settings import change_settings, get_settings
-from .web import current_principal, node, require
+from .web import SESSION_ABSOLUTE_SECONDS, current_principal, node, require
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():  # type: ignore[no-untyped-def]
-    error, status = None, 200
+    error, status, headers = None, 200, {}
     if request.method == "POST":
         username = request.form.get("username", "").strip()[:40]
         ip = request.remote_addr or "-"
-        if too_many_failures(node().db, username, ip):
-            audit(node().store, username or "-", "login_refused", "-", f"ip={ip}")
-            error, status = gettext("Too many attempts. Please wait a moment."), 429
+        store = node().store
+        try:
+            attempt = signin.begin_attempt(store, username or "-", ip)
+        except signin.TooManyAttempts as wait:
+            audit(store, username or "-", "login_refused", "-", f"ip={ip}")
+            error, status = wait_message(wait.seconds), 429
+            headers["Retry-After"] = str(wait.seconds)
         else:
-            principal = authenticate(node().db, username, request.form.get("password", ""))
+            principal = authenticate(node().db, username, request.form.get("password", ""),
+                                     node().role)
+            signin.end_attempt(store, attempt, principal is not None)
             if principal is None:
                 error, status = gettext("Wrong user name or password."), 401
-                audit(node().store, username or "-", "login_failed", "-", f"ip={ip}")
+                audit(store, username or "-", "login_failed", "-", f"ip={ip}")
             else:
-                lang = session.get("lang")
-                session.clear()
-                session.permanent = True
-                session.update(user=principal.name, role=principal.role, login_at=time.time())
-                if lang:
-                    session["lang"] = lang
-                audit(node().store, principal.name, "login", "-", f"ip={ip}")
+                _start_session(principal.name)
+                audit(store, principal.name, "login", "-", f"ip={ip}")
                 target = request.args.get("next", "")
                 # Only paths on this node: never an open redirect.
                 if not target.startswith("/") or target.startswith("//") \
                         or urlparse(target).netloc:
                     target = url_for("staff.home")
                 return redirect(target, code=303)
-    return render_template("staff/login.html", error=error), status
+    return render_template("staff/login.html", error=error), status, headers
+
+
+def wait_message(seconds: int) -> str:
+    if seconds == 1:
+        return gettext("Too many attempts. Try again in 1 second.")
+    return gettext("Too many attempts. Try again in %(seconds)s seconds.", seconds=seconds)
+
+
+def _start_session(username: str) -> None:
+    """A new session (a new id and CSRF token: nothing from before the sign-in carries
+    over, except the language)."""
+    old = session.get("sid")
+    if isinstance(old, str):
+        signin.end_session(node().store, old)
+    lang = session.get("lang")
+    session.clear()
+    session.permanent = True
+    session["sid"] = signin.start_session(node().store, username, SESSION_ABSOLUTE_SECONDS)
+    if lang:
+        session["lang"] = lang
 
 
 @bp.before_request
@@ -66,6 +87,9 @@ def _hq_has_its_own_pages():  # type: ignore[no-untyped-def]
 
 @bp.post("/logout")
 def logout():  # type: ignore[no-untyped-def]
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        signin.end_session(node().store, sid)  # a copy of the cookie is worth nothing now
     lang = session.get("lang")
     session.clear()
     if lang:
@@ -174,8 +198,10 @@ def users():  # type: ignore[no-untyped-def]
             elif node().db.execute("SELECT 1 FROM users WHERE username = ?",
                                    [username]).fetchone():
                 errors["username"] = gettext("This user name is taken.")
-            if len(password) < 8:
+            if len(password) < MIN_PASSWORD:
                 errors["password"] = gettext("At least 8 characters.")
+            elif is_common_password(username, password):
+                errors["password"] = gettext("This password is too common.")
             if role not in NODE_ROLES:
                 errors["role"] = gettext("Choose one of the options.")
             if not errors:

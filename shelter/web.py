@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -23,15 +22,17 @@ from flask import (
     url_for,
 )
 
-from .auth import Principal, principal_for_token
+from . import signin
+from .auth import ROLES, Principal, principal_for_token
 from .node import NodeContext
 
 F = TypeVar("F", bound=Callable[..., Any])
 # What may be served over plain HTTP on the LAN: evacuees' own phones register there and
 # must see their own cards (which are checked against the registering session, not a login).
 PLAIN_HTTP_OK = ("kiosk.", "trust.", "static", "api.card_png", "api.cards_pdf")
-# A sign-in lasts at most one long shift, however busy; PERMANENT_SESSION_LIFETIME (the
-# cookie's own lifetime, renewed on each request) ends it sooner on a tablet left idle.
+# A sign-in lasts at most one long shift, however busy; PERMANENT_SESSION_LIFETIME (idle
+# time) ends it sooner on a tablet left alone. Both are checked against the session's row
+# in the database (shelter/signin.py), not against what the cookie says.
 SESSION_ABSOLUTE_SECONDS = 14 * 3600
 
 
@@ -50,33 +51,29 @@ def error_response(status: int, code: str, message: str, **extra: Any):  # type:
 
 
 def current_principal() -> Principal | None:
+    """Who is asking: a bearer token, else the signed-in session; None for anyone else, and
+    for a principal whose role belongs to the other side (a node role at HQ, or the other
+    way round): it reaches nothing here."""
     if "principal" in g:
         return cast(Principal | None, g.principal)
     principal = None
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
-        principal = principal_for_token(node().db, header[7:].strip())
-    elif session.get("user"):
-        principal = _session_principal()
+        principal = principal_for_token(node().db, header[7:].strip(), node().role)
+    elif isinstance(session.get("sid"), str):
+        principal = signin.session_principal(
+            node().store, session["sid"], node().role, SESSION_ABSOLUTE_SECONDS,
+            current_app.permanent_session_lifetime.total_seconds())
     g.principal = principal
     return principal
 
 
-def _session_principal() -> Principal | None:
-    """The signed-in user, while the session is young enough and the account still works
-    (a manager disabling an account ends its sessions on every tablet at once)."""
-    login_at = session.get("login_at", 0)
-    if not isinstance(login_at, int | float) or time.time() - login_at > SESSION_ABSOLUTE_SECONDS:
-        return None
-    row = node().db.execute("SELECT role, disabled FROM users WHERE username = ?",
-                            [session["user"]]).fetchone()
-    if row is None or row[1]:
-        return None
-    return Principal(session["user"], row[0])
-
-
 def require(role: str) -> Callable[[F], F]:
-    """Only principals of ``role`` or above; people without a session go to the login page."""
+    """Only principals of ``role`` or above on its own side (``require("admin")`` for what
+    only HQ's admins may do: accounts, enrollment codes, revocation); people without a
+    session go to the login page."""
+    if not any(role in roles for roles in ROLES.values()):
+        raise ValueError(f"unknown role {role!r}")
 
     def wrap(view: F) -> F:
         @wraps(view)
@@ -155,7 +152,7 @@ def _check_request() -> Any:
         host = request.host.rsplit(":", 1)[0]
         return redirect(f"https://{host}:{https_port}{request.full_path.rstrip('?')}")
     if request.method in ("POST", "PUT", "PATCH", "DELETE") and is_api() \
-            and not request.headers.get("Authorization") and session.get("user"):
+            and not request.headers.get("Authorization") and session.get("sid"):
         # The pages call the API with their session cookie: they must prove they are ours.
         sent = request.headers.get("X-CSRF-Token", "")
         if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
