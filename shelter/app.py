@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
-from . import i18n
+from . import i18n, inputs
 from .node import NodeContext
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +64,16 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
             else i18n.STAFF_LANGUAGES
         g.lang = i18n.pick_language(allowed)
         g.languages_offered = allowed
+
+    @app.before_request
+    def _readable_input():  # type: ignore[no-untyped-def]
+        # Before anything reads the body or the query (web's checks read the form): one
+        # strict reading for every route of both roles, so no view meets what cannot be kept.
+        try:
+            inputs.check_request(request)
+        except inputs.MalformedInput as refused:
+            return web.error_response(400, refused.code, _malformed_message(refused.reason))
+        return None
 
     web.init_app(app)  # after the language is known: its refusals are translated
     app.register_blueprint(staff.bp)
@@ -170,6 +180,14 @@ def _drain(environ: dict[str, Any]) -> None:
             remaining -= len(chunk)
     except OSError:
         pass
+
+
+def _malformed_message(reason: str) -> str:
+    _ = i18n.gettext
+    return {
+        "syntax": _("The JSON could not be read."),
+        "depth": _("The JSON is nested too deeply."),
+    }.get(reason) or _("Some of the text sent could not be read. Please type it again.")
 
 
 def _code_for(status: int) -> str:

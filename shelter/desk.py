@@ -205,11 +205,44 @@ def live(ws: Any) -> None:
 @sock.route("/camera", bp=bp)
 @websocket_view
 def camera(ws: Any) -> None:
-    """Each binary message is one JPEG (or PNG) frame; each answer lists the QR codes in it."""
+    """Each binary message is one JPEG (or PNG) frame; each answer lists the QR codes in it.
+
+    A frame that is not a picture we can read, or declares more pixels than a tablet camera
+    sends, is answered ``{"codes": [], "error": ...}`` (the desk then sends its next frame)
+    and the socket stays open: nothing a client sends ends it but silence.
+    """
+    import logging
+
     import zxingcpp
     from PIL import Image, UnidentifiedImageError
 
     QR_ONLY = zxingcpp.barcode_formats_from_str("QRCode")
+    MAX_SIDE = 4096
+
+    def codes_in(frame: bytes) -> dict[str, Any]:
+        try:
+            # Image.open reads the header only; the size is known before any decoding.
+            # A header past PIL's own bomb limit raises DecompressionBombError here.
+            image = Image.open(io.BytesIO(frame), formats=("JPEG", "PNG"))
+        except Image.DecompressionBombError:
+            return {"codes": [], "error": "frame too large"}
+        except UnidentifiedImageError:
+            return {"codes": [], "error": "not an image"}
+        except Exception as error:  # noqa: BLE001 - any broken header is one bad frame
+            logging.getLogger("shelter").debug("camera frame refused (%s)",
+                                               type(error).__name__)
+            return {"codes": [], "error": "not an image"}
+        with image:
+            width, height = image.size
+            if width * height > MAX_FRAME_PIXELS or max(width, height) > MAX_SIDE:
+                return {"codes": [], "error": "frame too large"}
+            try:
+                found = zxingcpp.read_barcodes(image.convert("L"), formats=QR_ONLY)
+            except Exception as error:  # noqa: BLE001 - truncated or corrupt image data
+                logging.getLogger("shelter").debug("camera frame unreadable (%s)",
+                                                   type(error).__name__)
+                return {"codes": [], "error": "not an image"}
+        return {"codes": [r.text for r in found if r.valid]}
 
     while ws.connected:
         frame = ws.receive(timeout=120)
@@ -218,15 +251,7 @@ def camera(ws: Any) -> None:
         if not isinstance(frame, bytes | bytearray):
             ws.send(json.dumps({"codes": [], "error": "send frames as binary messages"}))
             continue
-        try:
-            image = Image.open(io.BytesIO(frame))
-            if image.width * image.height > MAX_FRAME_PIXELS:
-                raise ValueError("frame too large")
-            found = zxingcpp.read_barcodes(image.convert("L"),
-                                           formats=QR_ONLY)
-            ws.send(json.dumps({"codes": [r.text for r in found if r.valid]}))
-        except (UnidentifiedImageError, ValueError, OSError):
-            ws.send(json.dumps({"codes": [], "error": "not an image"}))
+        ws.send(json.dumps(codes_in(bytes(frame))))
 
 
 def household_presence(household: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from markupsafe import Markup, escape
 from . import hqstats, i18n, supplies, words
 from .auth import audit
 from .hq import sock
+from .outputs import csv_cell
 from .registry import N_
 from .settings import configure_shelter, send_message
 from .shelters import ATTRIBUTION, STATUSES
@@ -457,7 +458,8 @@ def export(kind: str):  # type: ignore[no-untyped-def]
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\r\n")
         writer.writeheader()
-        writer.writerows(rows)
+        # A name from a registry file or a shelter's laptop must not run as a formula.
+        writer.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
         body = "\ufeff" + out.getvalue()  # BOM: Excel opens UTF-8 Japanese correctly
         mimetype = "text/csv"
     else:

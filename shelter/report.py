@@ -14,6 +14,7 @@ from sqlite_utils import Database
 
 from . import cards, presence, supplies, words
 from .i18n import translations
+from .outputs import pdf_text
 from .settings import get_settings
 
 
@@ -38,10 +39,12 @@ class _Pdf:
         self.heading = ParagraphStyle("heading", parent=self.body, fontSize=size + 3,
                                       leading=(size + 3) * 1.4, spaceBefore=8)
 
-    def paragraph(self, text: str, style: Any = None) -> Any:
+    def paragraph(self, text: object, style: Any = None) -> Any:
+        """The only way text enters these PDFs: reportlab reads a Paragraph as markup, and
+        names, notes and units are typed by people (``<b>`` must print as ``<b>``)."""
         from reportlab.platypus import Paragraph
 
-        return Paragraph(_escape(text), style or self.body)
+        return Paragraph(pdf_text(text), style or self.body)
 
     def table(self, rows: list[list[Any]], widths: list[float] | None = None) -> Any:
         from reportlab.lib import colors
@@ -68,7 +71,7 @@ class _Pdf:
 
 def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja") -> bytes:
     from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, Spacer
+    from reportlab.platypus import Spacer
 
     _ = translations(language).gettext
     settings = get_settings(db)
@@ -80,17 +83,17 @@ def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja")
         "AND at < ? GROUP BY action", [shelter_id, start, end]).fetchall())
     pdf = _Pdf()
     body, title, heading, table = pdf.body, pdf.title, pdf.heading, pdf.table
+    text = pdf.paragraph
     names = {i["item_id"]: supplies.item_name(i, language) for i in supplies.items(db)}
     crowding, needs = words.crowding(_), words.needs(_)
     status, urgency = words.request_status(_), words.urgency(_)
     made = datetime.now(supplies.JST).strftime("%Y-%m-%d %H:%M JST")
     date_label, made_label, low_label = _("Date"), _("Made at"), _("Low")
     story: list[Any] = [
-        Paragraph(_("Daily shelter report") + (" 避難所日報" if language != "ja" else ""),
-                  title),
-        Paragraph(_escape(date_label + f": {day.isoformat()} · {settings['shelter_name']} "
-                          f"({shelter_id}) · " + made_label + f" {made}"), body),
-        Paragraph(_("Headcount"), heading),
+        text(_("Daily shelter report") + (" 避難所日報" if language != "ja" else ""), title),
+        text(date_label + f": {day.isoformat()} · {settings['shelter_name']} "
+             f"({shelter_id}) · " + made_label + f" {made}", body),
+        text(_("Headcount"), heading),
         table([[_("Here now"), _("Out"), _("Registered here"), _("Staying at home"),
                 _("Staying in cars"), _("Capacity"), _("Crowding")],
                [counts["present"], counts["out"], counts["registered"], counts["at_home"],
@@ -100,18 +103,18 @@ def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja")
                 _("Returned this day")],
                [moves.get("check_in", 0), moves.get("check_out", 0), moves.get("go_out", 0),
                 moves.get("return", 0)]]),
-        Paragraph(_("Here now, by need"), heading),
+        text(_("Here now, by need"), heading),
         table([[needs[k] for k in counts["by_need"]], list(counts["by_need"].values())]),
-        Paragraph(_("Here now, by age"), heading),
+        text(_("Here now, by age"), heading),
         table([[_("Unknown") if k == "unknown" else k for k in counts["by_age"]],
                list(counts["by_age"].values())]),
-        Paragraph(_("Stock and days left"), heading),
+        text(_("Stock and days left"), heading),
         table([[_("Item"), _("On hand"), _("Handed out in 24 hours"), _("Days left")]] + [
             [names[i["item_id"]], f"{i['on_hand']} {i['unit']}", i["consumed_24h"],
              ("—" if i["days_of_supply"] is None else
               f"{i['days_of_supply']}" + (f" ({low_label})" if i["low"] else ""))]
             for i in stock["items"]], [70 * mm, 35 * mm, 40 * mm, 35 * mm]),
-        Paragraph(_("Open requests to HQ"), heading),
+        text(_("Open requests to HQ"), heading),
     ]
     open_requests = supplies.requests(db, open_only=True)
     if open_requests:
@@ -121,14 +124,14 @@ def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja")
                        for line in r["lines"])] for r in open_requests],
             [25 * mm, 30 * mm, 35 * mm, 90 * mm]))
     else:
-        story.append(Paragraph(_("None."), body))
-    story.append(Paragraph(_("Notes from the day"), heading))
+        story.append(text(_("None."), body))
+    story.append(text(_("Notes from the day"), heading))
     day_notes = supplies.notes(db, shelter_id, day)
     for note in day_notes:
         when = datetime.fromisoformat(note["at"]).astimezone(supplies.JST).strftime("%H:%M")
-        story.append(Paragraph(f"{when} ({note['actor']}): {_escape(note['text'])}", body))
+        story.append(text(f"{when} ({note['actor']}): {note['text']}", body))
     if not day_notes:
-        story.append(Paragraph(_("None."), body))
+        story.append(text(_("None."), body))
     return pdf.build(story, f"Daily report {day.isoformat()}")
 
 
@@ -137,7 +140,7 @@ def situation_report(rows: list[dict[str, Any]], queue: list[dict[str, Any]],
     """HQ's situation report (被害・避難状況報告) for the meeting: totals, per municipality,
     needs, supplies, requests and silent shelters, with when it was made."""
     from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, Spacer
+    from reportlab.platypus import Spacer
 
     from . import hqstats
     from .shelters import ATTRIBUTION
@@ -145,6 +148,7 @@ def situation_report(rows: list[dict[str, Any]], queue: list[dict[str, Any]],
     _ = translations(language).gettext
     pdf = _Pdf(9)
     body, title, heading, table = pdf.body, pdf.title, pdf.heading, pdf.table
+    text = pdf.paragraph
 
     totals = hqstats.totals(rows)
     made = datetime.now(supplies.JST).strftime("%Y-%m-%d %H:%M JST")
@@ -152,50 +156,46 @@ def situation_report(rows: list[dict[str, Any]], queue: list[dict[str, Any]],
     counts_head = [_("Here now"), _("Out"), _("Registered here"), _("Staying at home"),
                    _("Staying in cars"), _("Capacity")]
     story: list[Any] = [
-        Paragraph(_("Situation report: evacuation shelters") +
-                  (" 避難所状況報告" if language != "ja" else ""), title),
-        Paragraph(_escape(_("Made at") + f" {made} · " + _(
+        text(_("Situation report: evacuation shelters") +
+             (" 避難所状況報告" if language != "ja" else ""), title),
+        text(_("Made at") + f" {made} · " + _(
             "%(open)s of %(all)s shelters open; %(stale)s silent") % {
             "open": totals["shelters_open"], "all": totals["shelters"],
-            "stale": totals["shelters_stale"]}), body),
-        Paragraph(_("Totals"), heading),
+            "stale": totals["shelters_stale"]}, body),
+        text(_("Totals"), heading),
         table([counts_head, [totals[k] for k in hqstats.TOTAL_FIELDS]]),
-        Paragraph(_escape(_("Of those here now, %(n)s are counted in shelters that have gone "
-                            "silent (their last figures).") % {"n": totals["stale_present"]}),
-                  body),
-        Paragraph(_("Here now, by need"), heading),
+        text(_("Of those here now, %(n)s are counted in shelters that have gone "
+               "silent (their last figures).") % {"n": totals["stale_present"]}, body),
+        text(_("Here now, by need"), heading),
         table([[need_names.get(k, k) for k in totals["by_need"]],
                list(totals["by_need"].values())]) if totals["by_need"] else
-        Paragraph(_("None."), body),
-        Paragraph(_("By municipality"), heading),
+        text(_("None."), body),
+        text(_("By municipality"), heading),
         table([[_("Municipality"), _("Shelters open"), *counts_head[:3], _("Capacity"),
                 _("Silent")]] + [
             [m["municipality"] or _("Not in the registry"), m["shelters_open"], m["present"],
              m["out"], m["registered"], m["capacity"], m["shelters_stale"]]
             for m in hqstats.by_municipality(rows) if m["shelters_open"] or m["present"]],
             [40 * mm, 22 * mm, 22 * mm, 18 * mm, 25 * mm, 22 * mm, 18 * mm]),
-        Paragraph(_("Supplies: shelters running low"), heading),
+        text(_("Supplies: shelters running low"), heading),
     ]
     low = [r for r in rows if r["low_stock"]]
     story.append(table([[_("Shelter"), _("Items low")]] + [
         [r["name"], ", ".join(r["low_stock"])] for r in low], [70 * mm, 110 * mm])
-        if low else Paragraph(_("None."), body))
-    story.append(Paragraph(_("Open supply requests, by item"), heading))
+        if low else text(_("None."), body))
+    story.append(text(_("Open supply requests, by item"), heading))
     story.append(table([[_("Item"), _("Quantity asked"), _("Shelters")]] + [
         [d["item_id"], d["quantity"], d["shelters"]] for d in demand],
-        [70 * mm, 40 * mm, 40 * mm]) if demand else Paragraph(_("None."), body))
-    story.append(Paragraph(_escape(_("%(n)s requests open in all.") % {"n": len(queue)}),
-                           body))
-    story.append(Paragraph(_("Silent shelters"), heading))
+        [70 * mm, 40 * mm, 40 * mm]) if demand else text(_("None."), body))
+    story.append(text(_("%(n)s requests open in all.") % {"n": len(queue)}, body))
+    story.append(text(_("Silent shelters"), heading))
     silent = [r for r in rows if r["stale"]]
     story.append(table([[_("Shelter"), _("Municipality"), _("Last synced")]] + [
         [r["name"], r["municipality"], (r["last_synced_at"] or _("never"))[:16]]
         for r in silent], [70 * mm, 50 * mm, 50 * mm])
-        if silent else Paragraph(_("None."), body))
+        if silent else text(_("None."), body))
     story.append(Spacer(1, 4 * mm))
-    story.append(Paragraph(_escape(ATTRIBUTION), body))
+    story.append(text(ATTRIBUTION, body))
     return pdf.build(story, f"Situation report {made}")
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

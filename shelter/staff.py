@@ -134,6 +134,8 @@ def duplicates():  # type: ignore[no-untyped-def]
 def poster_pdf():  # type: ignore[no-untyped-def]
     settings = get_settings(node().db)
     url = request.args.get("url") or poster.registration_url(request.host_url)
+    if len(url) > 500:  # no QR code holds much more; an address is far shorter
+        abort(400)
     pdf = poster.poster_pdf(url, settings["shelter_name"], settings["wifi_name"])
     return Response(pdf, mimetype="application/pdf",
                     headers={"Content-Disposition": 'inline; filename="poster.pdf"'})
@@ -153,7 +155,7 @@ def settings_page():  # type: ignore[no-untyped-def]
             errors["wifi_name"] = gettext("Too long or not valid text.")
         for key in ("capacity", "crowding_busy", "crowding_crowded", "crowding_full"):
             if not (changes[key].isascii() and changes[key].isdigit()) \
-                    or int(changes[key]) > 100000:
+                    or len(changes[key]) > 6 or int(changes[key]) > 100000:
                 errors[key] = gettext("Enter a whole number.")
         if not errors and not (0 < int(changes["crowding_busy"]) < int(
                 changes["crowding_crowded"]) <= int(changes["crowding_full"])):

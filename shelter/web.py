@@ -155,7 +155,8 @@ def _check_request() -> Any:
             and not request.headers.get("Authorization") and session.get("sid"):
         # The pages call the API with their session cookie: they must prove they are ours.
         sent = request.headers.get("X-CSRF-Token", "")
-        if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+        if not sent or not hmac.compare_digest(  # bytes: a non-ASCII str raises TypeError
+                sent.encode(), session.get("csrf", "").encode()):
             from .i18n import gettext
             return error_response(403, "csrf", gettext(
                 "This page has expired. Please reload it and try again."))
@@ -165,7 +166,8 @@ def _check_request() -> Any:
             return error_response(403, "forbidden", "cross-site websocket refused")
     if request.method == "POST" and not is_api():
         sent = request.form.get("csrf", "")
-        if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+        if not sent or not hmac.compare_digest(  # bytes: a non-ASCII str raises TypeError
+                sent.encode(), session.get("csrf", "").encode()):
             from .i18n import gettext
             return error_response(400, "csrf", gettext(
                 "This form has expired. Please go back, reload the page and try again."))
