@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from scripts import benchlib  # noqa: E402
 from shelter import server  # noqa: E402
+from shelter.authority import Batch, Sender, refusal  # noqa: E402
 from shelter.node import NodeContext  # noqa: E402
 from shelter.registry import register_household  # noqa: E402
 from sync import client, enrollment, protocol  # noqa: E402
@@ -284,12 +285,32 @@ def backlog(tmp: Path, events: int) -> dict[str, float]:
             "generated_in_seconds": round(generated, 1)}
     finally:
         benchlib.stop(hq)
+    result["check_us_per_event"] = authority_cost(rows, ctx)
+    result["check_share_of_hq_cpu"] = round(result["check_us_per_event"]
+                                            / result["hq_cpu_us_per_event"], 4)
     emit(part="backlog", **result)
     result["floor_events_per_second"] = round(floor(rows, tmp / "floor.db"))
     result["ratio"] = round(result["events_per_second"] / result["floor_events_per_second"], 3)
     emit(part="floor", events=total, events_per_second=result["floor_events_per_second"],
          end_to_end_to_floor=result["ratio"])
     return result
+
+
+def authority_cost(rows: list[dict], ctx: NodeContext, repeats: int = 5) -> float:
+    """What HQ's "may this sender say this?" costs per event (shelter/authority.py), on
+    the backlog's own events, in this process: the median over ``repeats`` passes, in µs.
+    Quoted against HQ's CPU per event in the same round (check_share_of_hq_cpu)."""
+    sender = Sender("node", "hq", ctx.shelter_id)
+    db = ctx.db
+    times = []
+    for _ in range(repeats):
+        said = Batch()
+        started = time.perf_counter()
+        for raw in rows:
+            if refusal(db, sender, raw["type"], raw["payload"], raw["node_id"], said) is None:
+                said.note(raw["type"], raw["payload"])
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times) / len(rows) * 1e6, 3)
 
 
 def reconnect(tmp: Path, nodes: int, per_node: int) -> None:
@@ -336,7 +357,7 @@ def main() -> int:
             rounds.append(backlog(tmp / f"round{n}", args.events))
         keys = ("events_per_second", "floor_events_per_second", "ratio", "seconds",
                 "startup_seconds", "node_cpu_us_per_event", "hq_cpu_us_per_event",
-                "hq_peak_memory_mib")
+                "hq_peak_memory_mib", "check_us_per_event", "check_share_of_hq_cpu")
         emit(part="backlog_median", rounds=len(rounds),
              **{k: round(statistics.median(r[k] for r in rounds), 3) for k in keys})
         if args.nodes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from . import auth, server, tls
-from .node import NodeContext
+from . import atrest, auth, server, tls
+from .node import DB_FILE, NodeContext
 from .settings import change_settings, get_settings
 
 
@@ -26,8 +27,12 @@ def _node(data: str, shelter_id: str | None = None) -> NodeContext:
 
 
 @click.group(help="Shelter: evacuation shelter nodes and the prefecture HQ.")
-def main() -> None:
-    pass
+@click.pass_context
+def main(click_ctx: click.Context) -> None:
+    # Whatever these processes write (data directory, backups, files a listener makes) is
+    # readable by its owner alone; the data directory is also tightened on every start.
+    previous = os.umask(atrest.UMASK)
+    click_ctx.call_on_close(lambda: os.umask(previous))
 
 
 DATA = click.option("--data", "data", required=True, type=click.Path(file_okay=False),
@@ -60,20 +65,28 @@ def node_command(data: str, port: int, http_port: int | None, host: str,
     if shelter_name and get_settings(ctx.db)["shelter_name"] != shelter_name:
         change_settings(ctx.store, {"shelter_name": shelter_name})
     if hq_url:
-        _connect_to_hq(ctx, hq_url, enroll_code)
+        ctx = _connect_to_hq(ctx, hq_url, enroll_code)
     sys.exit(run_node(ctx, port, http_port, host, clock_offset,
                       sync_max_backoff=sync_max_backoff))
 
 
-def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None) -> None:
+def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None) -> NodeContext:
+    """The node, enrolled with HQ (with ``enroll_code`` the first time, or again after HQ
+    revoked it: then under a new node id, since whoever held the old credential may have
+    used the old id's sequence numbers)."""
     from sync import client, enrollment
 
+    from . import backup
     from .events import get_meta, set_meta
 
-    if get_meta(ctx.db, "hq_credential"):
+    revoked = get_meta(ctx.db, "sync_state") == "revoked"
+    if get_meta(ctx.db, "hq_credential") and not (revoked and enroll_code):
         if get_meta(ctx.db, "hq_url") != hq_url:
             set_meta(ctx.store, {"hq_url": hq_url})  # HQ moved; the credential stays
-        return
+        return ctx
+    if revoked and enroll_code:
+        backup.new_epoch(ctx.db.conn, "enrolled again after HQ revoked the node")
+        ctx = _node(str(ctx.data_dir))
     if not enroll_code:
         raise ShelterCommandError("this node is not enrolled with HQ yet: start it once "
                                   "with --enroll CODE (from `shelter hq enroll`)")
@@ -88,6 +101,7 @@ def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None) -> No
                 raise ShelterCommandError(f"cannot reach HQ at {hq_url}: {error}") from None
             time.sleep(1 + attempt)
     click.echo(f"enrolled with HQ {hq_id}")
+    return ctx
 
 
 def node_listeners(ctx: NodeContext, port: int, http_port: int | None, host: str,
@@ -224,6 +238,24 @@ def hq_enroll(data: str, shelter_id: str) -> None:
     click.echo(code)
 
 
+@hq_group.command("revoke", help="Revoke a shelter node's sync credential (a stolen or "
+                                   "replaced laptop): HQ refuses it from now on.")
+@DATA
+@click.option("--node", "node_id", required=True, help="The node's id (HQ's sync page).")
+def hq_revoke(data: str, node_id: str) -> None:
+    from sync import enrollment
+
+    from .auth import audit
+    ctx = _hq(data)
+    with ctx.store.write() as db:
+        revoked = enrollment.revoke(db, node_id)
+    if not revoked:
+        raise ShelterCommandError(f"HQ has no enrolled node {node_id}")
+    audit(ctx.store, "cli", "revoke_node", node_id, " ".join(revoked))
+    click.echo(f"revoked {', '.join(revoked)}; enroll the shelter again with "
+               "`shelter hq enroll`")
+
+
 @main.command("backup", help="Copy the node's (or HQ's) database to a file while it runs.")
 @DATA
 @click.option("--to", "to_file", required=True, type=click.Path(dir_okay=False),
@@ -257,14 +289,36 @@ def user_group() -> None:
     pass
 
 
+ROLE_HELP = (f"On a node: {', '.join(auth.NODE_ROLES)}; at HQ: {', '.join(auth.HQ_ROLES)} "
+             "(each side refuses the other's roles).")
+
+
+def _open_for_role(data: str, role: str) -> NodeContext:
+    """The data directory, if ``role`` is one of its side's; a role of the other side is a
+    bad --role (exit code 2, like an unknown role). An HQ role never makes a new directory
+    (which would be a node's)."""
+    if role in auth.HQ_ROLES and not (Path(data) / DB_FILE).exists():
+        raise click.BadParameter(f"{role!r} is an HQ role and {data} holds no HQ yet: make "
+                                 f"it first with `shelter hq --data {data}`",
+                                 param_hint="'--role'")
+    ctx = _node(data)
+    try:
+        auth.check_role(ctx.db, role)
+    except auth.RoleError as error:
+        raise click.BadParameter(str(error), param_hint="'--role'") from None
+    return ctx
+
+
 @user_group.command("add", help="Add a staff account (the first manager, for example).")
 @DATA
 @click.option("--username", required=True)
-@click.option("--role", type=click.Choice(auth.NODE_ROLES + auth.HQ_ROLES), required=True)
+@click.option("--role", type=click.Choice(auth.NODE_ROLES + auth.HQ_ROLES), required=True,
+              help=ROLE_HELP)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="At least 8 characters (asked for when not given).")
+              help="At least 8 characters, not one of the commonest passwords (asked for "
+                   "when not given).")
 def user_add(data: str, username: str, role: str, password: str) -> None:
-    ctx = _node(data)
+    ctx = _open_for_role(data, role)
     try:
         auth.add_user(ctx.store, username, password, role)
     except ValueError as error:
@@ -279,10 +333,11 @@ def token_group() -> None:
 
 @token_group.command("create", help="Print a new bearer token for the API.")
 @DATA
-@click.option("--role", type=click.Choice(auth.NODE_ROLES + auth.HQ_ROLES), required=True)
+@click.option("--role", type=click.Choice(auth.NODE_ROLES + auth.HQ_ROLES), required=True,
+              help=ROLE_HELP)
 @click.option("--label", default="", help="What the token is for.")
 def token_create(data: str, role: str, label: str) -> None:
-    ctx = _node(data)
+    ctx = _open_for_role(data, role)
     click.echo(auth.create_token(ctx.store, role, label))
 
 

@@ -23,7 +23,7 @@ from . import presence, words
 from .auth import audit
 from .i18n import gettext
 from .settings import get_settings
-from .web import current_principal, error_response, node, websocket_view
+from .web import Recheck, current_principal, error_response, node, websocket_view
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
 sock = Sock()
@@ -124,7 +124,10 @@ def labels() -> dict[str, Any]:
                   "unreadable": _("The answer from the node could not be read. Try again."),
                   "sync_on": _("HQ: connected"), "sync_off": _("HQ: not connected"),
                   "sync_last": _("last sync %(time)s"),
-                  "sync_waiting": _("%(n)s changes waiting to go")},
+                  "sync_waiting": _("%(n)s changes waiting to go"),
+                  "sync_revoked": _("HQ refused this node: re-enroll it (ask HQ for a "
+                                    "new enrollment code)"),
+                  "sync_refused": _("%(n)s updates from HQ refused")},
     }
 
 
@@ -187,8 +190,12 @@ def live(ws: Any) -> None:
     """Pushes the headcount and the recent list whenever the data changes."""
     watcher = node().watcher
     seen, sent = -1, None
+    allowed = Recheck("volunteer")
     while ws.connected:
         previous, seen = seen, watcher.wait(seen, LIVE_KEEPALIVE_SECONDS)
+        if not allowed.still_allowed():
+            ws.close(reason=1008, message="signed out")
+            return
         state = shared_live_state(seen)
         comparable = json.dumps({**state, "headcount": {**state["headcount"], "as_of": None}},
                                 sort_keys=True)

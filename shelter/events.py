@@ -19,6 +19,8 @@ from ulid import ULID
 
 from sync.hlc import HybridClock, Timestamp
 
+from .authority import Refused, Sender, refusal
+
 
 class UnknownEventType(ValueError):
     """No projection is registered for this event type."""
@@ -160,6 +162,15 @@ class EventStore:
         # change (hqstats.mark) and, after, which shelters they concern (sync/outbox.py).
         self.before: Callable[[Database, list[Event]], None] | None = None
         self.route: Callable[[Database, list[Event]], None] | None = None
+        self._self: Sender | None = None
+
+    def speaking_for(self) -> Sender:
+        """This store as the sender of its own appends: its side and its shelter."""
+        if self._self is None:
+            role = get_meta(self.db, "role") or "node"
+            self._self = Sender("self", "hq" if role == "hq" else "node",
+                                get_meta(self.db, "shelter_id") or self.node_id)
+        return self._self
 
     def append(self, event_type: str, payload: dict[str, Any]) -> tuple[Event, Any]:
         """Append one event and apply it; returns the event and what the projection returned.
@@ -168,6 +179,9 @@ class EventStore:
         """
         if event_type not in PROJECTIONS:
             raise UnknownEventType(event_type)
+        reason = refusal(self.db, self.speaking_for(), event_type, payload, self.node_id)
+        if reason is not None:
+            raise Refused(reason)
         with self.write():
             last = self._meta("hlc_last")
             ts = self.clock.tick(Timestamp.decode(last) if last else None)

@@ -59,7 +59,7 @@ def sync_socket(ws: Any) -> None:
         try:
             with ctx.store.write() as db:
                 credential = enrollment.redeem(db, first["code"], first["node_id"],
-                                               first["shelter_id"])
+                                               first["shelter_id"], ctx.node_id)
         except enrollment.EnrollmentError as refused:
             _send_error(ws, refused.code, refused.message)
             return
@@ -72,13 +72,26 @@ def sync_socket(ws: Any) -> None:
         return
     node_id, shelter_id = first["node_id"], first["shelter_id"]
     credential_node = first.get("credential_node") or node_id
-    if not isinstance(credential_node, str) or not enrollment.check_credential(
-            ctx.db, credential_node, shelter_id, first["credential"]):
-        _send_error(ws, "unauthorized", "unknown, wrong or revoked credential for this node")
+    state = enrollment.credential_state(ctx.db, credential_node, shelter_id,
+                                        first["credential"]) \
+        if isinstance(credential_node, str) else "unknown"
+    if state == "revoked":
+        log.warning("refused revoked node %s of shelter %s", credential_node, shelter_id)
+        _send_error(ws, "revoked", "HQ has revoked this node's credential: enroll it again "
+                                   "with a new code")
+        return
+    if state != "ok":
+        _send_error(ws, "unauthorized", "unknown or wrong credential for this node")
         return
     if credential_node != node_id:  # a restored or copied node: a new epoch, same shelter
         with ctx.store.write() as db:
-            enrollment.add_epoch(db, credential_node, node_id)
+            taken = enrollment.epoch_refusal(db, credential_node, node_id, ctx.node_id)
+            if taken is None:
+                enrollment.add_epoch(db, credential_node, node_id)
+        if taken is not None:
+            log.warning("refused node %s's claim to speak as %s", credential_node, node_id)
+            _send_error(ws, "node_id_taken", taken)
+            return
     origins = enrollment.chain(ctx.db, node_id)
     hqstats.seen(node_id)
     ws.send(protocol.encode({"type": "welcome", "protocol": protocol.PROTOCOL_VERSION,
@@ -93,6 +106,9 @@ def sync_socket(ws: Any) -> None:
         while len(frames) < GROUP_FRAMES and (more := ws.receive(timeout=0)) is not None:
             frames.append(more)
         hqstats.seen(node_id)
+        if enrollment.is_revoked(ctx.db, credential_node):  # revoked while connected
+            _send_error(ws, "revoked", "HQ has revoked this node's credential")
+            break
         with APPLYING:
             if not _handle(ws, ctx, frames, node_id, shelter_id, origins):
                 break

@@ -20,6 +20,9 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 
+from sync import enrollment
+from sync.apply import refusals_by_shelter, refused_events
+
 from . import hqstats, i18n, supplies, words
 from .auth import audit
 from .hq import sock
@@ -28,7 +31,7 @@ from .registry import N_
 from .settings import configure_shelter, send_message
 from .shelters import ATTRIBUTION, STATUSES
 from .text import kana_key, name_key
-from .web import current_principal, node, require, websocket_view
+from .web import Recheck, current_principal, node, require, websocket_view
 
 bp = Blueprint("hq_pages", __name__, url_prefix="/hq")
 LIVE_POLL_SECONDS = 1.0  # a dashboard looks for news this often (or at once on a commit)
@@ -146,7 +149,8 @@ def dashboard():  # type: ignore[no-untyped-def]
         charts=charts("prefecture"), attribution=ATTRIBUTION,
         unplaced=hqstats.cached(ctx, "unplaced", lambda rows: sum(r["lat"] is None
                                                                    for r in rows)),
-        stale_minutes=_stale_minutes())
+        stale_minutes=_stale_minutes(), refusals=refusals_by_shelter(ctx.db),
+        names=shelter_names())
 
 
 @bp.get("/sync")
@@ -157,6 +161,7 @@ def sync_page():  # type: ignore[no-untyped-def]
         "hq/sync.html",
         origins=list(db.query("SELECT * FROM sync_origins ORDER BY shelter_id")),
         quarantined=db.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0],
+        refusals=refusals_by_shelter(db, 100), names=shelter_names(),
         conflicts=db.execute("SELECT count(*) FROM sync_conflicts").fetchone()[0],
         flags=db.execute("SELECT count(*) FROM presence_flags WHERE status = 'open'"
                          ).fetchone()[0])
@@ -196,13 +201,29 @@ def shelter_page(shelter_id: str, problem: str | None = None, status: int = 200)
     row = _shelter(shelter_id)
     registry = next(iter(db.query("SELECT * FROM hq_shelters WHERE shelter_id = ?",
                                   [shelter_id])), None)
-    nodes = list(db.query("SELECT node_id, acked_seq, last_batch_at FROM sync_origins "
-                          "WHERE shelter_id = ? ORDER BY last_batch_at DESC", [shelter_id]))
     shelter_requests = [r for r in supplies.requests(db) if r["shelter_id"] == shelter_id][:20]
     return render_template(
-        "hq/shelter.html", s=row, registry=registry, nodes=nodes, labels=labels(),
-        requests=shelter_requests, item_names=_item_names(), statuses=STATUSES,
-        charts=charts(shelter_id), problem=problem), status
+        "hq/shelter.html", s=row, registry=registry, nodes=enrollment.nodes_of(db, shelter_id),
+        labels=labels(), requests=shelter_requests, item_names=_item_names(),
+        statuses=STATUSES, charts=charts(shelter_id), problem=problem,
+        refused=refused_events(db, shelter_id)), status
+
+
+@bp.post("/shelters/<shelter_id>/nodes/<node_id>/revoke")
+@require("admin")
+def revoke_node(shelter_id: str, node_id: str):  # type: ignore[no-untyped-def]
+    """A stolen or replaced laptop: HQ refuses its credential from now on (all its
+    epochs); the shelter's history stays, and a new code enrolls its replacement."""
+    _shelter(shelter_id)
+    if not any(n["node_id"] == node_id for n in enrollment.nodes_of(node().db, shelter_id)):
+        abort(404)
+    if request.form.get("confirm") != "yes":
+        return shelter_page(shelter_id, i18n.gettext(
+            "Tick the box to confirm that this node should stop syncing."), 422)
+    with node().store.write() as db:
+        revoked = enrollment.revoke(db, node_id)
+    audit(node().store, _actor(), "revoke_node", node_id, " ".join(revoked))
+    return redirect(url_for("hq_pages.shelter_page", shelter_id=shelter_id))
 
 
 @bp.post("/shelters/<shelter_id>")
@@ -518,8 +539,12 @@ def live(ws: Any) -> None:
     sent_dots: dict[str, Any] = {}
     sent_totals = None
     quiet_since = time.monotonic()
+    allowed = Recheck("operator")
     while ws.connected:
         seen = watcher.wait(seen, LIVE_POLL_SECONDS)
+        if not allowed.still_allowed():
+            ws.close(reason=1008, message="signed out")
+            return
         state = live_state()
         rows = {k: v for k, v in state["rows"].items() if sent_rows.get(k) != v}
         dots = {k: v for k, v in state["dots"].items() if sent_dots.get(k) != v}

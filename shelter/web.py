@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -66,6 +67,26 @@ def current_principal() -> Principal | None:
             current_app.permanent_session_lifetime.total_seconds())
     g.principal = principal
     return principal
+
+
+RECHECK_SECONDS = 30.0  # how often a long-lived socket asks again who holds it
+
+
+class Recheck:
+    """For a socket that stays open for hours (live screens): whether whoever opened it
+    still may, asked again every RECHECK_SECONDS, so logging out, disabling the account or
+    expiry closes it too, not only the next page."""
+
+    def __init__(self, role: str) -> None:
+        self.role, self.at = role, time.monotonic()
+
+    def still_allowed(self) -> bool:
+        if time.monotonic() - self.at < RECHECK_SECONDS:
+            return True
+        self.at = time.monotonic()
+        g.pop("principal", None)
+        principal = current_principal()
+        return principal is not None and principal.can(self.role)
 
 
 def require(role: str) -> Callable[[F], F]:

@@ -236,7 +236,9 @@
     });
     var syncLine = document.querySelector("[data-sync]");
     if (syncLine && s.sync) {
-      var text = s.sync.connected ? L.words.sync_on : L.words.sync_off;
+      var text = s.sync.revoked ? L.words.sync_revoked
+        : (s.sync.connected ? L.words.sync_on : L.words.sync_off);
+      if (s.sync.refused) text += " · " + format(L.words.sync_refused, { n: s.sync.refused });
       if (s.sync.last_ok_at) {
         text += " · " + format(L.words.sync_last, { time: japanTime(s.sync.last_ok_at, false) });
       }

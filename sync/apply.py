@@ -10,6 +10,9 @@ The rules (docs/sync-protocol.md):
 * an event this store cannot apply (wrong shape, unknown type, newer schema, a projection
   that fails, an origin that is not the sender) is quarantined with its reason, and the
   events behind it are applied as if it were not there: nothing blocks the queue;
+* so is an event the sender may not say (shelter/authority.py: a type only HQ originates,
+  a local-only type, an event about another shelter), marked as refused: an operator sees
+  refusals per shelter, since a run of them is what a stolen laptop looks like;
 * an event stamped implausibly far in the future is applied but flagged.
 """
 
@@ -19,6 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from shelter.authority import Batch, Sender, projected_here, refusal
 from shelter.events import (
     EVENT_COLUMNS,
     EVENT_MARKS,
@@ -71,6 +75,8 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
         db.execute("INSERT OR IGNORE INTO sync_origins (node_id, shelter_id) VALUES (?, ?)",
                    [node_id, shelter_id])
         result = Applied(acked_seq(store, node_id))
+        sender = Sender("node", "hq", shelter_id)
+        said = Batch()
         fresh: list[tuple[dict[str, Any], Event]] = []
         for raw in events:
             problem = check_event(raw)
@@ -81,7 +87,8 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
                 _quarantine(db, node_id, raw, problem, result)
                 continue
             if raw["node_id"] != node_id:
-                _quarantine(db, node_id, raw, "a node may send only its own events", result)
+                _quarantine(db, node_id, raw, "refused: a node may send only its own events",
+                            result, shelter_id)
                 continue
             seq = raw["seq"]
             if seq <= result.acked_seq:
@@ -101,6 +108,11 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
                 _quarantine(db, node_id, raw, f"schema version {raw['schema_version']} is "
                                               f"newer than this store's {known}", result)
                 continue
+            reason = refusal(db, sender, raw["type"], raw["payload"], node_id, said)
+            if reason is not None:
+                _quarantine(db, node_id, raw, f"refused: {reason}", result, shelter_id)
+                continue
+            said.note(raw["type"], raw["payload"])
             fresh.append((raw, Event(raw["event_id"], raw["node_id"], seq, raw["hlc"],
                                      raw["type"], raw["schema_version"], raw["payload"],
                                      raw["recorded_at"])))
@@ -153,7 +165,7 @@ def _apply_together(store: EventStore, events: list[Event]) -> bool:
                          [event.values() for event in events])
         if len(events) >= 2:
             drills.crash_point("hq_mid_apply")
-        store.project(events)
+        store.project([e for e in events if projected_here(e.type, _NODE)])
     except Exception:  # noqa: BLE001 - sorted out event by event below
         conn.execute("ROLLBACK TO apply_batch")
         conn.execute("RELEASE apply_batch")
@@ -179,7 +191,8 @@ def _apply_one_by_one(store: EventStore, node_id: str,
         db.conn.execute("SAVEPOINT apply_event")
         try:
             insert_row(db, "events", event.row())
-            store.project([event])
+            if projected_here(event.type, _NODE):
+                store.project([event])
         except Exception as error:  # noqa: BLE001 - any failure quarantines this event
             db.conn.execute("ROLLBACK TO apply_event")
             db.conn.execute("RELEASE apply_event")
@@ -219,20 +232,35 @@ def _compare_with_stored(db: Any, node_id: str, raw: dict[str, Any], result: App
                                     "content (a node restored from a backup?)", result)
 
 
+_NODE = Sender("node", "hq", "")  # for projected_here: what a node's events do at HQ
+
+
 def _raw(raw: Any) -> str:
-    return json.dumps(raw, ensure_ascii=False, default=str)[:100_000]
+    """What was received, as text a quarantine row can hold whatever it is."""
+    try:
+        text = json.dumps(raw, ensure_ascii=True, default=str)
+    except (ValueError, RecursionError):
+        text = '"(not kept: it could not be written out)"'
+    return text[:100_000]
 
 
-def _quarantine(db: Any, node_id: str, raw: Any, reason: str, result: Applied) -> None:
+def quarantine(db: Any, node_id: str, raw: Any, reason: str,
+               refused_shelter: str | None = None) -> dict[str, Any]:
+    """Keep an event that is not applied, with its reason; ``refused_shelter``: the
+    sender's shelter, when the event was refused as something it may not say."""
     event_id = raw.get("event_id") if isinstance(raw, dict) else None
     seq = raw.get("seq") if isinstance(raw, dict) else None
+    entry = {"event_id": event_id if isinstance(event_id, str) else None,
+             "seq": seq if isinstance(seq, int) else None, "reason": reason}
     insert_row(db, "sync_quarantine", {
-        "node_id": node_id, "seq": seq if isinstance(seq, int) else None,
-        "event_id": event_id if isinstance(event_id, str) else None, "reason": reason,
-        "raw": _raw(raw), "at": utc_now_iso()})
-    result.quarantined.append({"event_id": event_id if isinstance(event_id, str) else None,
-                               "seq": seq if isinstance(seq, int) else None,
-                               "reason": reason})
+        "node_id": node_id, **entry, "raw": _raw(raw), "at": utc_now_iso(),
+        "refused": 1 if refused_shelter is not None else 0, "shelter_id": refused_shelter})
+    return entry
+
+
+def _quarantine(db: Any, node_id: str, raw: Any, reason: str, result: Applied,
+                refused_shelter: str | None = None) -> None:
+    result.quarantined.append(quarantine(db, node_id, raw, reason, refused_shelter))
 
 
 def _conflict(db: Any, node_id: str, raw: dict[str, Any], reason: str,
@@ -241,3 +269,30 @@ def _conflict(db: Any, node_id: str, raw: dict[str, Any], reason: str,
         "node_id": node_id, "seq": raw["seq"], "event_id": raw["event_id"], "reason": reason,
         "raw": _raw(raw), "at": utc_now_iso()})
     result.conflicts.append({"event_id": raw["event_id"], "seq": raw["seq"], "reason": reason})
+
+
+def refusals_by_shelter(db: Any, limit: int = 20) -> list[dict[str, Any]]:
+    """Shelters whose senders said what they may not, most recent first: each with how
+    many events were refused, the latest reason and when."""
+    return list(db.query(
+        """SELECT q.shelter_id, count(*) AS refused, max(q.at) AS last_at,
+                  (SELECT reason FROM sync_quarantine r WHERE r.refused = 1
+                   AND r.shelter_id = q.shelter_id ORDER BY r.quarantine_id DESC LIMIT 1)
+                  AS last_reason
+           FROM sync_quarantine q WHERE q.refused = 1 GROUP BY q.shelter_id
+           ORDER BY last_at DESC LIMIT ?""", [limit]))
+
+
+def refused_events(db: Any, shelter_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    """A shelter's refused events, newest first: node, sequence, type, reason, when."""
+    rows = list(db.query(
+        "SELECT node_id, seq, event_id, reason, raw, at FROM sync_quarantine "
+        "WHERE refused = 1 AND shelter_id = ? ORDER BY quarantine_id DESC LIMIT ?",
+        [shelter_id, limit]))
+    for row in rows:
+        try:
+            kind = json.loads(row.pop("raw")).get("type")
+        except (ValueError, AttributeError):
+            kind = None
+        row["type"] = kind if isinstance(kind, str) else "?"
+    return rows

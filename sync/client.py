@@ -147,7 +147,10 @@ class SyncClient(threading.Thread):
                 self.session(ctx)
                 delay = 1.0
             except SyncRefused as refused:
-                self.status(ctx, f"refused: {refused.message}")
+                # "revoked": HQ knows this credential and has withdrawn it (a stolen or
+                # replaced laptop): the desk says so until the node is enrolled again.
+                self.status(ctx, "revoked" if refused.code == "revoked"
+                            else f"refused: {refused.message}")
                 delay = self.max_backoff  # a person has to act; do not hammer HQ meanwhile
             except (OSError, ConnectionError, ConnectionClosed, TimeoutError,
                     protocol.ProtocolError, ssl.SSLError) as error:
@@ -207,6 +210,8 @@ class SyncClient(threading.Thread):
             origin = ctx.node_id
             if len(in_flight) < WINDOW:
                 for origin in backup.own_origins(ctx.db.conn):
+                    if origin not in acked:
+                        continue  # an id HQ does not count as ours (before a re-enrollment)
                     rows = list(ctx.db.query(
                         "SELECT * FROM events WHERE node_id = ? AND seq > ? ORDER BY seq "
                         "LIMIT ?", [origin, sent.get(origin, acked.get(origin, 0)),
@@ -263,10 +268,16 @@ def sync_status(ctx: NodeContext) -> dict[str, Any] | None:
     acked = json.loads(get_meta(db, "sync_acked") or "{}")
     waiting = 0
     for origin in backup.own_origins(db.conn):
+        if acked and origin not in acked and origin != ctx.node_id:
+            continue  # an id HQ no longer counts as this node's (enrolled again since)
         waiting += db.execute("SELECT count(*) FROM events WHERE node_id = ? AND seq > ?",
                               [origin, int(acked.get(origin, 0))]).fetchone()[0]
+    refused = db.execute("SELECT count(*) FROM sync_quarantine WHERE refused = 1").fetchone()[0]
     return {"state": get_meta(db, "sync_state") or "starting",
             "connected": get_meta(db, "sync_state") == "connected",
+            "revoked": get_meta(db, "sync_state") == "revoked",
+            # Updates from HQ this node would not take (shelter/authority.py).
+            "refused": int(refused),
             "last_ok_at": get_meta(db, "sync_last_ok_at"),
             "waiting": waiting,
             "problems": int(get_meta(db, "sync_problems") or 0)}

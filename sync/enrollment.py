@@ -55,9 +55,10 @@ def parse_code(code: str) -> tuple[str, str]:
     return parts[1], parts[2]
 
 
-def redeem(db: Database, secret: str, node_id: str, shelter_id: str) -> str:
+def redeem(db: Database, secret: str, node_id: str, shelter_id: str,
+           hq_id: str | None = None) -> str:
     """Spend a code: returns the node's new credential. Codes work once, for one shelter,
-    for a week."""
+    for a week, for a node id HQ has never seen."""
     row = db.execute("SELECT shelter_id, expires_at, used_at FROM hq_enrollments "
                      "WHERE code_hash = ?", [_hash(secret)]).fetchone()
     if row is None:
@@ -69,27 +70,35 @@ def redeem(db: Database, secret: str, node_id: str, shelter_id: str) -> str:
     if row[0] != shelter_id:
         raise EnrollmentError("wrong_shelter",
                               f"this code is for shelter {row[0]}, not {shelter_id}")
+    if db.execute("SELECT 1 FROM hq_credentials WHERE node_id = ?", [node_id]).fetchone() \
+            or unbound_but_seen(db, node_id, hq_id):
+        # Bound to a credential (or seen) already, revoked or not: whoever held it may
+        # have used its sequence numbers. A node enrolling again does so under a new id.
+        raise EnrollmentError("node_id_taken", f"node id {node_id} is already in use at HQ")
     credential = "shc_" + secrets.token_urlsafe(32)
     now = datetime.now(UTC).isoformat()
     db.execute("UPDATE hq_enrollments SET used_at = ?, node_id = ? WHERE code_hash = ?",
                [now, node_id, _hash(secret)])
     db.execute("INSERT INTO hq_credentials (node_id, shelter_id, credential_hash, created_at) "
-               "VALUES (?, ?, ?, ?) ON CONFLICT (node_id) DO UPDATE SET "
-               "shelter_id = excluded.shelter_id, credential_hash = excluded.credential_hash, "
-               "created_at = excluded.created_at, revoked = 0",
-               [node_id, shelter_id, _hash(credential), now])
+               "VALUES (?, ?, ?, ?)", [node_id, shelter_id, _hash(credential), now])
     db.execute("INSERT OR IGNORE INTO sync_origins (node_id, shelter_id) VALUES (?, ?)",
                [node_id, shelter_id])
     return credential
 
 
 def check_credential(db: Database, node_id: str, shelter_id: str, credential: str) -> bool:
+    return credential_state(db, node_id, shelter_id, credential) == "ok"
+
+
+def credential_state(db: Database, node_id: str, shelter_id: str, credential: str) -> str:
+    """"ok", "revoked" (the right credential, revoked by HQ: only its holder learns that)
+    or "unknown"."""
     row = db.execute("SELECT shelter_id, credential_hash, revoked FROM hq_credentials "
                      "WHERE node_id = ?", [node_id]).fetchone()
-    if row is None or row[2] or row[0] != shelter_id:
-        _hash(credential)  # the same work either way
-        return False
-    return hmac.compare_digest(row[1], _hash(credential))
+    digest = _hash(credential)  # the same work either way
+    if row is None or row[0] != shelter_id or not hmac.compare_digest(row[1], digest):
+        return "unknown"
+    return "revoked" if row[2] else "ok"
 
 
 def chain(db: Database, node_id: str) -> list[str]:
@@ -103,10 +112,70 @@ def chain(db: Database, node_id: str) -> list[str]:
         "AND revoked = 0 ORDER BY created_at, node_id", [row[0], row[1]])]
 
 
+def unbound_but_seen(db: Database, node_id: str, hq_id: str | None) -> bool:
+    """Whether an id with no credential is nevertheless taken: HQ's own, or one whose
+    events or sync state this store already holds."""
+    if node_id == hq_id:
+        return True
+    return bool(db.execute("SELECT 1 FROM sync_origins WHERE node_id = ?", [node_id]).fetchone()
+                or db.execute("SELECT 1 FROM events WHERE node_id = ? LIMIT 1",
+                              [node_id]).fetchone())
+
+
+def epoch_refusal(db: Database, credential_node: str, node_id: str,
+                  hq_id: str | None) -> str | None:
+    """Why a node presenting ``credential_node``'s credential may not speak as ``node_id``,
+    or None. A node id belongs to the credential that first presented it: an epoch claim
+    (a restored or copied node's new id) is accepted only for an id never seen before, or
+    for one already bound to this same credential."""
+    if node_id == credential_node:
+        return None
+    mine = db.execute("SELECT credential_hash FROM hq_credentials WHERE node_id = ?",
+                      [credential_node]).fetchone()
+    theirs = db.execute("SELECT credential_hash FROM hq_credentials WHERE node_id = ?",
+                        [node_id]).fetchone()
+    if theirs is not None:
+        if mine is not None and hmac.compare_digest(theirs[0], mine[0]):
+            return None
+        return f"node id {node_id} belongs to another credential"
+    if unbound_but_seen(db, node_id, hq_id):
+        return f"node id {node_id} is already in use at HQ"
+    return None
+
+
+def revoke(db: Database, node_id: str) -> list[str]:
+    """Revoke the credential ``node_id`` presents, for all its epochs; returns their ids
+    (empty: no such node). The shelter's history stays; it may be enrolled again."""
+    row = db.execute("SELECT credential_hash FROM hq_credentials WHERE node_id = ?",
+                     [node_id]).fetchone()
+    if row is None:
+        return []
+    ids = [r[0] for r in db.execute("SELECT node_id FROM hq_credentials WHERE "
+                                    "credential_hash = ? ORDER BY node_id", [row[0]])]
+    db.execute("UPDATE hq_credentials SET revoked = 1 WHERE credential_hash = ?", [row[0]])
+    return ids
+
+
+def is_revoked(db: Database, node_id: str) -> bool:
+    row = db.execute("SELECT revoked FROM hq_credentials WHERE node_id = ?",
+                     [node_id]).fetchone()
+    return row is None or bool(row[0])
+
+
 def add_epoch(db: Database, credential_node: str, node_id: str) -> None:
-    """A restored or copied node continues under a new id with the same credential."""
+    """A restored or copied node continues under a new id with the same credential
+    (``epoch_refusal`` said it may)."""
     db.execute("INSERT OR IGNORE INTO hq_credentials (node_id, shelter_id, credential_hash, "
                "created_at) SELECT ?, shelter_id, credential_hash, ? FROM hq_credentials "
                "WHERE node_id = ?", [node_id, datetime.now(UTC).isoformat(), credential_node])
     db.execute("INSERT OR IGNORE INTO sync_origins (node_id, shelter_id) SELECT ?, shelter_id "
                "FROM hq_credentials WHERE node_id = ?", [node_id, credential_node])
+
+
+def nodes_of(db: Database, shelter_id: str) -> list[dict[str, object]]:
+    """The nodes enrolled for a shelter (every epoch), with what HQ last heard of each."""
+    return list(db.query(
+        """SELECT c.node_id, c.created_at, c.revoked, o.acked_seq, o.last_batch_at,
+                  o.last_seen_at
+           FROM hq_credentials c LEFT JOIN sync_origins o USING (node_id)
+           WHERE c.shelter_id = ? ORDER BY c.created_at DESC, c.node_id""", [shelter_id]))

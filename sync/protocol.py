@@ -16,16 +16,23 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from shelter.authority import LOCAL_ONLY
 from shelter.events import EVENT_FIELDS
 
 PROTOCOL_VERSION = 1
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 256 * 1024  # compressed, on the wire
 MAX_DECOMPRESSED_BYTES = 8 * 1024 * 1024  # a batch that inflates past this is refused
-# Events that stay on the node that made them: they hold password and token hashes. They
-# travel as stubs (same id, seq and clock; no payload) so the sequence has no holes.
-LOCAL_ONLY = frozenset({"user_added", "token_created", "user_disabled", "user_enabled"})
+# Events that stay on the node that made them (shelter/authority.py: LOCAL_ONLY) travel as
+# stubs (same id, seq and clock; no payload) so the sequence has no holes.
 STUB_TYPE = "local"
+MAX_DEPTH = 16  # nesting within an event's payload (a household's is 4 deep)
+_CONTAINERS = frozenset((dict, list))
+# A JSON escape of half a surrogate pair with no other half: valid JSON, but no text at all
+# (SQLite and UTF-8 cannot hold it).
+_LONE_SURROGATE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _NODE = re.compile(r"^[0-9A-Z][0-9A-Z-]{0,31}$")
 _HLC = re.compile(r"^[0-9]{15}\.[0-9]{8}\.")  # Timestamp.encode(): wall.counter.node
@@ -107,12 +114,31 @@ def check_event(event: Any) -> str | None:
         return "type must be a short string"
     if type(event["schema_version"]) is not int:
         return "schema_version must be an integer"
-    if type(event["payload"]) is not dict:
+    payload = event["payload"]
+    if type(payload) is not dict:
         return "payload must be an object"
+    if _too_deep(payload):
+        return f"payload nested deeper than {MAX_DEPTH}"
     recorded_at = event["recorded_at"]
     if type(recorded_at) is not str or len(recorded_at) > 40:
         return "recorded_at must be a timestamp"
     return None
+
+
+def _too_deep(payload: dict[str, Any]) -> bool:
+    """Whether containers nest past MAX_DEPTH (walked without recursion; scalars skipped,
+    so a flat payload costs one pass over its values)."""
+    if _CONTAINERS.isdisjoint(map(type, payload.values())):
+        return False  # flat, as most events are: one pass in C, nothing built
+    stack: list[tuple[Any, int]] = [(v, 2) for v in payload.values()
+                                    if type(v) is dict or type(v) is list]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        items = value.values() if type(value) is dict else value
+        stack.extend((v, depth + 1) for v in items if type(v) is dict or type(v) is list)
+    return False
 
 
 def hlc_wall_ms(hlc: str) -> int:
@@ -194,8 +220,13 @@ def decode(frame: str | bytes | bytearray) -> dict[str, Any]:
         text = raw.decode("utf-8", errors="replace")
     else:
         text = frame
+    if ("\\ud" in text or "\\uD" in text) and _LONE_SURROGATE.search(text):
+        raise ProtocolError("malformed", "the frame holds half of a surrogate pair, which "
+                                         "is not text")
     try:
         message = json.loads(text)
+    except RecursionError:
+        raise ProtocolError("malformed", "the frame is nested too deeply") from None
     except ValueError:
         raise ProtocolError("malformed", "the frame is not JSON") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):

@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shelter.events import PROJECTIONS, SCHEMA_VERSIONS, Event, EventStore, insert_row, utc_now_iso
+from shelter.authority import Batch, Sender, refusal
+from shelter.events import EVENT_COLUMNS, EVENT_MARKS, SCHEMA_VERSIONS, Event, EventStore, get_meta
 
+from .apply import quarantine
 from .protocol import EVENT_FIELDS, check_event
 
 PULL_LIMIT = 500
@@ -38,27 +40,39 @@ def updates_for(db: Any, shelter_id: str, node_id: str, cursor: int,
 
 def apply_pulled(store: EventStore, events: list[Any], cursor: int) -> int:
     """Apply what HQ sent (skipping what is already here) and save the cursor with it.
-    Returns how many events were new. What cannot be applied is quarantined."""
+    Returns how many events were new. What cannot be applied is quarantined; what HQ may
+    not tell this shelter (shelter/authority.py) is quarantined as refused."""
     applied = 0
     with store.write() as db:
+        own = store.speaking_for().shelter_id
+        sender = Sender("hq", "node", own, get_meta(db, "pull_hq_id"))
+        said = Batch()
         for raw in events:
             problem = check_event(raw)
+            refused = False
             if problem is None and SCHEMA_VERSIONS.get(raw["type"]) is None:
                 problem = f"unknown event type {raw['type']!r}"
             elif problem is None and raw["schema_version"] > SCHEMA_VERSIONS[raw["type"]]:
                 problem = "newer schema version than this node knows"
+            elif problem is None and raw["node_id"] == store.node_id:
+                problem, refused = "refused: an event in this node's own name", True
             if problem is not None:
-                _quarantine(db, raw, problem)
+                _quarantine(db, raw, problem, refused)
                 continue
             if db.execute("SELECT 1 FROM events WHERE event_id = ?",
                           [raw["event_id"]]).fetchone():
+                continue
+            reason = refusal(db, sender, raw["type"], raw["payload"], raw["node_id"], said)
+            if reason is not None:
+                _quarantine(db, raw, f"refused: {reason}", True)
                 continue
             event = Event(raw["event_id"], raw["node_id"], raw["seq"], raw["hlc"], raw["type"],
                           raw["schema_version"], raw["payload"], raw["recorded_at"])
             db.conn.execute("SAVEPOINT pulled_event")
             try:
-                insert_row(db, "events", event.row())
-                PROJECTIONS[event.type](db, event)
+                db.conn.execute(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({EVENT_MARKS})",
+                                event.values())
+                store.project([event])
             except Exception as error:  # noqa: BLE001 - quarantined, never blocks the rest
                 db.conn.execute("ROLLBACK TO pulled_event")
                 db.conn.execute("RELEASE pulled_event")
@@ -73,11 +87,7 @@ def apply_pulled(store: EventStore, events: list[Any], cursor: int) -> int:
     return applied
 
 
-def _quarantine(db: Any, raw: Any, reason: str) -> None:
-    insert_row(db, "sync_quarantine", {
-        "node_id": raw.get("node_id", "?") if isinstance(raw, dict) else "?",
-        "seq": raw.get("seq") if isinstance(raw, dict) and isinstance(raw.get("seq"), int)
-        else None,
-        "event_id": raw.get("event_id") if isinstance(raw, dict) else None, "reason": reason,
-        "raw": json.dumps(raw, ensure_ascii=False, default=str)[:100_000],
-        "at": utc_now_iso()})
+def _quarantine(db: Any, raw: Any, reason: str, refused: bool = False) -> None:
+    sender = raw.get("node_id") if isinstance(raw, dict) else None
+    quarantine(db, sender if isinstance(sender, str) else "?", raw, reason,
+               "HQ" if refused else None)

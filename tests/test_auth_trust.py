@@ -321,3 +321,24 @@ def test_the_users_page_and_the_cli_refuse_a_common_password(app, tmp_path):
     refused = run_cli("user", "add", "--data", str(tmp_path / "n"), "--username", "ito",
                       "--role", "volunteer", "--password", "iloveyou", check=False)
     assert refused.returncode == 1 and "This password is too common." in refused.stderr
+
+
+def test_a_live_screen_learns_of_a_logout(app, monkeypatch):
+    """Long-lived sockets (the desk's and HQ's live screens) ask again who holds them, so
+    a logout or a disabled account closes them too."""
+    from flask import session
+
+    from shelter import web
+    from shelter.auth import add_user
+    from shelter.signin import end_session, start_session
+
+    node = app.extensions["shelter"]
+    add_user(node.store, "desk1", "desk-pass-long-1", "volunteer")
+    sid = start_session(node.store, "desk1")
+    monkeypatch.setattr(web, "RECHECK_SECONDS", 0.0)
+    with app.test_request_context("/desk/live"):
+        session["sid"] = sid
+        allowed = web.Recheck("volunteer")
+        assert allowed.still_allowed()
+        end_session(node.store, sid)
+        assert not allowed.still_allowed()

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shelter import presence, registry, supplies
+from shelter.authority import Refused
 from shelter.settings import get_settings
 
 from .conftest import VALID_HOUSEHOLD
@@ -171,7 +172,25 @@ def test_a_rationed_item_warns_when_a_household_collects_again(node):
         move(node, item_id="water", kind="distributed", quantity=2, code=mother["code"])
 
 
-def test_a_request_goes_requested_acknowledged_dispatched_received(node):
+def hq_steps(node, tmp_path, request_id):
+    """HQ acknowledges and dispatches the request, as it does: the node's events applied at
+    a real HQ store, HQ's steps pulled back down (only HQ may take these steps)."""
+    from shelter.node import NodeContext
+    from sync.apply import apply_batch
+    from sync.protocol import for_wire
+    from sync.pull import apply_pulled, updates_for
+
+    hq = NodeContext(tmp_path / "hq", role="hq", shelter_id="HQ-OSAKA")
+    apply_batch(hq.store, node.node_id, node.shelter_id, [for_wire(r) for r in node.db.query(
+        "SELECT * FROM events WHERE node_id = ? ORDER BY seq", [node.node_id])])
+    supplies.acknowledge(hq.store, request_id, "手配中")
+    supplies.dispatch(hq.store, request_id, [{"item_id": "water", "quantity": 12}],
+                      "2026-11-26T09:00:00+09:00")
+    events, cursor = updates_for(hq.db, node.shelter_id, node.node_id, 0)
+    assert apply_pulled(node.store, events, cursor) == 2
+
+
+def test_a_request_goes_requested_acknowledged_dispatched_received(node, tmp_path):
     check_in(node, register(node))
     suggested = supplies.suggested_request(node.db, node.shelter_id, get_settings(node.db))
     assert {"item_id": "water", "quantity": 9} in suggested  # 3 L x 1 person x 3 days
@@ -179,9 +198,9 @@ def test_a_request_goes_requested_acknowledged_dispatched_received(node):
         "lines": suggested, "urgency": "urgent", "note": "水が足りません"}, "manager")
     # On its way: the next suggestion does not ask again.
     assert supplies.suggested_request(node.db, node.shelter_id, get_settings(node.db)) == []
-    supplies.acknowledge(node.store, request_id, "手配中")
-    supplies.dispatch(node.store, request_id, [{"item_id": "water", "quantity": 12}],
-                      "2026-11-26T09:00:00+09:00")
+    with pytest.raises(Refused):  # a node cannot take HQ's steps itself
+        supplies.acknowledge(node.store, request_id, "手配中")
+    hq_steps(node, tmp_path, request_id)
     supplies.receive(node.store, node.shelter_id, request_id,
                      {"lines": [{"item_id": "water", "quantity": 10}], "note": "2本破損"})
     (request,) = supplies.requests(node.db)

@@ -1,0 +1,188 @@
+"""Who may say what: the one question every event answers before it is projected.
+
+Each event type has a rule (``RULES``): which side may originate it (a shelter node, HQ, or
+nobody else: local-only, never synced) and how to find the shelter it concerns. The event
+pipeline (``EventStore.append`` for local appends, ``sync.apply`` for a node's batches at
+HQ, ``sync.pull`` for HQ's updates at a node) asks ``refusal()`` and quarantines what is
+refused, with the reason; nothing here writes. docs/security.md has the table in prose.
+
+* A node may originate node types about its own shelter only.
+* HQ originates HQ types, about any shelter; a node takes from HQ only HQ types about its
+  own shelter, and the moves elsewhere of people it registered.
+* Local-only types (accounts and tokens: they hold password and token hashes) never leave
+  their store: they travel as stubs, and a real one arriving over sync is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+Side = Literal["node", "hq", "local"]
+# How to find the shelter an event concerns:
+#   payload   its payload's shelter_id
+#   sender    nothing in the payload: it is about whoever said it (a node's own settings)
+#   request   the shelter that made the supply request its payload names
+#   catalog   HQ's and every node's shared list of items: nobody's shelter in particular;
+#             adding an item never changes an existing one (insert or ignore)
+#   own_store an effect on the sender's own store only: stored elsewhere, never projected
+#   prefecture every shelter at once (HQ's registry import): HQ's own, never sent down
+Concern = Literal["payload", "sender", "request", "catalog", "own_store", "prefecture"]
+
+
+class Rule(NamedTuple):
+    origin: Side
+    concerns: Concern | None
+
+
+RULES: dict[str, Rule] = {
+    # What a shelter's node says.
+    "household_registered": Rule("node", "payload"),
+    "presence_changed": Rule("node", "payload"),
+    "stock_moved": Rule("node", "payload"),
+    "supply_requested": Rule("node", "payload"),
+    "supply_request_received": Rule("node", "request"),
+    "day_note_added": Rule("node", "payload"),
+    "settings_changed": Rule("node", "sender"),
+    "item_added": Rule("node", "catalog"),
+    # A norm is the shelter's own reckoning of its days of supply; HQ keeps its own.
+    "item_changed": Rule("node", "own_store"),
+    # What HQ says.
+    "supply_request_acknowledged": Rule("hq", "request"),
+    "supply_dispatched": Rule("hq", "request"),
+    "shelter_configured": Rule("hq", "payload"),
+    "hq_message": Rule("hq", "payload"),
+    "shelter_registry_imported": Rule("hq", "prefecture"),
+    # What never leaves the store that made it.
+    "user_added": Rule("local", None),
+    "user_disabled": Rule("local", None),
+    "user_enabled": Rule("local", None),
+    "token_created": Rule("local", None),
+}
+LOCAL_ONLY = frozenset(t for t, rule in RULES.items() if rule.origin == "local")
+
+
+class Refused(ValueError):
+    """A local append that this store's side may not make (a bug, never user input)."""
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who is saying it, as this store knows them.
+
+    ``kind``: "self" (this store's own append), "node" (a node's batch at HQ, its shelter
+    from the credential it presented) or "hq" (HQ's updates pulled by a node).
+    ``here``: this store's side ("node" or "hq"); ``shelter_id``: the sender's shelter
+    (for "self" on a node and for "hq", the node's own shelter: what may be said here).
+    ``hq_id``: for "hq", the id HQ speaks under, when known.
+    """
+
+    kind: Literal["self", "node", "hq"]
+    here: Literal["node", "hq"]
+    shelter_id: str
+    hq_id: str | None = None
+
+
+class Batch:
+    """What earlier events of the same batch established (a supply request made a moment
+    before its receipt is noted), so a batch is judged before any of it is projected."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, str] = {}
+
+    def note(self, event_type: str, payload: dict[str, Any]) -> None:
+        if event_type == "supply_requested":
+            self.requests[str(payload.get("request_id"))] = str(payload.get("shelter_id"))
+
+
+def refusal(db: Any, sender: Sender, event_type: str, payload: dict[str, Any],
+            node_id: str, batch: Batch | None = None) -> str | None:
+    """Why ``sender`` may not say this event here, or None when it may."""
+    rule = RULES.get(event_type)
+    if rule is None:
+        return f"unknown event type {event_type!r}"
+    if rule.origin == "local":
+        if sender.kind == "self":
+            return None
+        return f"{event_type} never leaves the store that made it (it travels as a stub)"
+    if sender.kind == "self":
+        if rule.origin != sender.here:
+            return f"only {_side(rule.origin)} may originate {event_type}"
+        if sender.here == "hq":
+            return None  # HQ acts for any shelter
+    elif sender.kind == "node":
+        if rule.origin != "node":
+            return f"only {_side(rule.origin)} may originate {event_type}"
+    else:  # from HQ, at a node
+        return _from_hq(db, sender, rule, event_type, payload, node_id, batch)
+    return _concerns_own(db, sender, rule, payload, batch)
+
+
+def _side(origin: Side) -> str:
+    return "HQ" if origin == "hq" else "a shelter node"
+
+
+def _concerns_own(db: Any, sender: Sender, rule: Rule, payload: dict[str, Any],
+                  batch: Batch | None) -> str | None:
+    """A node's event (said by itself, or received at HQ) must be about its own shelter."""
+    concern = rule.concerns
+    if concern == "payload":
+        about = payload.get("shelter_id", sender.shelter_id)
+        if about != sender.shelter_id:
+            return f"concerns shelter {_name(about)}, not the sender's {sender.shelter_id}"
+    elif concern == "request":
+        owner = request_owner(db, payload.get("request_id"), batch)
+        if owner is None:
+            return "names a supply request this store does not know"
+        if owner != sender.shelter_id:
+            return f"concerns a request of shelter {owner}, not the sender's"
+    elif concern == "prefecture":
+        return "concerns every shelter: only HQ may say it"
+    return None
+
+
+def _from_hq(db: Any, sender: Sender, rule: Rule, event_type: str, payload: dict[str, Any],
+             node_id: str, batch: Batch | None) -> str | None:
+    own = sender.shelter_id
+    if event_type == "presence_changed":
+        # A person this shelter registered, seen elsewhere ("moved to B").
+        person = payload.get("person_id")
+        row = db.execute("SELECT issuing_shelter FROM persons WHERE person_id = ?",
+                         [person if isinstance(person, str) else ""]).fetchone()
+        if row is None or row[0] != own:
+            return "HQ may send a presence change only of a person registered here"
+        return None
+    if rule.origin != "hq":
+        return f"{event_type} is not HQ's to send"
+    if sender.hq_id is not None and node_id != sender.hq_id:
+        return "an HQ step that does not carry HQ's own id"
+    if rule.concerns == "payload":
+        if payload.get("shelter_id") != own:
+            return f"concerns shelter {_name(payload.get('shelter_id'))}, not this one"
+        return None
+    if rule.concerns == "request":
+        owner = request_owner(db, payload.get("request_id"), batch)
+        if owner != own:
+            return "concerns a supply request that is not this shelter's"
+        return None
+    return f"{event_type} is not sent to shelters"
+
+
+def request_owner(db: Any, request_id: Any, batch: Batch | None = None) -> str | None:
+    if not isinstance(request_id, str):
+        return None
+    if batch is not None and request_id in batch.requests:
+        return batch.requests[request_id]
+    row = db.execute("SELECT shelter_id FROM supply_requests WHERE request_id = ?",
+                     [request_id]).fetchone()
+    return str(row[0]) if row else None
+
+
+def _name(value: Any) -> str:
+    return str(value)[:40] if value is not None else "(none)"
+
+
+def projected_here(event_type: str, sender: Sender) -> bool:
+    """False for an event whose effect is on its sender's own store only."""
+    rule = RULES.get(event_type)
+    return not (rule is not None and rule.concerns == "own_store" and sender.kind != "self")

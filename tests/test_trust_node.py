@@ -1,0 +1,161 @@
+"""The other direction and HQ's staff side of trust: a node takes from HQ only what
+concerns it (whatever an HQ, or whoever speaks as one, sends), a node cannot take HQ's
+steps itself, and only an HQ admin revokes a node, from the shelter's page."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+from ulid import ULID
+
+from shelter import auth, presence, registry
+from shelter.app import create_app
+from shelter.authority import Refused
+from shelter.node import NodeContext
+from shelter.settings import configure_shelter, get_settings
+from sync import enrollment, protocol
+from sync.apply import apply_batch
+from sync.pull import apply_pulled
+
+from .conftest import VALID_HOUSEHOLD
+
+HERE, ELSEWHERE = "E2710000006666", "E2710000006667"
+HQ_ID = "NHQ0000001"
+
+
+def from_hq(kind: str, payload: dict, node_id: str = HQ_ID, seq: int = 1) -> dict:
+    return {"event_id": str(ULID()), "node_id": node_id, "seq": seq,
+            "hlc": f"{1764583200000 + seq:015d}.{0:08d}.{node_id}", "type": kind,
+            "schema_version": 1, "payload": payload,
+            "recorded_at": "2026-12-01T10:00:00.000+00:00"}
+
+
+@pytest.fixture
+def node(tmp_path):
+    node = NodeContext(tmp_path / "node", shelter_id=HERE)
+    with node.store.write() as db:
+        db.execute("INSERT INTO meta (key, value) VALUES ('pull_hq_id', ?)", [HQ_ID])
+    return node
+
+
+def refused_reasons(node) -> list[str]:
+    return [r[0] for r in node.db.execute(
+        "SELECT reason FROM sync_quarantine WHERE refused = 1 ORDER BY quarantine_id")]
+
+
+def test_a_node_takes_from_hq_only_what_concerns_it(node, tmp_path):
+    here = registry.register_household(node.store, node.identity,
+                                       copy.deepcopy(VALID_HOUSEHOLD))["members"][0]
+    other = NodeContext(tmp_path / "other", shelter_id=ELSEWHERE)
+    stranger = registry.register_household(other.store, other.identity,
+                                           copy.deepcopy(VALID_HOUSEHOLD))["members"][0]
+    moved = {"person_id": here["person_id"], "shelter_id": ELSEWHERE, "action": "check_in",
+             "destination": "", "destination_detail": "", "actor": ""}
+    events = [
+        from_hq("shelter_configured", {"shelter_id": ELSEWHERE,
+                                       "changes": {"status": "closed"}}, seq=1),
+        from_hq("hq_message", {"shelter_id": ELSEWHERE, "text": "他所宛て"}, seq=2),
+        from_hq("stock_moved", {"movement_id": str(ULID()), "shelter_id": HERE,
+                                "item_id": "water", "kind": "received", "delta": 99,
+                                "lot": ""}, seq=3),
+        from_hq("presence_changed", {**moved, "person_id": stranger["person_id"]},
+                node_id=other.node_id, seq=1),
+        from_hq("hq_message", {"shelter_id": HERE, "text": "偽HQ"}, node_id="NFAKEHQ001"),
+        from_hq("user_added", {"user_id": str(ULID()), "username": "x", "role": "manager",
+                               "password_hash": "x"}, seq=4),
+        from_hq("settings_changed", {"status": "closed"}, node_id=node.node_id, seq=900),
+        # What does concern it: applied, behind all the refusals.
+        from_hq("shelter_configured", {"shelter_id": HERE,
+                                       "changes": {"capacity": "250"}}, seq=5),
+        from_hq("hq_message", {"shelter_id": HERE, "text": "明朝給水"}, seq=6),
+        from_hq("presence_changed", moved, node_id=other.node_id, seq=2),
+    ]
+    assert apply_pulled(node.store, events, cursor=10) == 3
+    reasons = refused_reasons(node)
+    assert len(reasons) == 7, reasons
+    assert any("not this one" in r for r in reasons)
+    assert any("not HQ's to send" in r for r in reasons)
+    assert any("person registered here" in r for r in reasons)
+    assert any("HQ's own id" in r for r in reasons)
+    assert any("own name" in r for r in reasons)
+    settings = get_settings(node.db)
+    assert (settings["status"], settings["capacity"]) == ("open", "250")
+    assert [r[0] for r in node.db.execute("SELECT text FROM hq_messages")] == ["明朝給水"]
+    assert node.db.execute("SELECT coalesce(sum(on_hand), 0) FROM stock_lots "
+                           "WHERE item_id = 'water'").fetchone()[0] == 0
+    assert node.db.execute("SELECT count(*) FROM users").fetchone()[0] == 0
+    assert node.db.execute("SELECT shelter_id FROM presence WHERE person_id = ?",
+                           [here["person_id"]]).fetchone()[0] == ELSEWHERE
+    assert node.db.execute("SELECT count(*) FROM presence WHERE person_id = ?",
+                           [stranger["person_id"]]).fetchone()[0] == 0
+    assert node.db.execute("SELECT value FROM meta WHERE key = 'pull_cursor'"
+                           ).fetchone()[0] == "10"  # refusals never hold the cursor back
+
+
+def test_no_store_appends_what_its_side_may_not_say(node, tmp_path):
+    with pytest.raises(Refused):
+        configure_shelter(node.store, HERE, {"status": "closed"})  # HQ's to say
+    with pytest.raises(Refused):  # another shelter's presence, from this node
+        node.store.append("presence_changed", {"person_id": str(ULID()),
+                                               "shelter_id": ELSEWHERE, "action": "check_in"})
+    hq = NodeContext(tmp_path / "hq", role="hq")
+    with pytest.raises(Refused):  # HQ registers nobody
+        registry.register_household(hq.store, hq.identity, copy.deepcopy(VALID_HOUSEHOLD))
+    configure_shelter(hq.store, HERE, {"status": "full"})  # HQ may, for any shelter
+    assert node.db.execute("SELECT count(*) FROM events WHERE type != 'user_added'"
+                           ).fetchone()[0] == 0
+
+
+def _session(app, username: str, password: str):
+    client = app.test_client()
+    page = client.get("/staff/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    answer = client.post("/staff/login", data={"username": username, "password": password,
+                                               "csrf": csrf})
+    assert answer.status_code == 303, answer.get_data(as_text=True)[:300]
+    return client
+
+
+def test_only_an_admin_revokes_a_node_from_the_shelters_page(tmp_path):
+    hq = NodeContext(tmp_path / "hq", role="hq")
+    node = NodeContext(tmp_path / "node", shelter_id=HERE)
+    member = registry.register_household(node.store, node.identity,
+                                         copy.deepcopy(VALID_HOUSEHOLD))["members"][0]
+    presence.scan(node.store, HERE, node.card_keys(), member["code"], "check_in")
+    with hq.store.write() as db:
+        code = enrollment.issue_code(db, HERE, b"ca")
+        secret, _ = enrollment.parse_code(code)
+        enrollment.redeem(db, secret, node.node_id, HERE, hq.node_id)
+    apply_batch(hq.store, node.node_id, HERE, [protocol.for_wire(r) for r in node.db.query(
+        "SELECT * FROM events ORDER BY seq")])
+    auth.add_user(hq.store, "op", "operator-pass-1", "operator")
+    auth.add_user(hq.store, "chief", "admin-pass-long-1", "admin")
+    app = create_app(tmp_path / "hq", role="hq", test_config={"TESTING": True})
+    path = f"/hq/shelters/{HERE}"
+    revoke = f"{path}/nodes/{node.node_id}/revoke"
+
+    operator = _session(app, "op", "operator-pass-1")
+    page = operator.get(f"{path}?lang=en").get_data(as_text=True)
+    assert node.node_id in page and "Revoke (laptop lost or stolen)" not in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    assert operator.post(revoke, data={"csrf": csrf, "confirm": "yes"}).status_code == 403
+
+    admin = _session(app, "chief", "admin-pass-long-1")
+    page = admin.get(f"{path}?lang=en").get_data(as_text=True)
+    assert "Revoke (laptop lost or stolen)" in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    unconfirmed = admin.post(f"{revoke}?lang=en", data={"csrf": csrf})
+    assert unconfirmed.status_code == 422 and "Tick the box" in unconfirmed.get_data(
+        as_text=True)
+    assert not enrollment.is_revoked(hq.db, node.node_id)
+    done = admin.post(revoke, data={"csrf": csrf, "confirm": "yes"})
+    assert done.status_code == 302
+    assert enrollment.is_revoked(hq.db, node.node_id)
+    assert "失効済み" in admin.get(f"{path}?lang=ja").get_data(as_text=True)
+    assert hq.db.execute("SELECT actor, subject FROM audit_log WHERE action = 'revoke_node'"
+                         ).fetchall() == [("chief", node.node_id)]
+    unknown = admin.post(f"{path}/nodes/NNOSUCHNODE/revoke", data={"csrf": csrf,
+                                                                   "confirm": "yes"})
+    assert unknown.status_code == 404
