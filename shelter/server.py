@@ -2,9 +2,11 @@
 evacuees' own phones (registration pages only), both on the same database.
 
 Gunicorn's threaded worker serves many tablets at once and keeps websocket connections
-(flask-sock) each on a thread of their own. TLS is all-or-nothing per gunicorn master, so
-each listener is its own master process; the `shelter node` process supervises them,
-restarts one that dies, and takes them down with it.
+(flask-sock) each on a thread of their own; our subclass of it (shelter/worker.py) reads
+each request whole, without blocking, before a thread sees it, so slow or stalled clients
+hold no thread. TLS is all-or-nothing per gunicorn master, so each listener is its own
+master process; the `shelter node` process supervises them, restarts one that dies, and
+takes them down with it.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Threads run the app and hold websockets; a connection only reaches one with its request
+# whole (WORKER_CLASS), so these count busy requests and open websockets, not clients.
 THREADS = 48
 # HQ: every connected shelter node holds one thread while its sync session is open.
 HQ_THREADS = 320
+WORKER_CLASS = "shelter.worker.GatedThreadWorker"
 
 
 def free_loopback_port() -> int:
@@ -66,7 +71,7 @@ class Listener:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread",
+        cmd = [sys.executable, "-m", "gunicorn", "--worker-class", WORKER_CLASS,
                "--workers", "1", "--threads", str(self.threads), "--bind", self.bind,
                "--timeout", "60", "--graceful-timeout", "10", "--keep-alive", "30",
                "--log-level", "warning", "--worker-tmp-dir", "/dev/shm"
