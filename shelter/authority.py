@@ -74,13 +74,13 @@ class Sender:
     from the credential it presented) or "hq" (HQ's updates pulled by a node).
     ``here``: this store's side ("node" or "hq"); ``shelter_id``: the sender's shelter
     (for "self" on a node and for "hq", the node's own shelter: what may be said here).
-    ``hq_id``: for "hq", the id HQ speaks under, when known.
+    ``hq_ids``: for "hq", the ids HQ speaks under (its epochs), when known.
     """
 
     kind: Literal["self", "node", "hq"]
     here: Literal["node", "hq"]
     shelter_id: str
-    hq_id: str | None = None
+    hq_ids: frozenset[str] = frozenset()
 
 
 class Batch:
@@ -154,8 +154,8 @@ def _from_hq(db: Any, sender: Sender, rule: Rule, event_type: str, payload: dict
         return None
     if rule.origin != "hq":
         return f"{event_type} is not HQ's to send"
-    if sender.hq_id is not None and node_id != sender.hq_id:
-        return "an HQ step that does not carry HQ's own id"
+    if sender.hq_ids and node_id not in sender.hq_ids:
+        return "an HQ step that does not carry one of HQ's own ids"
     if rule.concerns == "payload":
         if payload.get("shelter_id") != own:
             return f"concerns shelter {_name(payload.get('shelter_id'))}, not this one"

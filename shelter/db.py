@@ -538,3 +538,29 @@ def m013_sign_in_attempts(db: Database) -> None:
         "CREATE INDEX sign_in_attempts_at ON sign_in_attempts (at)",
         "CREATE INDEX staff_sessions_created ON staff_sessions (created_at)",
     )
+
+
+@migrations()
+def m014_accounts_planted_over_sync(db: Database) -> None:
+    """Before every event was checked against its sender, a node could send account
+    events over sync and HQ applied them. Accounts and tokens that came that way are
+    disabled and revoked here, with a row in the audit log for each (events are kept:
+    they are the record). On a node, and on an HQ nobody attacked, this changes nothing."""
+    own = ("(SELECT value FROM meta WHERE key = 'node_id' UNION SELECT value FROM "
+           "json_each('[\"' || replace(coalesce((SELECT value FROM meta WHERE key = "
+           "'previous_node_ids'), ''), ',', '\",\"') || '\"]'))")
+    planted_users = (f"SELECT json_extract(payload, '$.user_id') FROM events WHERE type = "
+                     f"'user_added' AND node_id NOT IN {own}")
+    planted_tokens = (f"SELECT json_extract(payload, '$.token_id') FROM events WHERE type = "
+                      f"'token_created' AND node_id NOT IN {own}")
+    _run(
+        db,
+        f"""INSERT INTO audit_log (at, actor, action, subject, detail)
+            SELECT strftime('%Y-%m-%dT%H:%M:%fZ'), 'upgrade', 'account_planted_over_sync',
+                   username, 'disabled' FROM users WHERE user_id IN ({planted_users})""",
+        f"UPDATE users SET disabled = 1 WHERE user_id IN ({planted_users})",
+        f"""INSERT INTO audit_log (at, actor, action, subject, detail)
+            SELECT strftime('%Y-%m-%dT%H:%M:%fZ'), 'upgrade', 'token_planted_over_sync',
+                   token_id, 'revoked' FROM tokens WHERE token_id IN ({planted_tokens})""",
+        f"UPDATE tokens SET revoked = 1 WHERE token_id IN ({planted_tokens})",
+    )

@@ -17,6 +17,7 @@ from sync.apply import acked_seq, apply_batch
 from sync.pull import updates_for
 
 from . import hqstats, presence
+from .backup import own_origins
 from .shelters import STATUSES
 from .web import node, require, websocket_view
 
@@ -96,6 +97,9 @@ def sync_socket(ws: Any) -> None:
     hqstats.seen(node_id)
     ws.send(protocol.encode({"type": "welcome", "protocol": protocol.PROTOCOL_VERSION,
                              "hq_id": ctx.node_id,
+                             # Every id HQ's own events carry (its epochs): what a node
+                             # takes HQ's steps from.
+                             "hq_ids": own_origins(ctx.db.conn),
                              "acked_seq": acked_seq(ctx.store, node_id),
                              "acked": {o: acked_seq(ctx.store, o) for o in origins}}))
     while ws.connected:

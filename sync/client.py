@@ -186,6 +186,8 @@ class SyncClient(threading.Thread):
             if isinstance(welcome.get("acked"), dict):
                 acked.update({k: int(v) for k, v in welcome["acked"].items()})
             values = {"sync_acked": json.dumps(acked)}
+            if isinstance(welcome.get("hq_ids"), list):
+                values["hq_ids"] = json.dumps([str(i) for i in welcome["hq_ids"]])
             if get_meta(ctx.db, "pull_hq_id") != welcome["hq_id"]:
                 values.update(pull_hq_id=welcome["hq_id"], **{pull.CURSOR_KEY: "0"})
             set_meta(ctx.store, values)

@@ -45,7 +45,7 @@ def apply_pulled(store: EventStore, events: list[Any], cursor: int) -> int:
     applied = 0
     with store.write() as db:
         own = store.speaking_for().shelter_id
-        sender = Sender("hq", "node", own, get_meta(db, "pull_hq_id"))
+        sender = Sender("hq", "node", own, hq_ids(db))
         said = Batch()
         for raw in events:
             problem = check_event(raw)
@@ -85,6 +85,15 @@ def apply_pulled(store: EventStore, events: list[Any], cursor: int) -> int:
             db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
                        "DO UPDATE SET value = excluded.value", [CURSOR_KEY, str(cursor)])
     return applied
+
+
+def hq_ids(db: Any) -> frozenset[str]:
+    """The ids HQ's own events may carry, as its last ``welcome`` said (its current id and
+    those of the epochs before it, an HQ restored from a backup)."""
+    known = get_meta(db, "hq_ids")
+    ids = set(json.loads(known)) if known else set()
+    current = get_meta(db, "pull_hq_id")
+    return frozenset(ids | ({current} if current else set()))
 
 
 def _quarantine(db: Any, raw: Any, reason: str, refused: bool = False) -> None:

@@ -108,6 +108,20 @@ def test_no_store_appends_what_its_side_may_not_say(node, tmp_path):
                            ).fetchone()[0] == 0
 
 
+def test_hq_steps_from_an_earlier_hq_epoch_are_taken(node):
+    """An HQ restored from a backup speaks under a new id; what it said before still
+    comes from HQ (its welcome lists every id it has had)."""
+    with node.store.write() as db:
+        db.execute("INSERT INTO meta (key, value) VALUES ('hq_ids', ?)",
+                   ['["NHQOLD0001", "NHQ0000001"]'])
+    events = [from_hq("hq_message", {"shelter_id": HERE, "text": "復元前の連絡"},
+                      node_id="NHQOLD0001"),
+              from_hq("hq_message", {"shelter_id": HERE, "text": "なりすまし"},
+                      node_id="NSOMEONE01")]
+    assert apply_pulled(node.store, events, cursor=2) == 1
+    assert [r[0] for r in node.db.execute("SELECT text FROM hq_messages")] == ["復元前の連絡"]
+
+
 def _session(app, username: str, password: str):
     client = app.test_client()
     page = client.get("/staff/login").get_data(as_text=True)
@@ -159,3 +173,38 @@ def test_only_an_admin_revokes_a_node_from_the_shelters_page(tmp_path):
     unknown = admin.post(f"{path}/nodes/NNOSUCHNODE/revoke", data={"csrf": csrf,
                                                                    "confirm": "yes"})
     assert unknown.status_code == 404
+
+
+def test_accounts_planted_over_sync_before_the_upgrade_are_disabled(tmp_path):
+    """An HQ that applied a node's account events (as it did before this change) comes up
+    with those accounts disabled and tokens revoked, and says so in its audit log."""
+    import hashlib
+    import json
+
+    from shelter import db as dbmod
+
+    hq = NodeContext(tmp_path / "hq", role="hq")
+    auth.add_user(hq.store, "admin", "hq-admin-pass-1", "admin")
+    token = auth.create_token(hq.store, "operator")
+    conn = hq.db.conn
+    planted = {"user_id": str(ULID()), "username": "thief", "role": "admin",
+               "password_hash": auth.hash_password("thief-pass-1")}
+    planted_token = {"token_id": str(ULID()), "role": "admin", "label": "",
+                     "token_hash": hashlib.sha256(b"sht_planted").hexdigest()}
+    for seq, (kind, payload) in enumerate((("user_added", planted),
+                                           ("token_created", planted_token)), start=1):
+        conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+                     [str(ULID()), "NTHIEF0001", seq, f"{1:015d}.{seq:08d}.NTHIEF0001", kind,
+                      json.dumps(payload), "2026-11-30T00:00:00+00:00"])
+    conn.execute("INSERT INTO users (user_id, username, role, password_hash, created_at) "
+                 "VALUES (:user_id, :username, :role, :password_hash, 'x')", planted)
+    conn.execute("INSERT INTO tokens (token_id, token_hash, role, label, created_at) "
+                 "VALUES (:token_id, :token_hash, :role, :label, 'x')", planted_token)
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm014_accounts_planted_over_sync'")
+    dbmod.connect(hq.db_path).conn.close()  # the upgrade runs what it has not run
+    assert dict(conn.execute("SELECT username, disabled FROM users")) == {"admin": 0,
+                                                                          "thief": 1}
+    assert auth.principal_for_token(hq.db, "sht_planted", "hq") is None
+    assert auth.principal_for_token(hq.db, token, "hq") is not None
+    assert {r[0] for r in conn.execute("SELECT action FROM audit_log WHERE actor = 'upgrade'")
+            } == {"account_planted_over_sync", "token_planted_over_sync"}
