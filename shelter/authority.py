@@ -62,6 +62,22 @@ RULES: dict[str, Rule] = {
 LOCAL_ONLY = frozenset(t for t, rule in RULES.items() if rule.origin == "local")
 
 
+def N_(message: str) -> str:
+    """Marks a message for the catalogs; it is translated where a person reads it."""
+    return message
+
+
+class Refusal(NamedTuple):
+    """Why an event may not be said: a message template (English, translated where an
+    operator reads it) and what fills it."""
+
+    template: str
+    params: dict[str, str]
+
+    def text(self) -> str:
+        return self.template % self.params
+
+
 class Refused(ValueError):
     """A local append that this store's side may not make (a bug, never user input)."""
 
@@ -96,53 +112,58 @@ class Batch:
 
 
 def refusal(db: Any, sender: Sender, event_type: str, payload: dict[str, Any],
-            node_id: str, batch: Batch | None = None) -> str | None:
+            node_id: str, batch: Batch | None = None) -> Refusal | None:
     """Why ``sender`` may not say this event here, or None when it may."""
     rule = RULES.get(event_type)
     if rule is None:
-        return f"unknown event type {event_type!r}"
+        return Refusal(N_("unknown event type %(type)s"), {"type": event_type})
     if rule.origin == "local":
         if sender.kind == "self":
             return None
-        return f"{event_type} never leaves the store that made it (it travels as a stub)"
+        return Refusal(N_("%(type)s never leaves the store that made it (it travels as a "
+                          "stub)"), {"type": event_type})
     if sender.kind == "self":
         if rule.origin != sender.here:
-            return f"only {_side(rule.origin)} may originate {event_type}"
+            return _only(rule.origin, event_type)
         if sender.here == "hq":
             return None  # HQ acts for any shelter
     elif sender.kind == "node":
         if rule.origin != "node":
-            return f"only {_side(rule.origin)} may originate {event_type}"
+            return _only(rule.origin, event_type)
     else:  # from HQ, at a node
         return _from_hq(db, sender, rule, event_type, payload, node_id, batch)
     return _concerns_own(db, sender, rule, payload, batch)
 
 
-def _side(origin: Side) -> str:
-    return "HQ" if origin == "hq" else "a shelter node"
+def _only(origin: Side, event_type: str) -> Refusal:
+    if origin == "hq":
+        return Refusal(N_("only HQ may originate %(type)s"), {"type": event_type})
+    return Refusal(N_("only a shelter node may originate %(type)s"), {"type": event_type})
 
 
 def _concerns_own(db: Any, sender: Sender, rule: Rule, payload: dict[str, Any],
-                  batch: Batch | None) -> str | None:
+                  batch: Batch | None) -> Refusal | None:
     """A node's event (said by itself, or received at HQ) must be about its own shelter."""
     concern = rule.concerns
     if concern == "payload":
         about = payload.get("shelter_id", sender.shelter_id)
         if about != sender.shelter_id:
-            return f"concerns shelter {_name(about)}, not the sender's {sender.shelter_id}"
+            return Refusal(N_("concerns shelter %(about)s, not the sender's %(own)s"),
+                           {"about": _name(about), "own": sender.shelter_id})
     elif concern == "request":
         owner = request_owner(db, payload.get("request_id"), batch)
         if owner is None:
-            return "names a supply request this store does not know"
+            return Refusal(N_("names a supply request this store does not know"), {})
         if owner != sender.shelter_id:
-            return f"concerns a request of shelter {owner}, not the sender's"
+            return Refusal(N_("concerns a supply request of shelter %(about)s, not the "
+                              "sender's"), {"about": owner})
     elif concern == "prefecture":
-        return "concerns every shelter: only HQ may say it"
+        return Refusal(N_("concerns every shelter: only HQ may say it"), {})
     return None
 
 
 def _from_hq(db: Any, sender: Sender, rule: Rule, event_type: str, payload: dict[str, Any],
-             node_id: str, batch: Batch | None) -> str | None:
+             node_id: str, batch: Batch | None) -> Refusal | None:
     own = sender.shelter_id
     if event_type == "presence_changed":
         # A person this shelter registered, seen elsewhere ("moved to B").
@@ -150,22 +171,24 @@ def _from_hq(db: Any, sender: Sender, rule: Rule, event_type: str, payload: dict
         row = db.execute("SELECT issuing_shelter FROM persons WHERE person_id = ?",
                          [person if isinstance(person, str) else ""]).fetchone()
         if row is None or row[0] != own:
-            return "HQ may send a presence change only of a person registered here"
+            return Refusal(N_("HQ may send a presence change only of a person registered "
+                              "here"), {})
         return None
     if rule.origin != "hq":
-        return f"{event_type} is not HQ's to send"
+        return Refusal(N_("%(type)s is not HQ's to send"), {"type": event_type})
     if sender.hq_ids and node_id not in sender.hq_ids:
-        return "an HQ step that does not carry one of HQ's own ids"
+        return Refusal(N_("an HQ step that does not carry one of HQ's own ids"), {})
     if rule.concerns == "payload":
         if payload.get("shelter_id") != own:
-            return f"concerns shelter {_name(payload.get('shelter_id'))}, not this one"
+            return Refusal(N_("concerns shelter %(about)s, not this one"),
+                           {"about": _name(payload.get("shelter_id"))})
         return None
     if rule.concerns == "request":
         owner = request_owner(db, payload.get("request_id"), batch)
         if owner != own:
-            return "concerns a supply request that is not this shelter's"
+            return Refusal(N_("concerns a supply request that is not this shelter's"), {})
         return None
-    return f"{event_type} is not sent to shelters"
+    return Refusal(N_("%(type)s is not sent to shelters"), {"type": event_type})
 
 
 def request_owner(db: Any, request_id: Any, batch: Batch | None = None) -> str | None:

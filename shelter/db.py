@@ -564,3 +564,14 @@ def m014_accounts_planted_over_sync(db: Database) -> None:
                    token_id, 'revoked' FROM tokens WHERE token_id IN ({planted_tokens})""",
         f"UPDATE tokens SET revoked = 1 WHERE token_id IN ({planted_tokens})",
     )
+
+
+@migrations()
+def m015_refusal_messages(db: Database) -> None:
+    _run(
+        db,
+        # A refusal's message template and what fills it (shelter/authority.py: Refusal),
+        # so an operator reads why in their own language; `reason` keeps the English text.
+        "ALTER TABLE sync_quarantine ADD COLUMN reason_template TEXT",
+        "ALTER TABLE sync_quarantine ADD COLUMN reason_params TEXT",
+    )

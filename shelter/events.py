@@ -181,7 +181,7 @@ class EventStore:
             raise UnknownEventType(event_type)
         reason = refusal(self.db, self.speaking_for(), event_type, payload, self.node_id)
         if reason is not None:
-            raise Refused(reason)
+            raise Refused(reason.text())
         with self.write():
             last = self._meta("hlc_last")
             ts = self.clock.tick(Timestamp.decode(last) if last else None)

@@ -25,6 +25,7 @@ from sync.apply import refusals_by_shelter, refused_events
 
 from . import hqstats, i18n, supplies, words
 from .auth import audit
+from .authority import Refusal
 from .hq import sock
 from .outputs import csv_cell
 from .registry import N_
@@ -150,7 +151,7 @@ def dashboard():  # type: ignore[no-untyped-def]
         unplaced=hqstats.cached(ctx, "unplaced", lambda rows: sum(r["lat"] is None
                                                                    for r in rows)),
         stale_minutes=_stale_minutes(), refusals=refusals_by_shelter(ctx.db),
-        names=shelter_names())
+        names=shelter_names(), reason=refusal_text)
 
 
 @bp.get("/sync")
@@ -161,7 +162,7 @@ def sync_page():  # type: ignore[no-untyped-def]
         "hq/sync.html",
         origins=list(db.query("SELECT * FROM sync_origins ORDER BY shelter_id")),
         quarantined=db.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0],
-        refusals=refusals_by_shelter(db, 100), names=shelter_names(),
+        refusals=refusals_by_shelter(db, 100), names=shelter_names(), reason=refusal_text,
         conflicts=db.execute("SELECT count(*) FROM sync_conflicts").fetchone()[0],
         flags=db.execute("SELECT count(*) FROM presence_flags WHERE status = 'open'"
                          ).fetchone()[0])
@@ -206,7 +207,17 @@ def shelter_page(shelter_id: str, problem: str | None = None, status: int = 200)
         "hq/shelter.html", s=row, registry=registry, nodes=enrollment.nodes_of(db, shelter_id),
         labels=labels(), requests=shelter_requests, item_names=_item_names(),
         statuses=STATUSES, charts=charts(shelter_id), problem=problem,
-        refused=refused_events(db, shelter_id)), status
+        refused=refused_events(db, shelter_id), reason=refusal_text), status
+
+
+def refusal_text(reason: Refusal | str) -> str:
+    """Why an event was refused, in the reader's language (older rows: as stored)."""
+    if isinstance(reason, str):
+        return reason
+    try:
+        return i18n.gettext(reason.template) % reason.params
+    except (KeyError, TypeError, ValueError):  # a catalog entry that does not fit
+        return reason.text()
 
 
 @bp.post("/shelters/<shelter_id>/nodes/<node_id>/revoke")

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from shelter.authority import Batch, Sender, projected_here, refusal
+from shelter.authority import N_, Batch, Refusal, Sender, projected_here, refusal
 from shelter.events import (
     EVENT_COLUMNS,
     EVENT_MARKS,
@@ -87,8 +87,7 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
                 _quarantine(db, node_id, raw, problem, result)
                 continue
             if raw["node_id"] != node_id:
-                _quarantine(db, node_id, raw, "refused: a node may send only its own events",
-                            result, shelter_id)
+                _refuse(db, node_id, raw, _NOT_ITS_OWN, result, shelter_id)
                 continue
             seq = raw["seq"]
             if seq <= result.acked_seq:
@@ -110,7 +109,7 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
                 continue
             reason = refusal(db, sender, raw["type"], raw["payload"], node_id, said)
             if reason is not None:
-                _quarantine(db, node_id, raw, f"refused: {reason}", result, shelter_id)
+                _refuse(db, node_id, raw, reason, result, shelter_id)
                 continue
             said.note(raw["type"], raw["payload"])
             fresh.append((raw, Event(raw["event_id"], raw["node_id"], seq, raw["hlc"],
@@ -233,6 +232,7 @@ def _compare_with_stored(db: Any, node_id: str, raw: dict[str, Any], result: App
 
 
 _NODE = Sender("node", "hq", "")  # for projected_here: what a node's events do at HQ
+_NOT_ITS_OWN = Refusal(N_("a node may send only its own events"), {})
 
 
 def _raw(raw: Any) -> str:
@@ -245,22 +245,33 @@ def _raw(raw: Any) -> str:
 
 
 def quarantine(db: Any, node_id: str, raw: Any, reason: str,
-               refused_shelter: str | None = None) -> dict[str, Any]:
-    """Keep an event that is not applied, with its reason; ``refused_shelter``: the
-    sender's shelter, when the event was refused as something it may not say."""
+               refused: tuple[Refusal, str] | None = None) -> dict[str, Any]:
+    """Keep an event that is not applied, with its reason; ``refused``: why the sender may
+    not say it, and the sender's shelter (the reason is then "refused: ...", and kept as
+    its message template too, so an operator reads it in their language)."""
     event_id = raw.get("event_id") if isinstance(raw, dict) else None
     seq = raw.get("seq") if isinstance(raw, dict) else None
+    if refused is not None:
+        reason = f"refused: {refused[0].text()}"
     entry = {"event_id": event_id if isinstance(event_id, str) else None,
              "seq": seq if isinstance(seq, int) else None, "reason": reason}
     insert_row(db, "sync_quarantine", {
         "node_id": node_id, **entry, "raw": _raw(raw), "at": utc_now_iso(),
-        "refused": 1 if refused_shelter is not None else 0, "shelter_id": refused_shelter})
+        "refused": 1 if refused is not None else 0,
+        "shelter_id": refused[1] if refused is not None else None,
+        "reason_template": refused[0].template if refused is not None else None,
+        "reason_params": json.dumps(refused[0].params, ensure_ascii=True)
+        if refused is not None else None})
     return entry
 
 
-def _quarantine(db: Any, node_id: str, raw: Any, reason: str, result: Applied,
-                refused_shelter: str | None = None) -> None:
-    result.quarantined.append(quarantine(db, node_id, raw, reason, refused_shelter))
+def _quarantine(db: Any, node_id: str, raw: Any, reason: str, result: Applied) -> None:
+    result.quarantined.append(quarantine(db, node_id, raw, reason))
+
+
+def _refuse(db: Any, node_id: str, raw: Any, reason: Refusal, result: Applied,
+            shelter_id: str) -> None:
+    result.quarantined.append(quarantine(db, node_id, raw, "", (reason, shelter_id)))
 
 
 def _conflict(db: Any, node_id: str, raw: dict[str, Any], reason: str,
@@ -273,26 +284,43 @@ def _conflict(db: Any, node_id: str, raw: dict[str, Any], reason: str,
 
 def refusals_by_shelter(db: Any, limit: int = 20) -> list[dict[str, Any]]:
     """Shelters whose senders said what they may not, most recent first: each with how
-    many events were refused, the latest reason and when."""
-    return list(db.query(
+    many events were refused, the latest reason (``Refusal``, or the stored text) and when."""
+    rows = list(db.query(
         """SELECT q.shelter_id, count(*) AS refused, max(q.at) AS last_at,
-                  (SELECT reason FROM sync_quarantine r WHERE r.refused = 1
+                  (SELECT quarantine_id FROM sync_quarantine r WHERE r.refused = 1
                    AND r.shelter_id = q.shelter_id ORDER BY r.quarantine_id DESC LIMIT 1)
-                  AS last_reason
+                  AS last_id
            FROM sync_quarantine q WHERE q.refused = 1 GROUP BY q.shelter_id
            ORDER BY last_at DESC LIMIT ?""", [limit]))
+    for row in rows:
+        latest = db.execute("SELECT reason, reason_template, reason_params FROM "
+                            "sync_quarantine WHERE quarantine_id = ?",
+                            [row.pop("last_id")]).fetchone()
+        row["last_reason"] = _reason(*latest)
+    return rows
 
 
 def refused_events(db: Any, shelter_id: str, limit: int = 50) -> list[dict[str, Any]]:
     """A shelter's refused events, newest first: node, sequence, type, reason, when."""
     rows = list(db.query(
-        "SELECT node_id, seq, event_id, reason, raw, at FROM sync_quarantine "
-        "WHERE refused = 1 AND shelter_id = ? ORDER BY quarantine_id DESC LIMIT ?",
-        [shelter_id, limit]))
+        "SELECT node_id, seq, event_id, reason, reason_template, reason_params, raw, at "
+        "FROM sync_quarantine WHERE refused = 1 AND shelter_id = ? "
+        "ORDER BY quarantine_id DESC LIMIT ?", [shelter_id, limit]))
     for row in rows:
+        row["reason"] = _reason(row.pop("reason"), row.pop("reason_template"),
+                                row.pop("reason_params"))
         try:
             kind = json.loads(row.pop("raw")).get("type")
         except (ValueError, AttributeError):
             kind = None
         row["type"] = kind if isinstance(kind, str) else "?"
     return rows
+
+
+def _reason(text: str, template: str | None, params: str | None) -> Refusal | str:
+    if template is None:
+        return text
+    try:
+        return Refusal(template, json.loads(params or "{}"))
+    except ValueError:
+        return text

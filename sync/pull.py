@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shelter.authority import Batch, Sender, refusal
+from shelter.authority import N_, Batch, Refusal, Sender, refusal
 from shelter.events import EVENT_COLUMNS, EVENT_MARKS, SCHEMA_VERSIONS, Event, EventStore, get_meta
 
 from .apply import quarantine
@@ -49,22 +49,22 @@ def apply_pulled(store: EventStore, events: list[Any], cursor: int) -> int:
         said = Batch()
         for raw in events:
             problem = check_event(raw)
-            refused = False
             if problem is None and SCHEMA_VERSIONS.get(raw["type"]) is None:
                 problem = f"unknown event type {raw['type']!r}"
             elif problem is None and raw["schema_version"] > SCHEMA_VERSIONS[raw["type"]]:
                 problem = "newer schema version than this node knows"
             elif problem is None and raw["node_id"] == store.node_id:
-                problem, refused = "refused: an event in this node's own name", True
+                _quarantine(db, raw, "", _OWN_NAME)
+                continue
             if problem is not None:
-                _quarantine(db, raw, problem, refused)
+                _quarantine(db, raw, problem)
                 continue
             if db.execute("SELECT 1 FROM events WHERE event_id = ?",
                           [raw["event_id"]]).fetchone():
                 continue
             reason = refusal(db, sender, raw["type"], raw["payload"], raw["node_id"], said)
             if reason is not None:
-                _quarantine(db, raw, f"refused: {reason}", True)
+                _quarantine(db, raw, "", reason)
                 continue
             event = Event(raw["event_id"], raw["node_id"], raw["seq"], raw["hlc"], raw["type"],
                           raw["schema_version"], raw["payload"], raw["recorded_at"])
@@ -96,7 +96,10 @@ def hq_ids(db: Any) -> frozenset[str]:
     return frozenset(ids | ({current} if current else set()))
 
 
-def _quarantine(db: Any, raw: Any, reason: str, refused: bool = False) -> None:
+_OWN_NAME = Refusal(N_("an event in this node's own name"), {})
+
+
+def _quarantine(db: Any, raw: Any, reason: str, refused: Refusal | None = None) -> None:
     sender = raw.get("node_id") if isinstance(raw, dict) else None
     quarantine(db, sender if isinstance(sender, str) else "?", raw, reason,
-               "HQ" if refused else None)
+               (refused, "HQ") if refused is not None else None)

@@ -120,3 +120,36 @@ def test_the_live_feed_refuses_anyone_not_signed_in(prefecture):
             pytest.fail(f"HQ answered a socket with no session: {message!r}")
     finally:
         close_socket(ws)
+
+
+def test_a_stolen_laptop_shows_on_the_dashboard_and_an_admin_revokes_it(prefecture, browser):
+    """B's node is stopped (the first test): its directory is in a thief's hands, who sends
+    HQ's own kind of message about A. At tablet size the operator sees the refusal, and an
+    admin revokes B's node from its page."""
+    from .test_trust_sync import Thief
+
+    hq, (a, b) = prefecture
+    thief = Thief(b.data, hq.port)
+    ack = thief.say([("hq_message", {"shelter_id": A, "text": "偽の本部命令"})])
+    assert ack["quarantined"] and ack["applied"] == 0
+    run_cli("user", "add", "--data", str(hq.data), "--username", "chief", "--role", "admin",
+            "--password", "admin-pass-long-1")
+    context = browser.new_context(viewport={"width": 768, "height": 1024},
+                                  ignore_https_errors=True, locale="ja-JP")
+    page = context.new_page()
+    sign_in(page, hq.url, "chief", "admin-pass-long-1", "/hq")
+    alert = page.locator("#refusals")
+    assert "拒否したイベント" in alert.inner_text()
+    assert_accessible(page)
+    alert.locator("a").first.click()
+    page.wait_for_url(f"**/hq/shelters/{B}*")
+    assert "hq_message" in page.locator("#refused ~ table").inner_text()
+    page.check("input[name=confirm]")
+    page.click("button.danger")
+    page.wait_for_url(f"**/hq/shelters/{B}")
+    assert "失効済み" in page.inner_text("main")
+    assert_accessible(page)
+    context.close()
+    ws, answer = thief.connect()
+    close_socket(ws)
+    assert answer["code"] == "revoked"
