@@ -105,10 +105,16 @@ class Batch:
 
     def __init__(self) -> None:
         self.requests: dict[str, str] = {}
+        self.people: set[str] = set()
 
     def note(self, event_type: str, payload: dict[str, Any]) -> None:
+        """An event of the batch that was accepted (call only then)."""
         if event_type == "supply_requested":
             self.requests[str(payload.get("request_id"))] = str(payload.get("shelter_id"))
+        elif event_type == "household_registered" and isinstance(payload.get("members"),
+                                                                 list):
+            self.people.update(str(m.get("person_id")) for m in payload["members"]
+                               if isinstance(m, dict))
 
 
 def refusal(db: Any, sender: Sender, event_type: str, payload: dict[str, Any],
@@ -132,7 +138,7 @@ def refusal(db: Any, sender: Sender, event_type: str, payload: dict[str, Any],
             return _only(rule.origin, event_type)
     else:  # from HQ, at a node
         return _from_hq(db, sender, rule, event_type, payload, node_id, batch)
-    return _concerns_own(db, sender, rule, payload, batch)
+    return _concerns_own(db, sender, rule, payload, batch, event_type)
 
 
 def _only(origin: Side, event_type: str) -> Refusal:
@@ -142,7 +148,7 @@ def _only(origin: Side, event_type: str) -> Refusal:
 
 
 def _concerns_own(db: Any, sender: Sender, rule: Rule, payload: dict[str, Any],
-                  batch: Batch | None) -> Refusal | None:
+                  batch: Batch | None, rule_type: str = "") -> Refusal | None:
     """A node's event (said by itself, or received at HQ) must be about its own shelter."""
     concern = rule.concerns
     if concern == "payload":
@@ -159,7 +165,40 @@ def _concerns_own(db: Any, sender: Sender, rule: Rule, payload: dict[str, Any],
                               "sender's"), {"about": owner})
     elif concern == "prefecture":
         return Refusal(N_("concerns every shelter: only HQ may say it"), {})
+    if rule_type in _NEW_IDS:
+        taken = _NEW_IDS[rule_type](db, payload, batch)
+        if taken is not None:
+            return taken
+    return bad_value(rule_type, payload) if rule_type in _VALUES else None
+
+
+def _new_request(db: Any, payload: dict[str, Any], batch: Batch | None) -> Refusal | None:
+    owner = request_owner(db, payload.get("request_id"), batch)
+    if owner is not None:
+        return Refusal(N_("a supply request with this id exists already (shelter %(about)s)"),
+                       {"about": owner})
     return None
+
+
+def _new_people(db: Any, payload: dict[str, Any], batch: Batch | None) -> Refusal | None:
+    """A registration's household and people must be new: an id already registered
+    elsewhere (a card of that shelter seen here, say) is not the sender's to take."""
+    members = payload.get("members")
+    ids = [m.get("person_id") for m in members if isinstance(m, dict)] \
+        if isinstance(members, list) else []
+    for person in ids:
+        if not isinstance(person, str):
+            continue
+        row = db.execute("SELECT issuing_shelter FROM persons WHERE person_id = ?",
+                         [person]).fetchone()
+        if row is not None or (batch is not None and person in batch.people):
+            return Refusal(N_("a person with this id is registered already (shelter "
+                              "%(about)s)"), {"about": str(row[0]) if row else "?"})
+    return None
+
+
+# Ids an event creates: a second event may not create the same one again.
+_NEW_IDS = {"supply_requested": _new_request, "household_registered": _new_people}
 
 
 def _from_hq(db: Any, sender: Sender, rule: Rule, event_type: str, payload: dict[str, Any],
@@ -189,6 +228,68 @@ def _from_hq(db: Any, sender: Sender, rule: Rule, event_type: str, payload: dict
             return Refusal(N_("concerns a supply request that is not this shelter's"), {})
         return None
     return Refusal(N_("%(type)s is not sent to shelters"), {"type": event_type})
+
+
+# Values other shelters' figures are computed from: a value HQ cannot use is refused, or one
+# shelter's laptop could stop HQ's numbers for all of them.
+_DIGITS = frozenset("0123456789")
+
+
+def _whole(value: Any, most: int) -> bool:
+    return (isinstance(value, str) and 0 < len(value) <= 7 and set(value) <= _DIGITS
+            and int(value) <= most)
+
+
+def _number(value: Any, most: float) -> bool:
+    return (value is None or (isinstance(value, int | float) and not isinstance(value, bool)
+                              and 0 <= value <= most))
+
+
+def _text(value: Any, most: int) -> bool:
+    return isinstance(value, str) and len(value) <= most
+
+
+def _bad_settings(payload: dict[str, Any]) -> str | None:
+    from .settings import DEFAULTS
+    from .shelters import STATUSES
+    for key, value in payload.items():
+        if key not in DEFAULTS:
+            return str(key)[:40]
+        if key in ("capacity", "crowding_busy", "crowding_crowded", "crowding_full",
+                   "low_stock_days", "request_days"):
+            if not _whole(value, 1_000_000):
+                return key
+        elif key == "status":
+            if value not in STATUSES:
+                return key
+        elif not _text(value, 200):
+            return key
+    return None
+
+
+def _bad_item(payload: dict[str, Any]) -> str | None:
+    from .supplies import AUDIENCES
+    checks = {"item_id": _text(payload.get("item_id"), 64) and bool(payload.get("item_id")),
+              "name_ja": _text(payload.get("name_ja"), 100),
+              "name_en": _text(payload.get("name_en"), 100),
+              "unit": _text(payload.get("unit"), 20),
+              "norm_per_day": _number(payload.get("norm_per_day"), 1000),
+              "audience": payload.get("audience") in AUDIENCES,
+              "ration_hours": isinstance(payload.get("ration_hours"), int)
+              and _number(payload.get("ration_hours"), 24 * 14)}
+    return next((field for field, ok in checks.items() if not ok), None)
+
+
+_VALUES = {"settings_changed": _bad_settings, "item_added": _bad_item}
+
+
+def bad_value(event_type: str, payload: dict[str, Any]) -> Refusal | None:
+    """A value in a node's event that HQ could not use, or None."""
+    check = _VALUES.get(event_type)
+    field = check(payload) if check is not None else None
+    if field is None:
+        return None
+    return Refusal(N_("%(field)s: a value that cannot be used"), {"field": field})
 
 
 def request_owner(db: Any, request_id: Any, batch: Batch | None = None) -> str | None:

@@ -85,7 +85,8 @@ def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None) -> No
             set_meta(ctx.store, {"hq_url": hq_url})  # HQ moved; the credential stays
         return ctx
     if revoked and enroll_code:
-        backup.new_epoch(ctx.db.conn, "enrolled again after HQ revoked the node")
+        _, new_id = backup.new_epoch(ctx.db.conn, "enrolled again after HQ revoked the node")
+        _new_card_key(ctx, new_id)
         ctx = _node(str(ctx.data_dir))
     if not enroll_code:
         raise ShelterCommandError("this node is not enrolled with HQ yet: start it once "
@@ -94,7 +95,11 @@ def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None) -> No
         try:
             hq_id = client.enroll(ctx, hq_url, enroll_code)
             break
-        except (enrollment.EnrollmentError, client.SyncRefused) as refused:
+        except client.SyncRefused as refused:
+            if refused.code != "busy" or attempt == 4:  # busy: HQ at its limit, try again
+                raise ShelterCommandError(f"enrollment failed: {refused}") from None
+            time.sleep(1 + attempt)
+        except enrollment.EnrollmentError as refused:
             raise ShelterCommandError(f"enrollment failed: {refused}") from None
         except OSError as error:
             if attempt == 4:
@@ -102,6 +107,20 @@ def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None) -> No
             time.sleep(1 + attempt)
     click.echo(f"enrolled with HQ {hq_id}")
     return ctx
+
+
+def _new_card_key(ctx: NodeContext, node_id: str) -> None:
+    """A node enrolled again after HQ revoked it signs new cards with a new key: whoever
+    held the old directory holds the old key too. Cards already printed keep verifying
+    here under the old ids' keys."""
+    from . import cards
+    from .events import set_meta
+
+    pem = cards.new_private_key_pem()
+    public = cards.public_key_text(cards.load_private_key(pem))
+    set_meta(ctx.store, {"card_signing_key": pem})
+    with ctx.store.write() as db:
+        db.execute("UPDATE card_keys SET public_key = ? WHERE node_id = ?", [public, node_id])
 
 
 def node_listeners(ctx: NodeContext, port: int, http_port: int | None, host: str,

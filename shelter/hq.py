@@ -18,6 +18,7 @@ from sync.pull import updates_for
 
 from . import hqstats, presence
 from .backup import own_origins
+from .server import HQ_THREADS
 from .shelters import STATUSES
 from .web import node, require, websocket_view
 
@@ -41,13 +42,42 @@ def _send_error(ws: Any, code: str, message: str) -> None:
     ws.send(_error(code, message))
 
 
+# Sync sessions hold a thread each for as long as they last. They may take all but
+# RESERVED_THREADS of HQ's threads, so that the pages and API always answer; sockets that
+# have not said who they are yet may be at most GREETING at once, for HELLO_SECONDS each;
+# and a credential holds one session at a time (a new one closes the old).
+RESERVED_THREADS = 64
+SESSIONS = threading.BoundedSemaphore(HQ_THREADS - RESERVED_THREADS)
+GREETING = threading.BoundedSemaphore(32)
+HELLO_SECONDS = 10.0
+_sessions: dict[tuple[str, str], Any] = {}  # (shelter, credential's node id) -> its socket
+_sessions_lock = threading.Lock()
+
+
 @sock.route("/sync", bp=bp)
 @websocket_view
 def sync_socket(ws: Any) -> None:
     """One node's session: hello (or enroll), then batches answered by acknowledgements."""
-    ctx = node()
+    if not SESSIONS.acquire(blocking=False):
+        _send_error(ws, "busy", "HQ is serving as many nodes as it can; try again shortly")
+        return
     try:
-        first = protocol.decode(ws.receive(timeout=30) or "")
+        _sync_session(ws)
+    finally:
+        SESSIONS.release()
+
+
+def _sync_session(ws: Any) -> None:
+    ctx = node()
+    if not GREETING.acquire(blocking=False):
+        _send_error(ws, "busy", "too many connections are starting at once; try again")
+        return
+    try:
+        frame = ws.receive(timeout=HELLO_SECONDS)
+    finally:
+        GREETING.release()
+    try:
+        first = protocol.decode(frame or "")
     except protocol.ProtocolError as refused:
         _send_error(ws, refused.code, refused.message)
         return
@@ -84,15 +114,42 @@ def sync_socket(ws: Any) -> None:
     if state != "ok":
         _send_error(ws, "unauthorized", "unknown or wrong credential for this node")
         return
+    if not protocol.valid_node_id(node_id):
+        _send_error(ws, "malformed", "hello: node_id is not a node id")
+        return
     if credential_node != node_id:  # a restored or copied node: a new epoch, same shelter
         with ctx.store.write() as db:
             taken = enrollment.epoch_refusal(db, credential_node, node_id, ctx.node_id)
             if taken is None:
                 enrollment.add_epoch(db, credential_node, node_id)
+                if enrollment.is_revoked(db, node_id):  # revoked while this hello was read
+                    taken = "HQ has revoked this node's credential"
         if taken is not None:
             log.warning("refused node %s's claim to speak as %s", credential_node, node_id)
-            _send_error(ws, "node_id_taken", taken)
+            _send_error(ws, "revoked" if taken.startswith("HQ has revoked") else
+                        "node_id_taken", taken)
             return
+    key = (shelter_id, credential_node)
+    with _sessions_lock:
+        previous, _sessions[key] = _sessions.get(key), ws
+    if previous is not None:
+        _close_quietly(previous)  # the same credential again: the newest session wins
+    try:
+        _serve(ws, ctx, node_id, shelter_id, credential_node)
+    finally:
+        with _sessions_lock:
+            if _sessions.get(key) is ws:
+                del _sessions[key]
+
+
+def _close_quietly(ws: Any) -> None:
+    try:
+        ws.close(reason=1000, message="a newer session of this node")
+    except Exception:  # noqa: BLE001, S110 - it was going anyway
+        pass
+
+
+def _serve(ws: Any, ctx: Any, node_id: str, shelter_id: str, credential_node: str) -> None:
     origins = enrollment.chain(ctx.db, node_id)
     hqstats.seen(node_id)
     ws.send(protocol.encode({"type": "welcome", "protocol": protocol.PROTOCOL_VERSION,
@@ -137,27 +194,32 @@ def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
             if isinstance(message, protocol.ProtocolError):
                 answers.append(_error(message.code, message.message))
                 continue
-            if message["type"] == "ping":
-                answers.append(protocol.encode({"type": "pong"}))
-            elif message["type"] == "events":
-                origin = message.get("origin") or node_id
-                if origin not in origins:
-                    answers.append(_error("not_your_origin",
-                                          f"{origin} is not one of this node's ids"))
-                    continue
-                result = apply_batch(store, origin, shelter_id, message["events"])
-                answers.append(protocol.encode({**result.ack(message["batch"]),
-                                                "origin": origin}))
-            elif message["type"] == "pull":
-                events, cursor = updates_for(store.db, shelter_id, node_id,
-                                             message["cursor"])
-                answers.append(protocol.encode_updates(cursor, events))
-            else:
-                answers.append(_error("unexpected",
-                                      f"{message['type']} is not expected from a node"))
+            try:
+                answers.append(_answer(store, message, node_id, shelter_id, origins))
+            except Exception as error:  # noqa: BLE001 - one message, not the session
+                log.error("sync message from %s not handled (%s)", node_id,
+                          type(error).__name__)
+                answers.append(_error("not_handled", "HQ could not handle this message"))
     for answer in answers:
         ws.send(answer)
     return bool(ws.connected)
+
+
+def _answer(store: Any, message: dict[str, Any], node_id: str, shelter_id: str,
+            origins: list[str]) -> str | bytes:
+    """HQ's answer to one checked message of a node's session (within its transaction)."""
+    if message["type"] == "ping":
+        return protocol.encode({"type": "pong"})
+    if message["type"] == "events":
+        origin = message.get("origin") or node_id
+        if not isinstance(origin, str) or origin not in origins:
+            return _error("not_your_origin", f"{str(origin)[:40]} is not one of this node's ids")
+        result = apply_batch(store, origin, shelter_id, message["events"])
+        return protocol.encode({**result.ack(message["batch"]), "origin": origin})
+    if message["type"] == "pull":
+        events, cursor = updates_for(store.db, shelter_id, node_id, message["cursor"])
+        return protocol.encode_updates(cursor, events)
+    return _error("unexpected", f"{message['type']} is not expected from a node")
 
 
 @api.get("/openapi.json")

@@ -77,11 +77,20 @@ def effective(db: Database, shelter_id: str, registry: dict[str, Any] | None,
 
 def _effective(stored: dict[str, str], registry: dict[str, Any] | None,
                heard: bool) -> dict[str, Any]:
-    capacity = int(stored.get("capacity") or 0) or int((registry or {}).get("capacity") or 0)
+    capacity = _whole(stored.get("capacity")) or _whole((registry or {}).get("capacity"))
     status = stored.get("status") or ("open" if heard else "standby")
     return {"capacity": str(capacity), "status": status if status in STATUSES else "open",
             "name": stored.get("shelter_name") or (registry or {}).get("name") or "",
             "contact": stored.get("contact", "")}
+
+
+def _whole(value: Any) -> int:
+    """A count as stored, or 0 for anything that is not one (stored before values were
+    checked, or from a registry file)."""
+    try:
+        return max(int(value or 0), 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def compute(db: Database, shelter_id: str) -> dict[str, Any]:
@@ -125,7 +134,13 @@ def refresh(store: Any, limit: int = 100, min_age: float = 0.0) -> int:
                         [recent, limit]).fetchall()
     if not marked:
         return 0
-    rows = [compute(db, shelter_id) for shelter_id, _ in marked]
+    rows = []
+    for shelter_id, _ in marked:
+        try:
+            rows.append(compute(db, shelter_id))
+        except Exception as error:  # noqa: BLE001 - one shelter's bad data stops no other
+            log.warning("shelter %s could not be computed: %s", shelter_id,
+                        type(error).__name__)
     with store.write():
         for row in rows:
             db.execute(f"INSERT OR REPLACE INTO hq_shelter_stats ({', '.join(row)}) VALUES "

@@ -598,7 +598,15 @@ def _apply_day_note(db: Database, event: Event) -> None:
     insert_row(db, "day_notes", {"event_id": event.event_id, "day": p["day"],
                                  "text": p["text"], "actor": p["actor"],
                                  "at": event.recorded_at,
-                                 "shelter_id": p.get("shelter_id", "")})
+                                 "shelter_id": p.get("shelter_id") or _sender_shelter(db, event)})
+
+
+def _sender_shelter(db: Database, event: Event) -> str:
+    """The shelter of the node that made ``event`` (older notes do not name it)."""
+    row = db.execute("SELECT shelter_id FROM sync_origins WHERE node_id = ?",
+                     [event.node_id]).fetchone() or db.execute(
+        "SELECT value FROM meta WHERE key = 'shelter_id'").fetchone()
+    return str(row[0]) if row else ""
 
 
 def notes(db: Database, shelter_id: str, day: date) -> list[dict[str, Any]]:

@@ -108,6 +108,13 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
                                               f"newer than this store's {known}", result)
                 continue
             reason = refusal(db, sender, raw["type"], raw["payload"], node_id, said)
+            if reason is None and raw["type"] == "presence_changed" \
+                    and hlc_wall_ms(raw["hlc"]) - now_ms > max_drift_ms \
+                    and not _registered_by(db, raw["payload"].get("person_id"), shelter_id,
+                                           said):
+                # Latest clock wins a person's presence: a stamp far ahead would win over
+                # every real scan at the person's own shelter from then on.
+                reason = _FUTURE_ABOUT_OTHERS
             if reason is not None:
                 _refuse(db, node_id, raw, reason, result, shelter_id)
                 continue
@@ -233,6 +240,19 @@ def _compare_with_stored(db: Any, node_id: str, raw: dict[str, Any], result: App
 
 _NODE = Sender("node", "hq", "")  # for projected_here: what a node's events do at HQ
 _NOT_ITS_OWN = Refusal(N_("a node may send only its own events"), {})
+_FUTURE_ABOUT_OTHERS = Refusal(N_("stamped implausibly far in the future, about a person "
+                                  "registered at another shelter"), {})
+
+
+def _registered_by(db: Any, person_id: Any, shelter_id: str, said: Batch) -> bool:
+    """Whether ``shelter_id`` registered the person (before, or earlier in this batch)."""
+    if not isinstance(person_id, str):
+        return False
+    if person_id in said.people:
+        return True
+    row = db.execute("SELECT issuing_shelter FROM persons WHERE person_id = ?",
+                     [person_id]).fetchone()
+    return row is not None and row[0] == shelter_id
 
 
 def _raw(raw: Any) -> str:

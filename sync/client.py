@@ -147,11 +147,14 @@ class SyncClient(threading.Thread):
                 self.session(ctx)
                 delay = 1.0
             except SyncRefused as refused:
-                # "revoked": HQ knows this credential and has withdrawn it (a stolen or
-                # replaced laptop): the desk says so until the node is enrolled again.
-                self.status(ctx, "revoked" if refused.code == "revoked"
-                            else f"refused: {refused.message}")
-                delay = self.max_backoff  # a person has to act; do not hammer HQ meanwhile
+                if refused.code == "busy":  # HQ at its limit: like a link down, try again
+                    self.status(ctx, "offline: HQ busy")
+                else:
+                    # "revoked": HQ knows this credential and has withdrawn it (a stolen or
+                    # replaced laptop): the desk says so until the node is enrolled again.
+                    self.status(ctx, "revoked" if refused.code == "revoked"
+                                else f"refused: {refused.message}")
+                    delay = self.max_backoff  # a person has to act; do not hammer HQ
             except (OSError, ConnectionError, ConnectionClosed, TimeoutError,
                     protocol.ProtocolError, ssl.SSLError) as error:
                 self.status(ctx, f"offline: {type(error).__name__}")

@@ -130,6 +130,8 @@ def epoch_refusal(db: Database, credential_node: str, node_id: str,
     for one already bound to this same credential."""
     if node_id == credential_node:
         return None
+    if epochs(db, credential_node) >= MAX_EPOCHS:
+        return f"this credential already has {MAX_EPOCHS} node ids: enroll the node again"
     mine = db.execute("SELECT credential_hash FROM hq_credentials WHERE node_id = ?",
                       [credential_node]).fetchone()
     theirs = db.execute("SELECT credential_hash FROM hq_credentials WHERE node_id = ?",
@@ -141,6 +143,15 @@ def epoch_refusal(db: Database, credential_node: str, node_id: str,
     if unbound_but_seen(db, node_id, hq_id):
         return f"node id {node_id} is already in use at HQ"
     return None
+
+
+MAX_EPOCHS = 32  # node ids per credential: restores and copies, not an endless supply
+
+
+def epochs(db: Database, node_id: str) -> int:
+    return int(db.execute(
+        "SELECT count(*) FROM hq_credentials WHERE credential_hash = (SELECT credential_hash "
+        "FROM hq_credentials WHERE node_id = ?)", [node_id]).fetchone()[0])
 
 
 def revoke(db: Database, node_id: str) -> list[str]:
@@ -165,9 +176,12 @@ def is_revoked(db: Database, node_id: str) -> bool:
 def add_epoch(db: Database, credential_node: str, node_id: str) -> None:
     """A restored or copied node continues under a new id with the same credential
     (``epoch_refusal`` said it may)."""
+    # Revoked travels with the credential: an epoch added while a revocation runs (in
+    # another transaction, one after the other) is born revoked, never a way around it.
     db.execute("INSERT OR IGNORE INTO hq_credentials (node_id, shelter_id, credential_hash, "
-               "created_at) SELECT ?, shelter_id, credential_hash, ? FROM hq_credentials "
-               "WHERE node_id = ?", [node_id, datetime.now(UTC).isoformat(), credential_node])
+               "created_at, revoked) SELECT ?, shelter_id, credential_hash, ?, revoked "
+               "FROM hq_credentials WHERE node_id = ?",
+               [node_id, datetime.now(UTC).isoformat(), credential_node])
     db.execute("INSERT OR IGNORE INTO sync_origins (node_id, shelter_id) SELECT ?, shelter_id "
                "FROM hq_credentials WHERE node_id = ?", [node_id, credential_node])
 

@@ -27,6 +27,7 @@ MAX_DECOMPRESSED_BYTES = 8 * 1024 * 1024  # a batch that inflates past this is r
 # stubs (same id, seq and clock; no payload) so the sequence has no holes.
 STUB_TYPE = "local"
 MAX_DEPTH = 16  # nesting within an event's payload (a household's is 4 deep)
+MAX_INT = 2**63  # what SQLite holds: numbers in messages stay below it
 _CONTAINERS = frozenset((dict, list))
 # A JSON escape of half a surrogate pair with no other half: valid JSON, but no text at all
 # (SQLite and UTF-8 cannot hold it).
@@ -101,7 +102,7 @@ def check_event(event: Any) -> str | None:
         return "event_id is not a ULID"
     if type(node_id) is not str or not _NODE.match(node_id):
         return "node_id is not valid"
-    if type(seq) is not int or seq < 1:
+    if type(seq) is not int or not 0 < seq < MAX_INT:
         return "seq must be a positive integer"
     if type(hlc) is not str:
         return "hlc must be a string"
@@ -112,8 +113,8 @@ def check_event(event: Any) -> str | None:
     kind = event["type"]
     if not (type(kind) is str and 0 < len(kind) <= 64):
         return "type must be a short string"
-    if type(event["schema_version"]) is not int:
-        return "schema_version must be an integer"
+    if type(event["schema_version"]) is not int or not 0 < event["schema_version"] < 1000:
+        return "schema_version must be a small positive integer"
     payload = event["payload"]
     if type(payload) is not dict:
         return "payload must be an object"
@@ -139,6 +140,10 @@ def _too_deep(payload: dict[str, Any]) -> bool:
         items = value.values() if type(value) is dict else value
         stack.extend((v, depth + 1) for v in items if type(v) is dict or type(v) is list)
     return False
+
+
+def valid_node_id(value: Any) -> bool:
+    return type(value) is str and _NODE.match(value) is not None
 
 
 def hlc_wall_ms(hlc: str) -> int:
@@ -236,7 +241,10 @@ def decode(frame: str | bytes | bytearray) -> dict[str, Any]:
         raise ProtocolError("unknown_message", f"unknown message type {message['type']!r}")
     for field, kind in shape.items():
         value = message.get(field)
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(value, kind) or isinstance(value, bool) \
+                or (isinstance(value, int) and not 0 <= value < MAX_INT):
             raise ProtocolError("malformed", f"{message['type']}: {field} is missing or of "
                                              "the wrong type")
+    if len(message.get("events") or ()) > MAX_BATCH_EVENTS:
+        raise ProtocolError("too_large", f"at most {MAX_BATCH_EVENTS} events in a batch")
     return message

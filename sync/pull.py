@@ -17,7 +17,8 @@ from shelter.authority import N_, Batch, Refusal, Sender, refusal
 from shelter.events import EVENT_COLUMNS, EVENT_MARKS, SCHEMA_VERSIONS, Event, EventStore, get_meta
 
 from .apply import quarantine
-from .protocol import EVENT_FIELDS, check_event
+from .hlc import DEFAULT_MAX_DRIFT_MS
+from .protocol import EVENT_FIELDS, check_event, hlc_wall_ms
 
 PULL_LIMIT = 500
 CURSOR_KEY = "pull_cursor"
@@ -45,6 +46,7 @@ def apply_pulled(store: EventStore, events: list[Any], cursor: int) -> int:
     applied = 0
     with store.write() as db:
         own = store.speaking_for().shelter_id
+        now_ms = store.clock.now_ms()
         sender = Sender("hq", "node", own, hq_ids(db))
         said = Batch()
         for raw in events:
@@ -63,6 +65,9 @@ def apply_pulled(store: EventStore, events: list[Any], cursor: int) -> int:
                           [raw["event_id"]]).fetchone():
                 continue
             reason = refusal(db, sender, raw["type"], raw["payload"], raw["node_id"], said)
+            if reason is None and raw["type"] == "presence_changed" \
+                    and hlc_wall_ms(raw["hlc"]) - now_ms > DEFAULT_MAX_DRIFT_MS:
+                reason = _FUTURE  # it would outrank every scan here from then on
             if reason is not None:
                 _quarantine(db, raw, "", reason)
                 continue
@@ -97,6 +102,7 @@ def hq_ids(db: Any) -> frozenset[str]:
 
 
 _OWN_NAME = Refusal(N_("an event in this node's own name"), {})
+_FUTURE = Refusal(N_("a presence change stamped implausibly far in the future"), {})
 
 
 def _quarantine(db: Any, raw: Any, reason: str, refused: Refusal | None = None) -> None:

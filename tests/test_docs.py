@@ -45,7 +45,8 @@ def test_the_readme_quick_start_is_two_commands_that_exist():
 
 def _messages() -> set[str]:
     found: set[str] = set()
-    method_map = [("shelter/**.py", "python"), ("templates/**.html", "jinja2")]
+    method_map = [("shelter/**.py", "python"), ("sync/**.py", "python"),
+                  ("templates/**.html", "jinja2")]
     keywords = {"_": None, "gettext": None, "N_": None, "ngettext": (1, 2)}
     for _, _, message, _, _ in extract_from_dir(str(ROOT), method_map, keywords=keywords):
         found.update([message] if isinstance(message, str) else message)

@@ -208,3 +208,24 @@ def test_accounts_planted_over_sync_before_the_upgrade_are_disabled(tmp_path):
     assert auth.principal_for_token(hq.db, token, "hq") is not None
     assert {r[0] for r in conn.execute("SELECT action FROM audit_log WHERE actor = 'upgrade'")
             } == {"account_planted_over_sync", "token_planted_over_sync"}
+
+
+def test_an_epoch_added_while_a_revocation_runs_is_born_revoked(tmp_path):
+    """The race the red team won: hellos adding epochs while `hq revoke` ran left new
+    epochs unrevoked. The epoch now takes the credential's state inside its transaction."""
+    hq = NodeContext(tmp_path / "hq", role="hq")
+    with hq.store.write() as db:
+        secret, _ = enrollment.parse_code(enrollment.issue_code(db, HERE, b"ca"))
+        credential = enrollment.redeem(db, secret, "NSTOLEN001", HERE, hq.node_id)
+        assert enrollment.epoch_refusal(db, "NSTOLEN001", "NEPOCH0001", hq.node_id) is None
+        enrollment.revoke(db, "NSTOLEN001")  # the revocation lands between check and add
+        enrollment.add_epoch(db, "NSTOLEN001", "NEPOCH0001")
+    assert enrollment.is_revoked(hq.db, "NEPOCH0001")
+    assert enrollment.credential_state(hq.db, "NEPOCH0001", HERE, credential) == "revoked"
+    with hq.store.write() as db:
+        for n in range(enrollment.MAX_EPOCHS):
+            db.execute("INSERT INTO hq_credentials SELECT ?, shelter_id, credential_hash, "
+                       "created_at, 0 FROM hq_credentials WHERE node_id = 'NSTOLEN001'",
+                       [f"NMANY{n:05d}"])
+        assert "already has" in enrollment.epoch_refusal(db, "NSTOLEN001", "NONEMORE01",
+                                                         hq.node_id)

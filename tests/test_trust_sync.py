@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from simple_websocket import Client
+from simple_websocket import Client, ConnectionClosed
 from ulid import ULID
 
 from shelter.auth import hash_password
@@ -245,6 +245,124 @@ def test_a_deeply_nested_event_is_quarantined_and_the_next_applied(world):
     assert ack["applied"] == 1
 
 
+def test_values_other_shelters_figures_depend_on_are_checked(world):
+    """A setting or catalog item HQ cannot compute with stopped HQ's figures and public
+    pages for every shelter."""
+    hq, thief = world["hq"], world["thief"]
+    ack = thief.say([
+        ("settings_changed", {"capacity": "lots"}),
+        ("settings_changed", {"status": "party"}),
+        ("settings_changed", {"no_such_setting": "x"}),
+        ("item_added", {"item_id": "zz-bogus", "name_ja": "x", "name_en": "x", "unit": "x",
+                        "norm_per_day": "many", "audience": "aliens", "ration_hours": 0}),
+        ("day_note_added", {"day": "2026-12-01", "text": "名前のないメモ", "actor": "x"}),
+    ])
+    assert len(refused(ack)) == 4 and ack["applied"] == 1, ack["quarantined"]
+    assert all("cannot be used" in r for r in refused(ack))
+    for path in ("/api/v1/summary", "/api/v1/shelters"):
+        assert hq.get(path, world["operator"]).status_code == 200
+    assert requests.get(f"{hq.url}/api/v1/public/shelters", verify=hq.verify,
+                        timeout=10).status_code == 200
+    assert read(hq.data, "SELECT count(*) FROM items WHERE item_id = 'zz-bogus'")[0][0] == 0
+    # A note that names no shelter is the sender's, not nobody's.
+    assert read(hq.data, "SELECT shelter_id FROM day_notes WHERE text = '名前のないメモ'"
+                ) == [(THIEF,)]
+
+
+def test_ids_and_clocks_cannot_take_another_shelters_people_or_requests(world):
+    hq, thief = world["hq"], world["thief"]
+    squat = copy.deepcopy(VALID_HOUSEHOLD)
+    member = {**squat["members"][0], "person_id": world["person"], "short_code": "ABCDEFGH",
+              "card_code": "x", "needs": [], "allergies": ""}
+    far = int(time.time() * 1000) + 50 * 365 * 24 * 3600 * 1000
+    future = thief.event(0, "presence_changed", {
+        "person_id": world["person"], "shelter_id": THIEF, "action": "check_in",
+        "destination": "", "destination_detail": "", "actor": "x"})
+    ws, welcome = thief.connect()
+    try:
+        seq = welcome["acked_seq"]
+        events = [
+            thief.event(seq + 1, "household_registered", {
+                **squat, "members": [member], "household_id": str(ULID()),
+                "shelter_id": THIEF}),
+            thief.event(seq + 2, "supply_requested", {
+                "request_id": world["request"], "shelter_id": THIEF, "urgency": "normal",
+                "note": "", "lines": [{"item_id": "water", "quantity": 1}]}),
+            thief.event(seq + 3, "supply_request_received", {
+                "request_id": world["request"], "lines": [], "note": "", "actor": "x"}),
+            {**future, "seq": seq + 4, "hlc": f"{far:015d}.{0:08d}.{thief.node_id}"},
+        ]
+        ws.send(protocol.encode_batch(1, events))
+        ack = protocol.decode(ws.receive(timeout=30))
+    finally:
+        close_socket(ws)
+    reasons = refused(ack)
+    assert len(reasons) == 4 and ack["applied"] == 0, ack
+    assert "registered already" in reasons[0] and "exists already" in reasons[1]
+    assert "future" in reasons[3]
+    assert read(hq.data, "SELECT issuing_shelter FROM persons WHERE person_id = ?",
+                (world["person"],)) == [(VICTIM,)]
+    assert read(hq.data, "SELECT shelter_id, status FROM supply_requests WHERE request_id = ?",
+                (world["request"],)) == [(VICTIM, "requested")]
+    assert read(hq.data, "SELECT shelter_id FROM presence WHERE person_id = ?",
+                (world["person"],)) == [(VICTIM,)]
+
+
+def test_odd_numbers_ids_and_sizes_are_refused_and_the_session_goes_on(world):
+    thief = world["thief"]
+    ws, answer = thief.connect(node_id="evil.id")
+    close_socket(ws)
+    assert answer["code"] == "malformed"
+    ws, welcome = thief.connect()
+    try:
+        ws.send(protocol.encode({"type": "pull", "cursor": 2**70}))
+        huge = protocol.decode(ws.receive(timeout=30))
+        batch = [thief.event(welcome["acked_seq"] + 1 + i, "settings_changed",
+                             {"wifi_name": "x"}) for i in range(protocol.MAX_BATCH_EVENTS + 1)]
+        ws.send(protocol.encode_batch(9, batch))
+        big = protocol.decode(ws.receive(timeout=30))
+        ws.send(protocol.encode({"type": "ping"}))
+        still = protocol.decode(ws.receive(timeout=30))
+    finally:
+        close_socket(ws)
+    assert (huge["code"], big["code"], still["type"]) == ("malformed", "too_large", "pong")
+
+
+def test_a_credential_holds_one_session_and_idle_sockets_do_not_starve_hq(world):
+    hq, thief = world["hq"], world["thief"]
+    first, _ = thief.connect()
+    second, welcome = thief.connect()
+    try:
+        assert welcome["type"] == "welcome"
+        wait_until(lambda: not first.connected, timeout=15,
+                   what="HQ closes the older session of the same credential")
+    finally:
+        close_socket(first)
+        close_socket(second)
+    # Sockets that never say who they are: a few wait their turn, the rest are turned away
+    # at once, and HQ's pages and API answer meanwhile.
+    idle = []
+    try:
+        for _ in range(60):
+            idle.append(Client.connect(thief.url, ssl_context=thief.context))
+        started = time.monotonic()
+        assert hq.get("/api/v1/summary", world["operator"]).status_code == 200
+        assert requests.get(f"{hq.url}/public", verify=hq.verify, timeout=10).ok
+        assert time.monotonic() - started < 5
+        busy = 0
+        for ws in idle:
+            try:
+                answer = ws.receive(timeout=15)  # what came before a close is still read
+            except ConnectionClosed:
+                answer = None
+            if answer and protocol.decode(answer).get("code") == "busy":
+                busy += 1
+        assert busy >= 60 - 32
+    finally:
+        for ws in idle:
+            close_socket(ws)
+
+
 # Last: it revokes the thief's credential, which the tests above use.
 def test_a_revoked_node_is_refused_and_can_be_enrolled_again(world, tmp_path):
     hq, thief, stolen = world["hq"], world["thief"], world["stolen"]
@@ -277,9 +395,12 @@ def test_a_revoked_node_is_refused_and_can_be_enrolled_again(world, tmp_path):
         new_credential = read(stolen.data, "SELECT value FROM meta WHERE key = "
                                            "'hq_credential'")[0][0]
         assert new_credential != thief.credential
-        # Under a new node id: the thief may have used the old one's sequence numbers.
-        assert read(stolen.data, "SELECT value FROM meta WHERE key = 'node_id'")[0][0] \
-            != thief.node_id
+        # Under a new node id: the thief may have used the old one's sequence numbers;
+        # and new cards under a new key: the thief holds the old one.
+        new_id = read(stolen.data, "SELECT value FROM meta WHERE key = 'node_id'")[0][0]
+        assert new_id != thief.node_id
+        keys = dict(read(stolen.data, "SELECT node_id, public_key FROM card_keys"))
+        assert keys[new_id] != keys[thief.node_id]
         assert read(hq.data, "SELECT count(*) FROM events WHERE node_id = ?",
                     (thief.node_id,))[0][0] >= history
     finally:
