@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,6 +33,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts import benchlib  # noqa: E402
 from shelter import server  # noqa: E402
 from shelter.auth import create_token  # noqa: E402
 from shelter.node import NodeContext  # noqa: E402
@@ -122,14 +121,14 @@ def main() -> int:
         try:
             hq, hq_port = start("hq", "--data", str(hq_data))
         except BaseException:
-            server_stop(node)
+            benchlib.stop(node)
             raise
         try:
             return run(args, node_data, node_port, volunteer, code, hq_data, hq_port,
                        operator)
         finally:
-            server_stop(node)
-            server_stop(hq)
+            benchlib.stop(node)
+            benchlib.stop(hq)
 
 
 def run(args: argparse.Namespace, node_data: Path, node_port: int, volunteer: str,
@@ -203,16 +202,6 @@ def run(args: argparse.Namespace, node_data: Path, node_port: int, volunteer: st
         emit(error=f"{unanswered_total} calls got no answer within {args.timeout:g} s")
         return 1
     return 0
-
-
-def server_stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 if __name__ == "__main__":

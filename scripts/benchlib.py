@@ -43,9 +43,16 @@ def start(app: str, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
 
 
 def stop(*processes: subprocess.Popen[bytes]) -> None:
+    """Stop each server and what it started: TERM, then KILL after 20 s."""
     for process in processes:
+        if process.poll() is not None:
+            continue
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 @contextmanager

@@ -184,6 +184,19 @@ def enrolled_node(hq: HQServer, data: Path, shelter_id: str, *extra: str,
 
 
 @pytest.fixture(scope="module")
+def hq(tmp_path_factory) -> Iterator[HQServer]:
+    """A real HQ for the module (a test module may define its own)."""
+    server = start_hq(tmp_path_factory.mktemp("hq"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def hq_token(hq: HQServer) -> str:
+    return run_cli("token", "create", "--data", str(hq.data), "--role", "operator").stdout.strip()
+
+
+@pytest.fixture(scope="module")
 def node_server(tmp_path_factory) -> Iterator[NodeServer]:
     data = tmp_path_factory.mktemp("node")
     run_cli("user", "add", "--data", str(data), "--username", "manager", "--role", "manager",

@@ -21,7 +21,7 @@ import requests
 
 from shelter import framing
 
-from .conftest import VALID_HOUSEHOLD, api, enrolled_node, run_cli, start_hq, wait_until
+from .conftest import VALID_HOUSEHOLD, api, enrolled_node, wait_until
 from .slowcrowd import SlowCrowd
 
 BOUND = 2.0  # seconds: far above a normal answer, far below what a starved server gives
@@ -30,18 +30,6 @@ BOUND = 2.0  # seconds: far above a normal answer, far below what a starved serv
 SOURCES = [f"127.0.0.{n}" for n in range(2, 12)]
 STALLED = ("silent", "hello_half", "hello_only", "handshake_only", "line_half", "head_half",
            "trickle", "body_half", "kept_alive_half")
-
-
-@pytest.fixture(scope="module")
-def hq(tmp_path_factory):
-    server = start_hq(tmp_path_factory.mktemp("hq"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def hq_token(hq):
-    return run_cli("token", "create", "--data", str(hq.data), "--role", "operator").stdout.strip()
 
 
 @pytest.fixture(scope="module")

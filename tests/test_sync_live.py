@@ -30,18 +30,6 @@ from .test_sync_faults import assert_exactly_once, node_events, read
 
 
 @pytest.fixture(scope="module")
-def hq(tmp_path_factory):
-    server = start_hq(tmp_path_factory.mktemp("hq"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def hq_token(hq):
-    return run_cli("token", "create", "--data", str(hq.data), "--role", "operator").stdout.strip()
-
-
-@pytest.fixture(scope="module")
 def shelter_node(hq, tmp_path_factory):
     node = enrolled_node(hq, tmp_path_factory.mktemp("synced-node"), "E2710000007777",
                          "--shelter-name", "同期テスト小学校")
