@@ -84,12 +84,23 @@ def world(tmp_path_factory):
     """A real HQ, a victim shelter's node (syncing, with an evacuee and a supply request)
     and the stolen shelter's node, stopped once enrolled: its directory is the loot."""
     hq = start_hq(tmp_path_factory.mktemp("hq"))
+    started = [hq]
+    try:
+        yield _world(hq, started, tmp_path_factory)
+    finally:  # also when setting up failed half-way: no server outlives the module
+        for server in reversed(started):
+            server.stop()
+
+
+def _world(hq, started: list, tmp_path_factory) -> dict:
     run_cli("user", "add", "--data", str(hq.data), "--username", "admin", "--role", "admin",
             "--password", "hq-admin-pass-1")
     victim = enrolled_node(hq, tmp_path_factory.mktemp("victim"), VICTIM,
                            "--shelter-name", "被害小学校")
+    started.append(victim)
     stolen = enrolled_node(hq, tmp_path_factory.mktemp("stolen"), THIEF,
                            "--shelter-name", "盗難中学校")
+    started.append(stolen)
     members = api(victim, "POST", "/api/v1/households", victim.token("kiosk"),
                   json=copy.deepcopy(VALID_HOUSEHOLD)).json()["members"]
     api(victim, "POST", "/api/v1/scans", victim.token("volunteer"),
@@ -102,13 +113,11 @@ def world(tmp_path_factory):
     wait_until(lambda: read(hq.data, "SELECT count(*) FROM supply_requests WHERE "
                                      "request_id = ?", (request_id,))[0][0] == 1
                and read(hq.data, "SELECT count(*) FROM sync_origins WHERE shelter_id = ?",
-                        (THIEF,))[0][0] == 1, timeout=60, what="both nodes synced")
+                        (THIEF,))[0][0] == 1, timeout=90, what="both nodes synced")
     stolen.stop()
-    thief = Thief(stolen.data, hq.port)
-    yield {"hq": hq, "victim": victim, "stolen": stolen, "thief": thief, "operator": operator,
-           "person": members[0]["person_id"], "request": request_id}
-    victim.stop()
-    hq.stop()
+    return {"hq": hq, "victim": victim, "stolen": stolen,
+            "thief": Thief(stolen.data, hq.port), "operator": operator,
+            "person": members[0]["person_id"], "request": request_id}
 
 
 def refused(ack: dict) -> list[str]:
