@@ -28,6 +28,7 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 @bp.route("/login", methods=["GET", "POST"])
 def login():  # type: ignore[no-untyped-def]
     error, status, headers = None, 200, {}
+    username = ""
     if request.method == "POST":
         username = request.form.get("username", "").strip()[:40]
         ip = request.remote_addr or "-"
@@ -54,7 +55,8 @@ def login():  # type: ignore[no-untyped-def]
                         or urlparse(target).netloc:
                     target = url_for("staff.home")
                 return redirect(target, code=303)
-    return render_template("staff/login.html", error=error), status, headers
+    # After a refusal the name stays filled in: only the password is typed again.
+    return render_template("staff/login.html", error=error, username=username), status, headers
 
 
 def wait_message(seconds: int) -> str:

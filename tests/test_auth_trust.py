@@ -342,3 +342,16 @@ def test_a_live_screen_learns_of_a_logout(app, monkeypatch):
         assert allowed.still_allowed()
         end_session(node.store, sid)
         assert not allowed.still_allowed()
+
+
+def test_a_refused_sign_in_keeps_the_name_typed(app):
+    from shelter.auth import add_user
+
+    add_user(app.extensions["shelter"].store, "desk2", "desk-pass-long-2", "volunteer")
+    client = app.test_client()
+    page = client.get("/staff/login").get_data(as_text=True)
+    csrf = page.split('name="csrf" value="')[1].split('"')[0]
+    answer = client.post("/staff/login", data={"csrf": csrf, "username": "desk2",
+                                               "password": "not-it-at-all"})
+    assert answer.status_code == 401
+    assert 'value="desk2"' in answer.get_data(as_text=True)
