@@ -45,12 +45,12 @@ def _send_error(ws: Any, code: str, message: str) -> None:
 # Sync sessions hold a thread each for as long as they last. They may take all but
 # RESERVED_THREADS of HQ's threads, so that the pages and API always answer; sockets that
 # have not said who they are yet may be at most GREETING at once, for HELLO_SECONDS each;
-# and a credential holds one session at a time (a new one closes the old).
+# and a node id holds one session at a time (a new one closes the old).
 RESERVED_THREADS = 64
 SESSIONS = threading.BoundedSemaphore(HQ_THREADS - RESERVED_THREADS)
 GREETING = threading.BoundedSemaphore(32)
 HELLO_SECONDS = 10.0
-_sessions: dict[tuple[str, str], Any] = {}  # (shelter, credential's node id) -> its socket
+_sessions: dict[tuple[str, str], Any] = {}  # (shelter, node id) -> its session's socket
 _sessions_lock = threading.Lock()
 
 
@@ -129,7 +129,11 @@ def _sync_session(ws: Any) -> None:
             _send_error(ws, "revoked" if taken.startswith("HQ has revoked") else
                         "node_id_taken", taken)
             return
-    key = (shelter_id, credential_node)
+    # One session per node id: a second one (a node reconnecting before HQ noticed the
+    # first was gone) closes the first. Per id, not per credential: a copied data
+    # directory runs as a new epoch beside the original, and both must sync; a credential
+    # has at most MAX_EPOCHS ids, so its holder has at most that many sessions.
+    key = (shelter_id, node_id)
     with _sessions_lock:
         previous, _sessions[key] = _sessions.get(key), ws
     if previous is not None:

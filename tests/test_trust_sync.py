@@ -337,14 +337,14 @@ def test_odd_numbers_ids_and_sizes_are_refused_and_the_session_goes_on(world):
     assert (huge["code"], big["code"], still["type"]) == ("malformed", "too_large", "pong")
 
 
-def test_a_credential_holds_one_session_and_idle_sockets_do_not_starve_hq(world):
+def test_a_node_id_holds_one_session_and_idle_sockets_do_not_starve_hq(world):
     hq, thief = world["hq"], world["thief"]
     first, _ = thief.connect()
     second, welcome = thief.connect()
     try:
         assert welcome["type"] == "welcome"
         wait_until(lambda: not first.connected, timeout=15,
-                   what="HQ closes the older session of the same credential")
+                   what="HQ closes the older session of the same node id")
     finally:
         close_socket(first)
         close_socket(second)
