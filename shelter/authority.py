@@ -73,6 +73,9 @@ class Refusal(NamedTuple):
 
     template: str
     params: dict[str, str]
+    # False: not a sign of a thief, only of something this store does not know (a node
+    # restored from a backup older than HQ's steps on it): kept, not shown as refused.
+    alarm: bool = True
 
     def text(self) -> str:
         return self.template % self.params
@@ -159,7 +162,7 @@ def _concerns_own(db: Any, sender: Sender, rule: Rule, payload: dict[str, Any],
     elif concern == "request":
         owner = request_owner(db, payload.get("request_id"), batch)
         if owner is None:
-            return Refusal(N_("names a supply request this store does not know"), {})
+            return Refusal(N_("names a supply request this store does not know"), {}, False)
         if owner != sender.shelter_id:
             return Refusal(N_("concerns a supply request of shelter %(about)s, not the "
                               "sender's"), {"about": owner})
@@ -209,7 +212,10 @@ def _from_hq(db: Any, sender: Sender, rule: Rule, event_type: str, payload: dict
         person = payload.get("person_id")
         row = db.execute("SELECT issuing_shelter FROM persons WHERE person_id = ?",
                          [person if isinstance(person, str) else ""]).fetchone()
-        if row is None or row[0] != own:
+        if row is None:
+            return Refusal(N_("a presence change of a person this node does not know"), {},
+                           False)
+        if row[0] != own:
             return Refusal(N_("HQ may send a presence change only of a person registered "
                               "here"), {})
         return None
@@ -224,6 +230,8 @@ def _from_hq(db: Any, sender: Sender, rule: Rule, event_type: str, payload: dict
         return None
     if rule.concerns == "request":
         owner = request_owner(db, payload.get("request_id"), batch)
+        if owner is None:
+            return Refusal(N_("names a supply request this store does not know"), {}, False)
         if owner != own:
             return Refusal(N_("concerns a supply request that is not this shelter's"), {})
         return None

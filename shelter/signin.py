@@ -68,11 +68,13 @@ def wait_after(failures: int, free: int) -> float:
 
 
 def _seconds_to_wait(db: Database, username: str, address: str, at: datetime) -> float:
-    since = _iso(at - FAILURE_WINDOW)
+    """How long this pair must wait, at most MAX_WAIT_SECONDS. Attempts stamped after ``at``
+    (the clock was set back) do not count: a clock must never lock anyone out."""
+    since, until = _iso(at - FAILURE_WINDOW), _iso(at)
     failures, last = 0, None
     for moment, outcome in db.execute(
             "SELECT at, outcome FROM sign_in_attempts WHERE username = ? AND address = ? "
-            "AND at >= ? ORDER BY attempt_id", [username, address, since]):
+            "AND at >= ? AND at <= ? ORDER BY attempt_id", [username, address, since, until]):
         if outcome == "ok":
             failures, last = 0, None
         else:  # failed, or still being checked (it counts until it has succeeded)
@@ -83,11 +85,11 @@ def _seconds_to_wait(db: Database, username: str, address: str, at: datetime) ->
                      + wait_after(failures, FREE_PER_PAIR) - at.timestamp())
     count, latest = db.execute(
         "SELECT count(*), max(at) FROM sign_in_attempts WHERE address = ? AND at >= ? "
-        "AND outcome != 'ok'", [address, since]).fetchone()
+        "AND at <= ? AND outcome != 'ok'", [address, since, until]).fetchone()
     if latest is not None:
         waits.append(datetime.fromisoformat(latest).timestamp()
                      + wait_after(count, FREE_PER_ADDRESS) - at.timestamp())
-    return max(waits, default=0.0)
+    return min(max(waits, default=0.0), float(MAX_WAIT_SECONDS))
 
 
 def begin_attempt(store: EventStore, username: str, address: str) -> int:

@@ -299,7 +299,9 @@ class GatedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no 
         conn.parser.unreader.sock.ended = ended
         conn.parser.unreader.unread(bytes(gate.buf))
         conn.initialized = conn.data_ready = True  # no handshake, no waiting in the thread
-        conn.continued = gate.continued
+        # ENDED (the head only, the body refused as too large): no 100 Continue either, or
+        # the client would upload the whole body for the app's 413.
+        conn.continued = gate.continued or ended
         try:
             self.enqueue_req(conn)
         except RuntimeError:  # the pool is shut down: the worker is stopping

@@ -77,6 +77,10 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
         result = Applied(acked_seq(store, node_id))
         sender = Sender("node", "hq", shelter_id)
         said = Batch()
+        # Ids stored already (resends): judged as duplicates or conflicts below, not asked
+        # again whether they may be said (a registration's ids would look taken: by itself).
+        stored = _stored_ids(db, [e.get("event_id") for e in events if isinstance(e, dict)])
+        held: set[str] = set()  # stored, flagged, not applied (see below)
         fresh: list[tuple[dict[str, Any], Event]] = []
         for raw in events:
             problem = check_event(raw)
@@ -107,14 +111,16 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
                 _quarantine(db, node_id, raw, f"schema version {raw['schema_version']} is "
                                               f"newer than this store's {known}", result)
                 continue
-            reason = refusal(db, sender, raw["type"], raw["payload"], node_id, said)
+            reason = None if raw["event_id"] in stored else \
+                refusal(db, sender, raw["type"], raw["payload"], node_id, said)
             if reason is None and raw["type"] == "presence_changed" \
                     and hlc_wall_ms(raw["hlc"]) - now_ms > max_drift_ms \
                     and not _registered_by(db, raw["payload"].get("person_id"), shelter_id,
                                            said):
                 # Latest clock wins a person's presence: a stamp far ahead would win over
-                # every real scan at the person's own shelter from then on.
-                reason = _FUTURE_ABOUT_OTHERS
+                # every real scan at the person's own shelter from then on. Kept (a clock
+                # set wrong is no crime) and flagged, but not applied.
+                held.add(raw["event_id"])
             if reason is not None:
                 _refuse(db, node_id, raw, reason, result, shelter_id)
                 continue
@@ -122,13 +128,17 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
             fresh.append((raw, Event(raw["event_id"], raw["node_id"], seq, raw["hlc"],
                                      raw["type"], raw["schema_version"], raw["payload"],
                                      raw["recorded_at"])))
-        fresh = _without_stored(db, node_id, fresh, result)
+        fresh = _without_stored(db, node_id, fresh, result, stored)
         applied = [event for _, event in fresh]
-        if applied and not _apply_together(store, applied):
-            applied = _apply_one_by_one(store, node_id, fresh, result)
+        if applied and not _apply_together(store, applied, held):
+            applied = _apply_one_by_one(store, node_id, fresh, result, held)
         result.applied += len(applied)
         for event in applied:
-            if hlc_wall_ms(event.hlc) - now_ms > max_drift_ms:
+            if event.event_id in held:
+                insert_row(db, "sync_flags", {
+                    "event_id": event.event_id, "node_id": node_id, "at": utc_now_iso(),
+                    "reason": HELD_REASON}, or_ignore=True)
+            elif hlc_wall_ms(event.hlc) - now_ms > max_drift_ms:
                 insert_row(db, "sync_flags", {
                     "event_id": event.event_id, "node_id": node_id, "at": utc_now_iso(),
                     "reason": "stamped implausibly far in the future"}, or_ignore=True)
@@ -138,15 +148,19 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
     return result
 
 
-def _without_stored(db: Any, node_id: str, fresh: list[tuple[dict[str, Any], Event]],
-                    result: Applied) -> list[tuple[dict[str, Any], Event]]:
-    """The new events minus those whose id is already stored (one query for the batch): the
-    same content is a duplicate, other content a conflict."""
+def _stored_ids(db: Any, ids: list[Any]) -> set[str]:
+    """Which of these event ids this store holds (one query per 900)."""
     stored: set[str] = set()
-    ids = [event.event_id for _, event in fresh]
-    for chunk, marks in in_chunks(ids):
+    for chunk, marks in in_chunks([i for i in ids if isinstance(i, str)]):
         stored.update(r[0] for r in db.conn.execute(
             f"SELECT event_id FROM events WHERE event_id IN ({marks})", chunk))
+    return stored
+
+
+def _without_stored(db: Any, node_id: str, fresh: list[tuple[dict[str, Any], Event]],
+                    result: Applied, stored: set[str]) -> list[tuple[dict[str, Any], Event]]:
+    """The new events minus those whose id is already stored: the same content is a
+    duplicate, other content a conflict."""
     if not stored:
         return fresh
     kept = []
@@ -162,7 +176,7 @@ def _without_stored(db: Any, node_id: str, fresh: list[tuple[dict[str, Any], Eve
     return kept
 
 
-def _apply_together(store: EventStore, events: list[Event]) -> bool:
+def _apply_together(store: EventStore, events: list[Event], held: set[str]) -> bool:
     """All of them in one go; False (and nothing written) if any of it fails."""
     conn = store.db.conn
     conn.execute("SAVEPOINT apply_batch")
@@ -171,7 +185,8 @@ def _apply_together(store: EventStore, events: list[Event]) -> bool:
                          [event.values() for event in events])
         if len(events) >= 2:
             drills.crash_point("hq_mid_apply")
-        store.project([e for e in events if projected_here(e.type, _NODE)])
+        store.project([e for e in events
+                       if projected_here(e.type, _NODE) and e.event_id not in held])
     except Exception:  # noqa: BLE001 - sorted out event by event below
         conn.execute("ROLLBACK TO apply_batch")
         conn.execute("RELEASE apply_batch")
@@ -181,7 +196,8 @@ def _apply_together(store: EventStore, events: list[Event]) -> bool:
 
 
 def _apply_one_by_one(store: EventStore, node_id: str,
-                      fresh: list[tuple[dict[str, Any], Event]], result: Applied) -> list[Event]:
+                      fresh: list[tuple[dict[str, Any], Event]], result: Applied,
+                      held: set[str]) -> list[Event]:
     """Each event under its own savepoint; returns those applied."""
     db = store.db
     applied: list[Event] = []
@@ -197,7 +213,7 @@ def _apply_one_by_one(store: EventStore, node_id: str,
         db.conn.execute("SAVEPOINT apply_event")
         try:
             insert_row(db, "events", event.row())
-            if projected_here(event.type, _NODE):
+            if projected_here(event.type, _NODE) and event.event_id not in held:
                 store.project([event])
         except Exception as error:  # noqa: BLE001 - any failure quarantines this event
             db.conn.execute("ROLLBACK TO apply_event")
@@ -240,8 +256,8 @@ def _compare_with_stored(db: Any, node_id: str, raw: dict[str, Any], result: App
 
 _NODE = Sender("node", "hq", "")  # for projected_here: what a node's events do at HQ
 _NOT_ITS_OWN = Refusal(N_("a node may send only its own events"), {})
-_FUTURE_ABOUT_OTHERS = Refusal(N_("stamped implausibly far in the future, about a person "
-                                  "registered at another shelter"), {})
+HELD_REASON = ("stamped implausibly far in the future, about a person registered at another "
+               "shelter: kept, not applied")
 
 
 def _registered_by(db: Any, person_id: Any, shelter_id: str, said: Batch) -> bool:
@@ -271,13 +287,14 @@ def quarantine(db: Any, node_id: str, raw: Any, reason: str,
     its message template too, so an operator reads it in their language)."""
     event_id = raw.get("event_id") if isinstance(raw, dict) else None
     seq = raw.get("seq") if isinstance(raw, dict) else None
-    if refused is not None:
-        reason = f"refused: {refused[0].text()}"
+    alarm = refused is not None and refused[0].alarm
+    if refused is not None:  # not known here (a restored node, say): kept, no alarm
+        reason = f"refused: {refused[0].text()}" if alarm else refused[0].text()
     entry = {"event_id": event_id if isinstance(event_id, str) else None,
              "seq": seq if isinstance(seq, int) else None, "reason": reason}
     insert_row(db, "sync_quarantine", {
         "node_id": node_id, **entry, "raw": _raw(raw), "at": utc_now_iso(),
-        "refused": 1 if refused is not None else 0,
+        "refused": 1 if alarm else 0,
         "shelter_id": refused[1] if refused is not None else None,
         "reason_template": refused[0].template if refused is not None else None,
         "reason_params": json.dumps(refused[0].params, ensure_ascii=True)

@@ -14,7 +14,16 @@ import json
 from typing import Any
 
 from shelter.authority import N_, Batch, Refusal, Sender, refusal
-from shelter.events import EVENT_COLUMNS, EVENT_MARKS, SCHEMA_VERSIONS, Event, EventStore, get_meta
+from shelter.events import (
+    EVENT_COLUMNS,
+    EVENT_MARKS,
+    SCHEMA_VERSIONS,
+    Event,
+    EventStore,
+    get_meta,
+    insert_row,
+    utc_now_iso,
+)
 
 from .apply import quarantine
 from .hlc import DEFAULT_MAX_DRIFT_MS
@@ -65,19 +74,25 @@ def apply_pulled(store: EventStore, events: list[Any], cursor: int) -> int:
                           [raw["event_id"]]).fetchone():
                 continue
             reason = refusal(db, sender, raw["type"], raw["payload"], raw["node_id"], said)
-            if reason is None and raw["type"] == "presence_changed" \
-                    and hlc_wall_ms(raw["hlc"]) - now_ms > DEFAULT_MAX_DRIFT_MS:
-                reason = _FUTURE  # it would outrank every scan here from then on
             if reason is not None:
                 _quarantine(db, raw, "", reason)
                 continue
+            # A move stamped far ahead of this node's clock would outrank every scan here
+            # from then on: kept and flagged, not applied (either clock may be the wrong one).
+            held = raw["type"] == "presence_changed" \
+                and hlc_wall_ms(raw["hlc"]) - now_ms > DEFAULT_MAX_DRIFT_MS
             event = Event(raw["event_id"], raw["node_id"], raw["seq"], raw["hlc"], raw["type"],
                           raw["schema_version"], raw["payload"], raw["recorded_at"])
             db.conn.execute("SAVEPOINT pulled_event")
             try:
                 db.conn.execute(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({EVENT_MARKS})",
                                 event.values())
-                store.project([event])
+                if held:
+                    insert_row(db, "sync_flags", {
+                        "event_id": event.event_id, "node_id": event.node_id,
+                        "at": utc_now_iso(), "reason": HELD}, or_ignore=True)
+                else:
+                    store.project([event])
             except Exception as error:  # noqa: BLE001 - quarantined, never blocks the rest
                 db.conn.execute("ROLLBACK TO pulled_event")
                 db.conn.execute("RELEASE pulled_event")
@@ -102,7 +117,7 @@ def hq_ids(db: Any) -> frozenset[str]:
 
 
 _OWN_NAME = Refusal(N_("an event in this node's own name"), {})
-_FUTURE = Refusal(N_("a presence change stamped implausibly far in the future"), {})
+HELD = "a move stamped implausibly far ahead of this node's clock: kept, not applied"
 
 
 def _quarantine(db: Any, raw: Any, reason: str, refused: Refusal | None = None) -> None:

@@ -355,3 +355,24 @@ def test_a_refused_sign_in_keeps_the_name_typed(app):
                                                "password": "not-it-at-all"})
     assert answer.status_code == 401
     assert 'value="desk2"' in answer.get_data(as_text=True)
+
+
+def test_a_clock_set_back_locks_nobody_out(app, monkeypatch):
+    """Failures recorded while the clock ran two days ahead must not make anyone wait two
+    days once it is set right; no wait is ever longer than the longest one."""
+    from datetime import timedelta
+
+    from shelter import signin
+
+    store = app.extensions["shelter"].store
+    real = signin.now
+    monkeypatch.setattr(signin, "now", lambda: real() + timedelta(days=2))
+    for _ in range(25):
+        try:
+            signin.end_attempt(store, signin.begin_attempt(store, "boss", "10.0.0.5"), False)
+        except signin.TooManyAttempts:
+            break
+    monkeypatch.setattr(signin, "now", real)
+    signin.end_attempt(store, signin.begin_attempt(store, "boss", "10.0.0.5"), True)
+    assert signin._seconds_to_wait(store.db, "boss", "10.0.0.5",
+                                   real() + timedelta(days=1)) <= signin.MAX_WAIT_SECONDS

@@ -74,12 +74,16 @@ def test_a_node_takes_from_hq_only_what_concerns_it(node, tmp_path):
     ]
     assert apply_pulled(node.store, events, cursor=10) == 3
     reasons = refused_reasons(node)
-    assert len(reasons) == 7, reasons
+    assert len(reasons) == 6, reasons
     assert any("not this one" in r for r in reasons)
     assert any("not HQ's to send" in r for r in reasons)
-    assert any("person registered here" in r for r in reasons)
     assert any("HQ's own id" in r for r in reasons)
     assert any("own name" in r for r in reasons)
+    # A stranger's move: not this node's business, but no sign of a thief either (a node
+    # restored from an old backup does not know people HQ has seen it register).
+    assert [r[0] for r in node.db.execute("SELECT reason FROM sync_quarantine WHERE "
+                                          "refused = 0")] == [
+        "a presence change of a person this node does not know"]
     settings = get_settings(node.db)
     assert (settings["status"], settings["capacity"]) == ("open", "250")
     assert [r[0] for r in node.db.execute("SELECT text FROM hq_messages")] == ["明朝給水"]
@@ -229,3 +233,47 @@ def test_an_epoch_added_while_a_revocation_runs_is_born_revoked(tmp_path):
                        [f"NMANY{n:05d}"])
         assert "already has" in enrollment.epoch_refusal(db, "NSTOLEN001", "NONEMORE01",
                                                          hq.node_id)
+
+
+def test_a_wrong_clock_keeps_what_it_cannot_order_and_loses_nothing(tmp_path):
+    """A node half an hour slow (no clock battery, no network time) pulls a real move of
+    its own evacuee: kept and flagged, not refused, not applied (it would outrank every
+    scan here). At HQ, a visitor's check-in from a node whose clock runs 9 hours fast is
+    kept and flagged the same way; the visitor's home shelter's scans stay in charge."""
+    from sync.apply import HELD_REASON
+    from sync.pull import HELD
+
+    slow = NodeContext(tmp_path / "slow", shelter_id=HERE, clock_offset_seconds=-1800)
+    here = registry.register_household(slow.store, slow.identity,
+                                       copy.deepcopy(VALID_HOUSEHOLD))["members"][0]
+    other = NodeContext(tmp_path / "other", shelter_id=ELSEWHERE)
+    moved = from_hq("presence_changed", {"person_id": here["person_id"],
+                                         "shelter_id": ELSEWHERE, "action": "check_in",
+                                         "destination": "", "destination_detail": "",
+                                         "actor": ""}, node_id=other.node_id)
+    import time
+    moved["hlc"] = f"{int(time.time() * 1000):015d}.{0:08d}.{other.node_id}"
+    unknown = from_hq("supply_dispatched", {"request_id": str(ULID()), "lines": [],
+                                            "expected_arrival": ""}, seq=7)
+    assert apply_pulled(slow.store, [moved, unknown], cursor=2) == 1
+    assert slow.db.execute("SELECT reason FROM sync_flags").fetchall() == [(HELD,)]
+    assert slow.db.execute("SELECT count(*) FROM presence_log").fetchone()[0] == 0
+    assert refused_reasons(slow) == []  # a request this node does not know: no alarm
+    assert slow.db.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0] == 1
+
+    hq = NodeContext(tmp_path / "hq", role="hq")
+    home = NodeContext(tmp_path / "home", shelter_id=ELSEWHERE)
+    visitor = registry.register_household(home.store, home.identity,
+                                          copy.deepcopy(VALID_HOUSEHOLD))["members"][0]
+    presence.scan(home.store, ELSEWHERE, home.card_keys(), visitor["code"], "check_in")
+    apply_batch(hq.store, home.node_id, ELSEWHERE, [protocol.for_wire(r) for r in home.db.query(
+        "SELECT * FROM events ORDER BY seq")])
+    fast = NodeContext(tmp_path / "fast", shelter_id=HERE, clock_offset_seconds=9 * 3600)
+    presence.scan(fast.store, HERE, {**fast.card_keys(), **home.card_keys()},
+                  visitor["code"], "check_in")
+    ack = apply_batch(hq.store, fast.node_id, HERE, [protocol.for_wire(r) for r in fast.db.query(
+        "SELECT * FROM events WHERE type = 'presence_changed'")])
+    assert ack.applied == 1 and not ack.quarantined
+    assert hq.db.execute("SELECT shelter_id FROM presence WHERE person_id = ?",
+                         [visitor["person_id"]]).fetchone()[0] == ELSEWHERE
+    assert [r[0] for r in hq.db.execute("SELECT reason FROM sync_flags")] == [HELD_REASON]
