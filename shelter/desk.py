@@ -127,7 +127,8 @@ def labels() -> dict[str, Any]:
                   "sync_waiting": _("%(n)s changes waiting to go"),
                   "sync_revoked": _("HQ refused this node: re-enroll it (ask HQ for a "
                                     "new enrollment code)"),
-                  "sync_refused": _("%(n)s updates from HQ refused")},
+                  "sync_refused": _("%(n)s updates from HQ refused"),
+                  "sync_problems": _("HQ did not take %(n)s changes: ask the manager")},
     }
 
 

@@ -239,6 +239,7 @@
       var text = s.sync.revoked ? L.words.sync_revoked
         : (s.sync.connected ? L.words.sync_on : L.words.sync_off);
       if (s.sync.refused) text += " · " + format(L.words.sync_refused, { n: s.sync.refused });
+      if (s.sync.problems) text += " · " + format(L.words.sync_problems, { n: s.sync.problems });
       if (s.sync.last_ok_at) {
         text += " · " + format(L.words.sync_last, { time: japanTime(s.sync.last_ok_at, false) });
       }

@@ -277,3 +277,21 @@ def test_a_wrong_clock_keeps_what_it_cannot_order_and_loses_nothing(tmp_path):
     assert hq.db.execute("SELECT shelter_id FROM presence WHERE person_id = ?",
                          [visitor["person_id"]]).fetchone()[0] == ELSEWHERE
     assert [r[0] for r in hq.db.execute("SELECT reason FROM sync_flags")] == [HELD_REASON]
+
+
+def test_the_desk_says_what_hq_would_not_take_and_what_it_refused(node):
+    """A node whose events HQ quarantines (or refuses) must not show only 'connected'."""
+    from shelter.events import set_meta
+    from shelter.signin import start_session
+
+    set_meta(node.store, {"hq_url": "https://hq.invalid", "sync_state": "connected",
+                          "sync_problems": "3"})
+    apply_pulled(node.store, [from_hq("hq_message", {"shelter_id": ELSEWHERE, "text": "x"})],
+                 cursor=1)
+    auth.add_user(node.store, "desk", "desk-pass-long-3", "volunteer")
+    app = create_app(node.data_dir, test_config={"TESTING": True})
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["sid"] = start_session(node.store, "desk")
+    page = client.get("/desk/headcount?lang=en").get_data(as_text=True)
+    assert "HQ did not take 3 changes" in page and "1 updates from HQ refused" in page
