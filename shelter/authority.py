@@ -141,7 +141,7 @@ def refusal(db: Any, sender: Sender, event_type: str, payload: dict[str, Any],
             return _only(rule.origin, event_type)
     else:  # from HQ, at a node
         return _from_hq(db, sender, rule, event_type, payload, node_id, batch)
-    return _concerns_own(db, sender, rule, payload, batch, event_type)
+    return _concerns_own(db, sender, rule, event_type, payload, batch)
 
 
 def _only(origin: Side, event_type: str) -> Refusal:
@@ -150,8 +150,8 @@ def _only(origin: Side, event_type: str) -> Refusal:
     return Refusal(N_("only a shelter node may originate %(type)s"), {"type": event_type})
 
 
-def _concerns_own(db: Any, sender: Sender, rule: Rule, payload: dict[str, Any],
-                  batch: Batch | None, rule_type: str = "") -> Refusal | None:
+def _concerns_own(db: Any, sender: Sender, rule: Rule, event_type: str,
+                  payload: dict[str, Any], batch: Batch | None) -> Refusal | None:
     """A node's event (said by itself, or received at HQ) must be about its own shelter."""
     concern = rule.concerns
     if concern == "payload":
@@ -168,11 +168,11 @@ def _concerns_own(db: Any, sender: Sender, rule: Rule, payload: dict[str, Any],
                               "sender's"), {"about": owner})
     elif concern == "prefecture":
         return Refusal(N_("concerns every shelter: only HQ may say it"), {})
-    if rule_type in _NEW_IDS:
-        taken = _NEW_IDS[rule_type](db, payload, batch)
+    if event_type in _NEW_IDS:
+        taken = _NEW_IDS[event_type](db, payload, batch)
         if taken is not None:
             return taken
-    return bad_value(rule_type, payload) if rule_type in _VALUES else None
+    return bad_value(event_type, payload)
 
 
 def _new_request(db: Any, payload: dict[str, Any], batch: Batch | None) -> Refusal | None:
@@ -186,17 +186,15 @@ def _new_request(db: Any, payload: dict[str, Any], batch: Batch | None) -> Refus
 def _new_people(db: Any, payload: dict[str, Any], batch: Batch | None) -> Refusal | None:
     """A registration's household and people must be new: an id already registered
     elsewhere (a card of that shelter seen here, say) is not the sender's to take."""
+    from .registry import issuers
     members = payload.get("members")
-    ids = [m.get("person_id") for m in members if isinstance(m, dict)] \
-        if isinstance(members, list) else []
+    ids = [m["person_id"] for m in members if isinstance(m, dict)
+           and isinstance(m.get("person_id"), str)] if isinstance(members, list) else []
+    known = issuers(db, ids)
     for person in ids:
-        if not isinstance(person, str):
-            continue
-        row = db.execute("SELECT issuing_shelter FROM persons WHERE person_id = ?",
-                         [person]).fetchone()
-        if row is not None or (batch is not None and person in batch.people):
+        if person in known or (batch is not None and person in batch.people):
             return Refusal(N_("a person with this id is registered already (shelter "
-                              "%(about)s)"), {"about": str(row[0]) if row else "?"})
+                              "%(about)s)"), {"about": known.get(person, "?")})
     return None
 
 
@@ -209,13 +207,13 @@ def _from_hq(db: Any, sender: Sender, rule: Rule, event_type: str, payload: dict
     own = sender.shelter_id
     if event_type == "presence_changed":
         # A person this shelter registered, seen elsewhere ("moved to B").
+        from .registry import issuers
         person = payload.get("person_id")
-        row = db.execute("SELECT issuing_shelter FROM persons WHERE person_id = ?",
-                         [person if isinstance(person, str) else ""]).fetchone()
-        if row is None:
+        home = issuers(db, [person]).get(person) if isinstance(person, str) else None
+        if home is None:
             return Refusal(N_("a presence change of a person this node does not know"), {},
                            False)
-        if row[0] != own:
+        if home != own:
             return Refusal(N_("HQ may send a presence change only of a person registered "
                               "here"), {})
         return None
@@ -314,7 +312,5 @@ def _name(value: Any) -> str:
     return str(value)[:40] if value is not None else "(none)"
 
 
-def projected_here(event_type: str, sender: Sender) -> bool:
-    """False for an event whose effect is on its sender's own store only."""
-    rule = RULES.get(event_type)
-    return not (rule is not None and rule.concerns == "own_store" and sender.kind != "self")
+# Types whose effect is on their sender's own store only: stored elsewhere, not projected.
+OWN_STORE = frozenset(t for t, rule in RULES.items() if rule.concerns == "own_store")

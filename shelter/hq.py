@@ -118,16 +118,16 @@ def _sync_session(ws: Any) -> None:
         _send_error(ws, "malformed", "hello: node_id is not a node id")
         return
     if credential_node != node_id:  # a restored or copied node: a new epoch, same shelter
+        code = "node_id_taken"
         with ctx.store.write() as db:
             taken = enrollment.epoch_refusal(db, credential_node, node_id, ctx.node_id)
             if taken is None:
                 enrollment.add_epoch(db, credential_node, node_id)
                 if enrollment.is_revoked(db, node_id):  # revoked while this hello was read
-                    taken = "HQ has revoked this node's credential"
+                    taken, code = "HQ has revoked this node's credential", "revoked"
         if taken is not None:
             log.warning("refused node %s's claim to speak as %s", credential_node, node_id)
-            _send_error(ws, "revoked" if taken.startswith("HQ has revoked") else
-                        "node_id_taken", taken)
+            _send_error(ws, code, taken)
             return
     # One session per node id: a second one (a node reconnecting before HQ noticed the
     # first was gone) closes the first. Per id, not per credential: a copied data

@@ -77,14 +77,14 @@ def effective(db: Database, shelter_id: str, registry: dict[str, Any] | None,
 
 def _effective(stored: dict[str, str], registry: dict[str, Any] | None,
                heard: bool) -> dict[str, Any]:
-    capacity = _whole(stored.get("capacity")) or _whole((registry or {}).get("capacity"))
+    capacity = _count(stored.get("capacity")) or _count((registry or {}).get("capacity"))
     status = stored.get("status") or ("open" if heard else "standby")
     return {"capacity": str(capacity), "status": status if status in STATUSES else "open",
             "name": stored.get("shelter_name") or (registry or {}).get("name") or "",
             "contact": stored.get("contact", "")}
 
 
-def _whole(value: Any) -> int:
+def _count(value: Any) -> int:
     """A count as stored, or 0 for anything that is not one (stored before values were
     checked, or from a registry file)."""
     try:

@@ -50,13 +50,19 @@ def _apply_settings_changed(db: Database, event: Event) -> None:
             db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) "
                        "DO UPDATE SET value = excluded.value", [key, value])
         return
-    origin = db.execute("SELECT shelter_id FROM sync_origins WHERE node_id = ?",
-                        [event.node_id]).fetchone()
-    shelter = origin[0] if origin else event.node_id
+    shelter = sender_shelter(db, event)
     for key, value in event.payload.items():
         db.execute("INSERT INTO shelter_settings (shelter_id, key, value) VALUES (?, ?, ?) "
                    "ON CONFLICT (shelter_id, key) DO UPDATE SET value = excluded.value",
                    [shelter, key, value])
+
+
+def sender_shelter(db: Database, event: Event) -> str:
+    """The shelter of the node that made ``event``: as HQ enrolled it, else this store's."""
+    row = db.execute("SELECT shelter_id FROM sync_origins WHERE node_id = ?",
+                     [event.node_id]).fetchone() or db.execute(
+        "SELECT value FROM meta WHERE key = 'shelter_id'").fetchone()
+    return str(row[0]) if row else event.node_id
 
 
 def shelter_settings(db: Database, shelter_id: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ from sqlite_utils import Database
 from . import presence
 from .events import Event, EventStore, insert_row, new_id, projection
 from .registry import N_
+from .settings import sender_shelter
 from .text import clean_line
 
 KINDS = ("received", "distributed", "transferred", "counted", "discarded")
@@ -598,15 +599,8 @@ def _apply_day_note(db: Database, event: Event) -> None:
     insert_row(db, "day_notes", {"event_id": event.event_id, "day": p["day"],
                                  "text": p["text"], "actor": p["actor"],
                                  "at": event.recorded_at,
-                                 "shelter_id": p.get("shelter_id") or _sender_shelter(db, event)})
-
-
-def _sender_shelter(db: Database, event: Event) -> str:
-    """The shelter of the node that made ``event`` (older notes do not name it)."""
-    row = db.execute("SELECT shelter_id FROM sync_origins WHERE node_id = ?",
-                     [event.node_id]).fetchone() or db.execute(
-        "SELECT value FROM meta WHERE key = 'shelter_id'").fetchone()
-    return str(row[0]) if row else ""
+                                 # Older notes do not name their shelter: the sender's.
+                                 "shelter_id": p.get("shelter_id") or sender_shelter(db, event)})
 
 
 def notes(db: Database, shelter_id: str, day: date) -> list[dict[str, Any]]:

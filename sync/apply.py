@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from shelter.authority import N_, Batch, Refusal, Sender, projected_here, refusal
+from shelter.authority import N_, OWN_STORE, Batch, Refusal, Sender, refusal
 from shelter.events import (
     EVENT_COLUMNS,
     EVENT_MARKS,
@@ -33,6 +33,7 @@ from shelter.events import (
     insert_row,
     utc_now_iso,
 )
+from shelter.registry import issuers
 
 from . import drills
 from .hlc import DEFAULT_MAX_DRIFT_MS, system_ms
@@ -185,8 +186,7 @@ def _apply_together(store: EventStore, events: list[Event], held: set[str]) -> b
                          [event.values() for event in events])
         if len(events) >= 2:
             drills.crash_point("hq_mid_apply")
-        store.project([e for e in events
-                       if projected_here(e.type, _NODE) and e.event_id not in held])
+        store.project([e for e in events if e.type not in OWN_STORE and e.event_id not in held])
     except Exception:  # noqa: BLE001 - sorted out event by event below
         conn.execute("ROLLBACK TO apply_batch")
         conn.execute("RELEASE apply_batch")
@@ -213,7 +213,7 @@ def _apply_one_by_one(store: EventStore, node_id: str,
         db.conn.execute("SAVEPOINT apply_event")
         try:
             insert_row(db, "events", event.row())
-            if projected_here(event.type, _NODE) and event.event_id not in held:
+            if event.type not in OWN_STORE and event.event_id not in held:
                 store.project([event])
         except Exception as error:  # noqa: BLE001 - any failure quarantines this event
             db.conn.execute("ROLLBACK TO apply_event")
@@ -254,7 +254,6 @@ def _compare_with_stored(db: Any, node_id: str, raw: dict[str, Any], result: App
                                     "content (a node restored from a backup?)", result)
 
 
-_NODE = Sender("node", "hq", "")  # for projected_here: what a node's events do at HQ
 _NOT_ITS_OWN = Refusal(N_("a node may send only its own events"), {})
 HELD_REASON = ("stamped implausibly far in the future, about a person registered at another "
                "shelter: kept, not applied")
@@ -264,11 +263,7 @@ def _registered_by(db: Any, person_id: Any, shelter_id: str, said: Batch) -> boo
     """Whether ``shelter_id`` registered the person (before, or earlier in this batch)."""
     if not isinstance(person_id, str):
         return False
-    if person_id in said.people:
-        return True
-    row = db.execute("SELECT issuing_shelter FROM persons WHERE person_id = ?",
-                     [person_id]).fetchone()
-    return row is not None and row[0] == shelter_id
+    return person_id in said.people or issuers(db, [person_id]).get(person_id) == shelter_id
 
 
 def _raw(raw: Any) -> str:

@@ -90,11 +90,12 @@ def world(tmp_path_factory):
         ctx.db.conn.close()
 
 
-def signed_in(app):
+def signed_in(app, username: str = "op", password: str = "operator-pass-1"):
+    """A client signed in at HQ through the login page, and a CSRF token for its forms."""
     client = app.test_client()
     page = client.get("/staff/login").get_data(as_text=True)
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    answer = client.post("/staff/login", data={"username": "op", "password": "operator-pass-1",
+    answer = client.post("/staff/login", data={"username": username, "password": password,
                                                "csrf": csrf})
     assert answer.status_code == 303, answer.get_data(as_text=True)[:500]
     page = client.get("/hq/enquiry").get_data(as_text=True)  # a new session, a new token

@@ -20,6 +20,7 @@ from sync.apply import apply_batch
 from sync.pull import apply_pulled
 
 from .conftest import VALID_HOUSEHOLD
+from .test_hq import signed_in
 
 HERE, ELSEWHERE = "E2710000006666", "E2710000006667"
 HQ_ID = "NHQ0000001"
@@ -126,16 +127,6 @@ def test_hq_steps_from_an_earlier_hq_epoch_are_taken(node):
     assert [r[0] for r in node.db.execute("SELECT text FROM hq_messages")] == ["復元前の連絡"]
 
 
-def _session(app, username: str, password: str):
-    client = app.test_client()
-    page = client.get("/staff/login").get_data(as_text=True)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    answer = client.post("/staff/login", data={"username": username, "password": password,
-                                               "csrf": csrf})
-    assert answer.status_code == 303, answer.get_data(as_text=True)[:300]
-    return client
-
-
 def test_only_an_admin_revokes_a_node_from_the_shelters_page(tmp_path):
     hq = NodeContext(tmp_path / "hq", role="hq")
     node = NodeContext(tmp_path / "node", shelter_id=HERE)
@@ -154,13 +145,13 @@ def test_only_an_admin_revokes_a_node_from_the_shelters_page(tmp_path):
     path = f"/hq/shelters/{HERE}"
     revoke = f"{path}/nodes/{node.node_id}/revoke"
 
-    operator = _session(app, "op", "operator-pass-1")
+    operator, _ = signed_in(app)
     page = operator.get(f"{path}?lang=en").get_data(as_text=True)
     assert node.node_id in page and "Revoke (laptop lost or stolen)" not in page
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
     assert operator.post(revoke, data={"csrf": csrf, "confirm": "yes"}).status_code == 403
 
-    admin = _session(app, "chief", "admin-pass-long-1")
+    admin, _ = signed_in(app, "chief", "admin-pass-long-1")
     page = admin.get(f"{path}?lang=en").get_data(as_text=True)
     assert "Revoke (laptop lost or stolen)" in page
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import sqlite3
 import ssl
 import time
 import zlib
@@ -28,16 +27,14 @@ from sync.apply import HELD_REASON
 from sync.client import HQ_CA_FILE, close_socket
 
 from .conftest import VALID_HOUSEHOLD, api, enrolled_node, run_cli, start_hq, start_node, wait_until
+from .test_sync_faults import read as read_db
 
 VICTIM, THIEF = "E2710000002222", "E2710000003333"
 
 
-def read(path: Path, sql: str, args: tuple = ()) -> list[tuple]:
-    conn = sqlite3.connect(f"file:{path / 'shelter.db'}?mode=ro", uri=True, timeout=15)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
+def read(data: Path, sql: str, args: tuple = ()) -> list[tuple]:
+    """A read-only query on a server's database, while it runs."""
+    return read_db(data / "shelter.db", sql, args)
 
 
 class Thief:
