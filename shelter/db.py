@@ -497,7 +497,7 @@ def m011_hq_registry_and_stats(db: Database) -> None:
 def m012_trust(db: Database) -> None:
     _run(
         db,
-        # Events refused because their sender may not say them (sync/authority.py), as
+        # Events refused because their sender may not say them (shelter/authority.py), as
         # opposed to events that could not be applied: shown to an operator per shelter,
         # since a stream of them is what a stolen laptop looks like.
         "ALTER TABLE sync_quarantine ADD COLUMN refused INTEGER NOT NULL DEFAULT 0",
