@@ -29,9 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts import benchlib  # noqa: E402
-from shelter.auth import create_token  # noqa: E402
-from shelter.node import NodeContext  # noqa: E402
-from shelter.registry import register_household  # noqa: E402
+from shelter.core.node import NodeContext  # noqa: E402
+from shelter.domain.accounts import create_token  # noqa: E402
+from shelter.domain.households import register_household  # noqa: E402
 
 PEOPLE_PER_DESK = 300
 

@@ -28,10 +28,11 @@ sys.path.insert(0, str(ROOT))
 
 from scripts import benchlib  # noqa: E402
 from scripts.bench_sync import kana  # noqa: E402
-from shelter import auth, server, shortcode  # noqa: E402
-from shelter.events import new_id  # noqa: E402
-from shelter.node import NodeContext  # noqa: E402
-from shelter.shelters import import_file  # noqa: E402
+from shelter.core import server, shortcode  # noqa: E402
+from shelter.core.events import new_id  # noqa: E402
+from shelter.core.node import NodeContext  # noqa: E402
+from shelter.domain import accounts  # noqa: E402
+from shelter.hq.shelters import import_file  # noqa: E402
 from sync.apply import apply_batch  # noqa: E402
 
 GSI = ROOT.parent / "shared" / "data" / "osaka-designated-shelters.geojson"
@@ -176,7 +177,7 @@ def main() -> int:
         # one connection makes it minutes instead of an hour.
         hq.db.conn.execute("PRAGMA cache_size = -524288")
         import_file(hq.store, GSI)
-        token = auth.create_token(hq.store, "operator")
+        token = accounts.create_token(hq.store, "operator")
         ids = [r[0] for r in hq.db.execute("SELECT shelter_id FROM hq_shelters ORDER BY 1")]
         shelters = [Shelter(s, n) for n, s in enumerate(ids)]
         with hq.store.write() as db:

@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scripts import benchlib  # noqa: E402
-from shelter import server  # noqa: E402
-from shelter.auth import create_token  # noqa: E402
-from shelter.node import NodeContext  # noqa: E402
-from shelter.registry import register_household  # noqa: E402
+from shelter.core import server  # noqa: E402
+from shelter.core.node import NodeContext  # noqa: E402
+from shelter.domain.accounts import create_token  # noqa: E402
+from shelter.domain.households import register_household  # noqa: E402
 from tests.slowcrowd import SlowCrowd  # noqa: E402
 
 SHELTER = str(Path(sys.executable).parent / "shelter")

@@ -41,10 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scripts import benchlib  # noqa: E402
-from shelter import server  # noqa: E402
-from shelter.authority import Batch, Sender, refusal  # noqa: E402
-from shelter.node import NodeContext  # noqa: E402
-from shelter.registry import register_household  # noqa: E402
+from shelter.core import server  # noqa: E402
+from shelter.core.authority import Batch, Sender, refusal  # noqa: E402
+from shelter.core.node import NodeContext  # noqa: E402
+from shelter.domain.households import register_household  # noqa: E402
 from sync import client, enrollment, protocol  # noqa: E402
 
 SHELTER = str(Path(sys.executable).parent / "shelter")
@@ -297,7 +297,7 @@ def backlog(tmp: Path, events: int) -> dict[str, float]:
 
 
 def authority_cost(rows: list[dict], shelter_id: str, data: Path, repeats: int = 5) -> float:
-    """What HQ's "may this sender say this?" costs per event (shelter/authority.py), on
+    """What HQ's "may this sender say this?" costs per event (shelter/core/authority.py), on
     the backlog's own events against an HQ store that has not seen them (so every lookup a
     new registration needs is made), in this process: the median over ``repeats`` passes,
     in µs. Quoted against HQ's CPU per event in the same round (check_share_of_hq_cpu)."""

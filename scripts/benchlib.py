@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shelter import server  # noqa: E402
+from shelter.core import server  # noqa: E402
 
 BodyFor = Callable[[int, int], bytes]  # (client number, request number) -> body
 

@@ -12,8 +12,8 @@ from typing import Any
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
-from . import i18n, inputs
-from .node import NodeContext
+from shelter.core.node import NodeContext
+from shelter.web import i18n, inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("shelter")
@@ -56,7 +56,8 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
         i18n.gettext, i18n.ngettext, newstyle=True)
     app.jinja_env.policies["ext.i18n.trimmed"] = True
 
-    from . import api, desk, kiosk, staff, supplies_pages, trust, web
+    from shelter.web import base, trust
+    from shelter.web.node import api, desk, kiosk, staff, supplies_pages
 
     @app.before_request
     def _language() -> None:
@@ -72,20 +73,22 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
         try:
             inputs.check_request(request)
         except inputs.MalformedInput as refused:
-            return web.error_response(400, refused.code, _malformed_message(refused.reason))
+            return base.error_response(400, refused.code, _malformed_message(refused.reason))
         return None
 
-    web.init_app(app)  # after the language is known: its refusals are translated
+    base.init_app(app)  # after the language is known: its refusals are translated
     app.register_blueprint(staff.bp)
     app.register_blueprint(trust.bp)
     if node.role == "hq":
-        from . import hq, hq_pages, hqstats, public
-        app.register_blueprint(hq.bp)
-        app.register_blueprint(hq.api)
-        app.register_blueprint(hq_pages.bp)
+        from shelter.hq import stats
+        from shelter.web.hq import api as hq_api
+        from shelter.web.hq import pages, public
+        app.register_blueprint(hq_api.bp)
+        app.register_blueprint(hq_api.api)
+        app.register_blueprint(pages.bp)
         app.register_blueprint(public.bp)
-        hq.sock.init_app(app)
-        hqstats.ensure_refresher(node)
+        hq_api.sock.init_app(app)
+        stats.ensure_refresher(node)
     else:
         app.register_blueprint(kiosk.bp)
         app.register_blueprint(api.bp)
@@ -98,7 +101,7 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
         """A stored UTC time as the shelter reads a clock: Japan time, HH:MM."""
         from datetime import datetime
 
-        from .supplies import JST
+        from shelter.domain.supplies import JST
         try:
             moment = datetime.fromisoformat(iso).astimezone(JST)
         except (TypeError, ValueError):
@@ -107,7 +110,7 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
 
     @app.context_processor
     def _template_globals() -> dict[str, Any]:
-        from .settings import get_settings
+        from shelter.domain.settings import get_settings
         lang = i18n.current()
         settings = get_settings(node.db)
         return {
@@ -116,7 +119,7 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
             else settings["shelter_name"],
             "lang": lang, "html_lang": i18n.LANGUAGES[lang][2],
             "languages": i18n.LANGUAGES, "staff_languages": i18n.STAFF_LANGUAGES,
-            "csrf_token": web.csrf_token, "principal": web.current_principal(),
+            "csrf_token": base.csrf_token, "principal": base.current_principal(),
             "desk_labels": desk.labels,
             "settings": settings,
         }
@@ -140,7 +143,7 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
             return error.response  # already a full answer (abort(make_response(...)))
         if error.code == 413:
             _drain(request.environ)
-        response = web.error_response(error.code or 500, _code_for(error.code or 500),
+        response = base.error_response(error.code or 500, _code_for(error.code or 500),
                                       _message_for(error.code or 500))
         allowed = getattr(error, "valid_methods", None)
         if allowed:  # a 405 says what is allowed (RFC 9110)
@@ -155,7 +158,7 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
         # The message may quote what someone typed: log where it failed, not what it said.
         log.error("unexpected error %s (%s) at\n%s", incident, type(error).__name__,
                   "".join(traceback.format_tb(error.__traceback__)))
-        return web.error_response(500, "internal", i18n.gettext(
+        return base.error_response(500, "internal", i18n.gettext(
             "Something went wrong. Nothing you entered was saved twice; please try again."))
 
     return app

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import click
 
-from . import atrest, auth, server, tls
-from .node import DB_FILE, NodeContext
-from .settings import change_settings, get_settings
+from shelter.core import atrest, server, tls
+from shelter.core.node import DB_FILE, NodeContext
+from shelter.domain import accounts
+from shelter.domain.settings import change_settings, get_settings
 
 
 class ShelterCommandError(click.ClickException):
@@ -74,10 +75,9 @@ def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None) -> No
     """The node, enrolled with HQ (with ``enroll_code`` the first time, or again after HQ
     revoked it: then under a new node id, since whoever held the old credential may have
     used the old id's sequence numbers)."""
+    from shelter.core import backup
+    from shelter.core.events import get_meta, set_meta
     from sync import client, enrollment
-
-    from . import backup
-    from .events import get_meta, set_meta
 
     revoked = get_meta(ctx.db, "sync_state") == "revoked"
     if get_meta(ctx.db, "hq_credential") and not (revoked and enroll_code):
@@ -113,8 +113,8 @@ def _new_card_key(ctx: NodeContext, node_id: str) -> None:
     """A node enrolled again after HQ revoked it signs new cards with a new key: whoever
     held the old directory holds the old key too. Cards already printed keep verifying
     here under the old ids' keys."""
-    from . import cards
-    from .events import set_meta
+    from shelter.core.events import set_meta
+    from shelter.domain import cards
 
     pem = cards.new_private_key_pem()
     public = cards.public_key_text(cards.load_private_key(pem))
@@ -165,7 +165,7 @@ def run_node(ctx: NodeContext, port: int, http_port: int | None, host: str,
 
 
 def start_sync(ctx: NodeContext, stop: threading.Event, max_backoff: float = 60.0) -> None:
-    from .events import get_meta
+    from shelter.core.events import get_meta
     if get_meta(ctx.db, "hq_credential"):
         from sync.client import SyncClient
         SyncClient(ctx.data_dir, stop, max_backoff=max_backoff).start()
@@ -189,7 +189,7 @@ def hq_group(click_ctx: click.Context, data: str | None, port: int, host: str,
         raise click.UsageError("shelter hq needs --data DIR (and --port P)")
     ctx = _hq(data)
     if stale_minutes is not None:
-        from .events import set_meta
+        from shelter.core.events import set_meta
         set_meta(ctx.store, {"hq_stale_minutes": f"{stale_minutes:g}"})
     sys.exit(run_hq(ctx, port, host))
 
@@ -227,7 +227,7 @@ def run_hq(ctx: NodeContext, port: int, host: str) -> int:
 @DATA
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def hq_import(data: str, file: str) -> None:
-    from .shelters import ImportProblem, import_file
+    from shelter.hq.shelters import ImportProblem, import_file
 
     ctx = _hq(data)
     try:
@@ -243,9 +243,8 @@ def hq_import(data: str, file: str) -> None:
 @DATA
 @click.option("--shelter", "shelter_id", required=True, help="The shelter's id.")
 def hq_enroll(data: str, shelter_id: str) -> None:
+    from shelter.domain.cards import valid_id
     from sync import enrollment
-
-    from .cards import valid_id
     if not valid_id(shelter_id):
         raise ShelterCommandError("a shelter id is upper-case letters, digits and '-'")
     ctx = _hq(data)
@@ -262,9 +261,8 @@ def hq_enroll(data: str, shelter_id: str) -> None:
 @DATA
 @click.option("--node", "node_id", required=True, help="The node's id (HQ's sync page).")
 def hq_revoke(data: str, node_id: str) -> None:
+    from shelter.domain.accounts import audit
     from sync import enrollment
-
-    from .auth import audit
     ctx = _hq(data)
     with ctx.store.write() as db:
         revoked = enrollment.revoke(db, node_id)
@@ -280,7 +278,7 @@ def hq_revoke(data: str, node_id: str) -> None:
 @click.option("--to", "to_file", required=True, type=click.Path(dir_okay=False),
               help="The backup file to write (must not exist).")
 def backup_command(data: str, to_file: str) -> None:
-    from . import backup
+    from shelter.core import backup
     try:
         size = backup.backup(Path(data), Path(to_file))
     except (ValueError, OSError) as error:
@@ -294,7 +292,7 @@ def backup_command(data: str, to_file: str) -> None:
 @click.option("--from", "from_file", required=True,
               type=click.Path(dir_okay=False, exists=True), help="The backup file.")
 def restore_command(data: str, from_file: str) -> None:
-    from . import backup
+    from shelter.core import backup
     try:
         old, new = backup.restore(Path(data), Path(from_file))
     except (ValueError, OSError) as error:
@@ -308,7 +306,7 @@ def user_group() -> None:
     pass
 
 
-ROLE_HELP = (f"On a node: {', '.join(auth.NODE_ROLES)}; at HQ: {', '.join(auth.HQ_ROLES)} "
+ROLE_HELP = (f"On a node: {', '.join(accounts.NODE_ROLES)}; at HQ: {', '.join(accounts.HQ_ROLES)} "
              "(each side refuses the other's roles).")
 
 
@@ -316,14 +314,14 @@ def _open_for_role(data: str, role: str) -> NodeContext:
     """The data directory, if ``role`` is one of its side's; a role of the other side is a
     bad --role (exit code 2, like an unknown role). An HQ role never makes a new directory
     (which would be a node's)."""
-    if role in auth.HQ_ROLES and not (Path(data) / DB_FILE).exists():
+    if role in accounts.HQ_ROLES and not (Path(data) / DB_FILE).exists():
         raise click.BadParameter(f"{role!r} is an HQ role and {data} holds no HQ yet: make "
                                  f"it first with `shelter hq --data {data}`",
                                  param_hint="'--role'")
     ctx = _node(data)
     try:
-        auth.check_role(ctx.db, role)
-    except auth.RoleError as error:
+        accounts.check_role(ctx.db, role)
+    except accounts.RoleError as error:
         raise click.BadParameter(str(error), param_hint="'--role'") from None
     return ctx
 
@@ -331,7 +329,7 @@ def _open_for_role(data: str, role: str) -> NodeContext:
 @user_group.command("add", help="Add a staff account (the first manager, for example).")
 @DATA
 @click.option("--username", required=True)
-@click.option("--role", type=click.Choice(auth.NODE_ROLES + auth.HQ_ROLES), required=True,
+@click.option("--role", type=click.Choice(accounts.NODE_ROLES + accounts.HQ_ROLES), required=True,
               help=ROLE_HELP)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
               help="At least 8 characters, not one of the commonest passwords (asked for "
@@ -339,7 +337,7 @@ def _open_for_role(data: str, role: str) -> NodeContext:
 def user_add(data: str, username: str, role: str, password: str) -> None:
     ctx = _open_for_role(data, role)
     try:
-        auth.add_user(ctx.store, username, password, role)
+        accounts.add_user(ctx.store, username, password, role)
     except ValueError as error:
         raise ShelterCommandError(str(error)) from None
     click.echo(f"added {role} {username}")
@@ -352,12 +350,12 @@ def token_group() -> None:
 
 @token_group.command("create", help="Print a new bearer token for the API.")
 @DATA
-@click.option("--role", type=click.Choice(auth.NODE_ROLES + auth.HQ_ROLES), required=True,
+@click.option("--role", type=click.Choice(accounts.NODE_ROLES + accounts.HQ_ROLES), required=True,
               help=ROLE_HELP)
 @click.option("--label", default="", help="What the token is for.")
 def token_create(data: str, role: str, label: str) -> None:
     ctx = _open_for_role(data, role)
-    click.echo(auth.create_token(ctx.store, role, label))
+    click.echo(accounts.create_token(ctx.store, role, label))
 
 
 @main.command("demo", help="Start a demo on localhost: the prefecture HQ and three shelter "
@@ -373,5 +371,5 @@ def token_create(data: str, role: str, label: str) -> None:
 @click.option("--minutes", type=float, default=5.0, show_default=True,
               help="How long arrivals are simulated.")
 def demo_command(data: str, port: int, http_port: int, hq_port: int, minutes: float) -> None:
-    from . import demo
+    from shelter import demo
     sys.exit(demo.run(Path(data), port, http_port, hq_port, minutes))

@@ -9,12 +9,12 @@ import threading
 import time
 from pathlib import Path
 
-from .auth import add_user
-from .node import NodeContext
-from .presence import scan
-from .registry import register_household
-from .settings import change_settings, get_settings
-from .supplies import move, request_supplies
+from shelter.core.node import NodeContext
+from shelter.domain.accounts import add_user
+from shelter.domain.households import register_household
+from shelter.domain.presence import scan
+from shelter.domain.settings import change_settings, get_settings
+from shelter.domain.supplies import move, request_supplies
 
 DEMO_LOGINS = [("manager", "manager", "demo-manager-1"),
                ("volunteer", "volunteer", "demo-volunteer-1"),
@@ -111,7 +111,7 @@ def seed_hq(ctx: NodeContext) -> None:
         for role, user, password in HQ_LOGINS:
             add_user(ctx.store, user, password, role)
     if ctx.db.execute("SELECT count(*) FROM hq_shelters").fetchone()[0] == 0:
-        from .shelters import import_file
+        from shelter.hq.shelters import import_file
         path = ctx.data_dir / "demo-registry.csv"
         lines = ["全国地方公共団体コード,共通ID,地方公共団体名,名称,所在地_連結表記,緯度,経度,"
                  "想定収容人数"]
@@ -175,10 +175,10 @@ def simulate_arrivals(contexts: list[NodeContext], stop: threading.Event, minute
 
 def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float) -> int:
     """HQ and three shelters on localhost, enrolled and syncing."""
+    from shelter import cli
+    from shelter.core import server, tls
+    from shelter.core.events import get_meta
     from sync import client, enrollment
-
-    from . import cli, server, tls
-    from .events import get_meta
     hq = NodeContext(root / "hq", role="hq")
     seed_hq(hq)
     hq_listener, lines = cli.hq_listener(hq, hq_port, "127.0.0.1")

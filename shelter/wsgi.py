@@ -1,5 +1,5 @@
 """The WSGI entry point gunicorn loads; configuration comes from SHELTER_* variables."""
 
-from .app import create_app
+from shelter.app import create_app
 
 application = create_app()

@@ -10,7 +10,7 @@ The rules (docs/sync-protocol.md):
 * an event this store cannot apply (wrong shape, unknown type, newer schema, a projection
   that fails, an origin that is not the sender) is quarantined with its reason, and the
   events behind it are applied as if it were not there: nothing blocks the queue;
-* so is an event the sender may not say (shelter/authority.py: a type only HQ originates,
+* so is an event the sender may not say (shelter/core/authority.py: a type only HQ originates,
   a local-only type, an event about another shelter), marked as refused: an operator sees
   refusals per shelter, since a run of them is what a stolen laptop looks like;
 * an event stamped implausibly far in the future is applied but flagged.
@@ -22,8 +22,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from shelter.authority import N_, OWN_STORE, Batch, Refusal, Sender, refusal
-from shelter.events import (
+from shelter.core.authority import N_, OWN_STORE, Batch, Refusal, Sender, refusal
+from shelter.core.clock import DEFAULT_MAX_DRIFT_MS, system_ms
+from shelter.core.events import (
     EVENT_COLUMNS,
     EVENT_MARKS,
     SCHEMA_VERSIONS,
@@ -33,11 +34,9 @@ from shelter.events import (
     insert_row,
     utc_now_iso,
 )
-from shelter.registry import issuers
-
-from . import drills
-from .hlc import DEFAULT_MAX_DRIFT_MS, system_ms
-from .protocol import STUB_TYPE, check_event, content_hash, hlc_wall_ms
+from shelter.domain.households import issuers
+from sync import drills
+from sync.protocol import STUB_TYPE, check_event, content_hash, hlc_wall_ms
 
 
 @dataclass

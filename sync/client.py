@@ -25,11 +25,10 @@ from urllib.parse import urlsplit
 
 from simple_websocket import Client, ConnectionClosed
 
-from shelter import backup
-from shelter.events import get_meta, set_meta, utc_now_iso
-from shelter.node import NodeContext
-
-from . import drills, enrollment, protocol, pull
+from shelter.core import backup
+from shelter.core.events import get_meta, set_meta, utc_now_iso
+from shelter.core.node import NodeContext
+from sync import drills, enrollment, protocol, pull
 
 HQ_CA_FILE = "hq-ca.crt"
 CONNECT_TIMEOUT = 15.0
@@ -281,7 +280,7 @@ def sync_status(ctx: NodeContext) -> dict[str, Any] | None:
     return {"state": get_meta(db, "sync_state") or "starting",
             "connected": get_meta(db, "sync_state") == "connected",
             "revoked": get_meta(db, "sync_state") == "revoked",
-            # Updates from HQ this node would not take (shelter/authority.py).
+            # Updates from HQ this node would not take (shelter/core/authority.py).
             "refused": int(refused),
             "last_ok_at": get_meta(db, "sync_last_ok_at"),
             "waiting": waiting,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
 
-from shelter.shortcode import ALPHABET
+from shelter.core.shortcode import ALPHABET
 
 PREFIX = "ENR1"
 PIN_LENGTH = 20

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shelter.events import Event
-from shelter.registry import issuers
+from shelter.core.events import Event
+from shelter.domain.households import issuers
 
 
 def route(db: Any, events: list[Event]) -> None:

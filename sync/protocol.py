@@ -16,14 +16,14 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from shelter.authority import LOCAL_ONLY
-from shelter.events import EVENT_FIELDS
+from shelter.core.authority import LOCAL_ONLY
+from shelter.core.events import EVENT_FIELDS
 
 PROTOCOL_VERSION = 1
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 256 * 1024  # compressed, on the wire
 MAX_DECOMPRESSED_BYTES = 8 * 1024 * 1024  # a batch that inflates past this is refused
-# Events that stay on the node that made them (shelter/authority.py: LOCAL_ONLY) travel as
+# Events that stay on the node that made them (shelter/core/authority.py: LOCAL_ONLY) travel as
 # stubs (same id, seq and clock; no payload) so the sequence has no holes.
 STUB_TYPE = "local"
 MAX_DEPTH = 16  # nesting within an event's payload (a household's is 4 deep)

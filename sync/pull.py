@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shelter.authority import N_, Batch, Refusal, Sender, refusal
-from shelter.events import (
+from shelter.core.authority import N_, Batch, Refusal, Sender, refusal
+from shelter.core.clock import DEFAULT_MAX_DRIFT_MS
+from shelter.core.events import (
     EVENT_COLUMNS,
     EVENT_MARKS,
     SCHEMA_VERSIONS,
@@ -24,10 +25,8 @@ from shelter.events import (
     insert_row,
     utc_now_iso,
 )
-
-from .apply import quarantine
-from .hlc import DEFAULT_MAX_DRIFT_MS
-from .protocol import EVENT_FIELDS, check_event, hlc_wall_ms
+from sync.apply import quarantine
+from sync.protocol import EVENT_FIELDS, check_event, hlc_wall_ms
 
 PULL_LIMIT = 500
 CURSOR_KEY = "pull_cursor"
@@ -51,7 +50,7 @@ def updates_for(db: Any, shelter_id: str, node_id: str, cursor: int,
 def apply_pulled(store: EventStore, events: list[Any], cursor: int) -> int:
     """Apply what HQ sent (skipping what is already here) and save the cursor with it.
     Returns how many events were new. What cannot be applied is quarantined; what HQ may
-    not tell this shelter (shelter/authority.py) is quarantined as refused."""
+    not tell this shelter (shelter/core/authority.py) is quarantined as refused."""
     applied = 0
     with store.write() as db:
         own = store.speaking_for().shelter_id

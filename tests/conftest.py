@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from shelter.server import free_loopback_port as free_port
+from shelter.core.server import free_loopback_port as free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -8,7 +8,7 @@ import re
 import pytest
 import requests
 
-from shelter.cards import parse_code
+from shelter.domain.cards import parse_code
 
 from .conftest import VALID_HOUSEHOLD, decode_png, render_pdf
 

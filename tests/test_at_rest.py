@@ -120,7 +120,7 @@ import os, sqlite3, stat, sys
 os.umask(0)  # the most careless process that could open the database
 path = sys.argv[1]
 if sys.argv[2] == "shelter":
-    from shelter import db
+    from shelter.core import db
     conn = db.connect(path).conn
     conn.execute("CREATE TABLE IF NOT EXISTS probe (x)")
 else:

@@ -10,11 +10,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shelter import signin
 from shelter.app import create_app
-from shelter.auth import Principal, add_user, create_token, hash_password, set_user_disabled
-from shelter.events import new_id
-from shelter.node import NodeContext
+from shelter.core.events import new_id
+from shelter.core.node import NodeContext
+from shelter.domain import signin
+from shelter.domain.accounts import (
+    Principal,
+    add_user,
+    create_token,
+    hash_password,
+    set_user_disabled,
+)
 
 from .conftest import run_cli
 
@@ -328,24 +334,24 @@ def test_a_live_screen_learns_of_a_logout(app, monkeypatch):
     a logout or a disabled account closes them too."""
     from flask import session
 
-    from shelter import web
-    from shelter.auth import add_user
-    from shelter.signin import end_session, start_session
+    from shelter.domain.accounts import add_user
+    from shelter.domain.signin import end_session, start_session
+    from shelter.web import base
 
     node = app.extensions["shelter"]
     add_user(node.store, "desk1", "desk-pass-long-1", "volunteer")
     sid = start_session(node.store, "desk1")
-    monkeypatch.setattr(web, "RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(base, "RECHECK_SECONDS", 0.0)
     with app.test_request_context("/desk/live"):
         session["sid"] = sid
-        allowed = web.Recheck("volunteer")
+        allowed = base.Recheck("volunteer")
         assert allowed.still_allowed()
         end_session(node.store, sid)
         assert not allowed.still_allowed()
 
 
 def test_a_refused_sign_in_keeps_the_name_typed(app):
-    from shelter.auth import add_user
+    from shelter.domain.accounts import add_user
 
     add_user(app.extensions["shelter"].store, "desk2", "desk-pass-long-2", "volunteer")
     client = app.test_client()
@@ -362,7 +368,7 @@ def test_a_clock_set_back_locks_nobody_out(app, monkeypatch):
     days once it is set right; no wait is ever longer than the longest one."""
     from datetime import timedelta
 
-    from shelter import signin
+    from shelter.domain import signin
 
     store = app.extensions["shelter"].store
     real = signin.now

@@ -10,7 +10,7 @@ import pytest
 import requests
 from axe_playwright_python.sync_playwright import Axe
 
-from shelter import cards
+from shelter.domain import cards
 
 from .camera import card_from_page, write_y4m
 from .conftest import (

@@ -6,7 +6,7 @@ import pytest
 import requests
 from axe_playwright_python.sync_playwright import Axe
 
-from shelter.cards import parse_code
+from shelter.domain.cards import parse_code
 
 from .conftest import decode_png, render_pdf
 

@@ -7,8 +7,9 @@ from datetime import date
 
 import pytest
 
-from shelter import cards, shortcode
-from shelter.cards import CardError, PrintedCard
+from shelter.core import shortcode
+from shelter.domain import cards
+from shelter.domain.cards import CardError, PrintedCard
 
 from .conftest import decode_png, pdf_text, render_pdf
 

@@ -11,9 +11,9 @@ from datetime import date
 import pytest
 import requests
 
-from shelter import cards, presence, registry
-from shelter.events import new_id
-from shelter.node import NodeContext
+from shelter.core.events import new_id
+from shelter.core.node import NodeContext
+from shelter.domain import cards, households, presence
 
 from .conftest import VALID_HOUSEHOLD, api
 
@@ -29,7 +29,7 @@ def node(app):
 def register(node, **member):
     data = copy.deepcopy(VALID_HOUSEHOLD)
     data["members"][0].update(member)
-    return registry.register_household(node.store, node.identity, data)["members"][0]
+    return households.register_household(node.store, node.identity, data)["members"][0]
 
 
 def scan(node, code, action="check_in"):

@@ -97,8 +97,8 @@ def test_user_add_refuses_clearly(tmp_path):
 
 
 def test_shelter_id_is_fixed_once_cards_exist(tmp_path):
-    from shelter.node import NodeContext
-    from shelter.registry import register_household
+    from shelter.core.node import NodeContext
+    from shelter.domain.households import register_household
 
     from .conftest import VALID_HOUSEHOLD
     data = tmp_path / "n"

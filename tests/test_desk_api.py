@@ -94,7 +94,7 @@ def test_bad_scans_get_a_json_reason_and_change_nothing(node_server, tokens, bod
     if isinstance(body, dict) and body.get("code") == "{code}":
         body = {**body, "code": member["code"]}
     if body == {"code": "0000-0000", "action": "check_in"}:
-        from shelter import shortcode
+        from shelter.core import shortcode
         body = {**body, "code": "0000000" + shortcode.check_char("0000000")}
     before = call(node_server, "GET", "/api/v1/headcount", tokens["volunteer"]).json()
     response = call(node_server, "POST", "/api/v1/scans", tokens["volunteer"], json=body)

@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from shelter import db as dbmod
-from shelter.authority import RULES, Rule
-from shelter.events import EventStore, UnknownEventType, projection
-from sync.hlc import HybridClock
+from shelter.core import db as dbmod
+from shelter.core.authority import RULES, Rule
+from shelter.core.clock import HybridClock
+from shelter.core.events import EventStore, UnknownEventType, projection
 
 RULES["test_explodes"] = Rule("node", "sender")  # a node's own, about itself
 

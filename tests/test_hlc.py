@@ -6,9 +6,9 @@ from itertools import pairwise
 
 import pytest
 
-from shelter import db as dbmod
-from shelter.events import EventStore
-from sync.hlc import ClockDriftError, HybridClock, Timestamp
+from shelter.core import db as dbmod
+from shelter.core.clock import ClockDriftError, HybridClock, Timestamp
+from shelter.core.events import EventStore
 
 HOUR = 3600 * 1000
 DAY = 24 * HOUR

@@ -12,12 +12,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shelter import auth, hqstats, presence, registry, supplies
 from shelter.app import create_app
-from shelter.events import get_meta
-from shelter.node import NodeContext
-from shelter.settings import get_settings
-from shelter.shelters import import_file
+from shelter.core.events import get_meta
+from shelter.core.node import NodeContext
+from shelter.domain import accounts, households, presence, supplies
+from shelter.domain.settings import get_settings
+from shelter.hq import stats
+from shelter.hq.shelters import import_file
 from sync import protocol
 from sync.apply import apply_batch
 from sync.pull import CURSOR_KEY, apply_pulled, updates_for
@@ -39,7 +40,7 @@ def push(node: NodeContext, hq: NodeContext) -> None:
         "SELECT * FROM events WHERE node_id = ? ORDER BY seq", [node.node_id])]
     result = apply_batch(hq.store, node.node_id, node.shelter_id, events)
     assert not result.quarantined and not result.conflicts
-    while hqstats.refresh(hq.store):
+    while stats.refresh(hq.store):
         pass
 
 
@@ -66,7 +67,7 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("hq-world")
     hq = NodeContext(root / "hq", role="hq")
     import_file(hq.store, GSI)
-    auth.add_user(hq.store, "op", "operator-pass-1", "operator")
+    accounts.add_user(hq.store, "op", "operator-pass-1", "operator")
     a, b = NodeContext(root / "a", shelter_id=A), NodeContext(root / "b", shelter_id=B)
     people = {}
     for key, data in {"relatives": household("relatives"),
@@ -75,7 +76,7 @@ def world(tmp_path_factory):
                       "none": household("none", "佐藤", "さとう", "1970-05-05"),
                       "home": household("relatives", "田中", "たなか", "1960-03-03", "home")
                       }.items():
-        people[key] = registry.register_household(a.store, a.identity, data)["members"][0]
+        people[key] = households.register_household(a.store, a.identity, data)["members"][0]
     for key in ("relatives", "none"):
         presence.scan(a.store, A, a.card_keys(), people[key]["code"], "check_in")
     # 鈴木 registered at A turns up at B with A's card: a move.
@@ -85,7 +86,7 @@ def world(tmp_path_factory):
     push(b, hq)
     app = create_app(root / "hq", role="hq", test_config={"TESTING": True})
     yield {"hq": hq, "a": a, "b": b, "app": app, "people": people,
-           "token": auth.create_token(hq.store, "operator")}
+           "token": accounts.create_token(hq.store, "operator")}
     for ctx in (hq, a, b):
         ctx.db.conn.close()
 
@@ -179,7 +180,7 @@ def test_status_capacity_and_contact_go_down_to_the_shelter(world):
     pull(node, world["hq"])
     desk = create_app(node.data_dir, test_config={"TESTING": True}).test_client()
     page = desk.get("/desk/headcount", headers={
-        "Authorization": f"Bearer {auth.create_token(node.store, 'volunteer')}"})
+        "Authorization": f"Bearer {accounts.create_token(node.store, 'volunteer')}"})
     text = page.get_data(as_text=True)
     assert "給水車が到着します" in text and "06-0000-1111" in text and "満員となっています" in text
     a = row(world, A)
@@ -251,11 +252,11 @@ def test_safety_enquiries_follow_each_persons_consent(world):
 
 
 def test_enquiries_are_rate_limited(world, monkeypatch):
-    from shelter import hq_pages
+    from shelter.web.hq import pages
     client, csrf = signed_in(world["app"])
     done = world["hq"].db.execute("SELECT count(*) FROM audit_log WHERE action = "
                                   "'safety_enquiry' AND actor = 'op'").fetchone()[0]
-    monkeypatch.setattr(hq_pages, "ENQUIRIES_PER_WINDOW", done + 2)
+    monkeypatch.setattr(pages, "ENQUIRIES_PER_WINDOW", done + 2)
     statuses = [enquire(client, csrf, "山田", "太郎", "1948-04-02", "relative").status_code
                 for _ in range(4)]
     assert statuses == [200, 200, 429, 429]
@@ -308,7 +309,7 @@ def test_wrong_credentials_reach_no_hq_page(world, tmp_path):
                  "/hq/export/shelters.csv", "/hq/report.pdf"):
         assert anonymous.get(path).status_code == 302, path  # to the login page
     assert anonymous.post("/hq/enquiry", data={"family_name": "山田"}).status_code in (302, 400)
-    node_token = auth.create_token(world["a"].store, "volunteer")  # valid at the node only
+    node_token = accounts.create_token(world["a"].store, "volunteer")  # valid at the node only
     credential = get_meta(world["a"].db, "hq_credential") or "sync-credential"
     for bearer in (node_token, credential, "garbage"):
         for path in ("/api/v1/shelters", "/api/v1/summary"):

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from shelter.node import NodeContext
-from shelter.shelters import ImportProblem, import_file
+from shelter.core.node import NodeContext
+from shelter.hq.shelters import ImportProblem, import_file
 
 from .conftest import SHARED_DATA, run_cli
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
 from shelter.app import create_app
-from shelter.auth import create_token
+from shelter.domain.accounts import create_token
 
 _data = tempfile.mkdtemp(prefix="shelter-schema-")
 atexit.register(shutil.rmtree, _data, ignore_errors=True)

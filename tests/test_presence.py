@@ -10,9 +10,9 @@ from datetime import date
 
 import pytest
 
-from shelter import cards, presence, registry
-from shelter.events import Event
-from shelter.settings import change_settings, get_settings
+from shelter.core.events import Event
+from shelter.domain import cards, households, presence
+from shelter.domain.settings import change_settings, get_settings
 
 from .conftest import VALID_HOUSEHOLD
 
@@ -33,7 +33,7 @@ def register(node, whereabouts="shelter", **member):
     data = copy.deepcopy(VALID_HOUSEHOLD)
     data["whereabouts"] = whereabouts
     data["members"][0].update(member)
-    return registry.register_household(node.store, node.identity, data)["members"][0]
+    return households.register_household(node.store, node.identity, data)["members"][0]
 
 
 def scan(node, code, action, **kw):
@@ -138,7 +138,7 @@ def test_a_forged_card_is_refused(node):
 
 def other_shelters_card(name="鈴木 一郎", node_id="NOTHERNODE1"):
     key = cards.load_private_key(cards.new_private_key_pem())
-    from shelter.events import new_id
+    from shelter.core.events import new_id
     return key, cards.make_code(key, new_id(), "E2710000002222", node_id, name, date.today())
 
 
@@ -200,7 +200,7 @@ def test_an_older_presence_event_arriving_late_does_not_undo_a_newer_one(node):
                                          "shelter_id": SHELTER, "action": "check_out",
                                          "destination": "home"}, "2020-01-01T00:00:00+00:00")
     with node.store.write() as db:
-        from shelter.events import PROJECTIONS
+        from shelter.core.events import PROJECTIONS
         PROJECTIONS["presence_changed"](db, late)
     assert presence.describe(node.db, member["person_id"], SHELTER)["presence"]["status"] == \
         "present"
@@ -241,7 +241,7 @@ def test_headcount_counts_every_group(node, no_repeat_window):
     (50, 100, "somewhat_crowded"), (80, 100, "crowded"), (100, 100, "full"),
     (130, 100, "full")])
 def test_crowding_levels_follow_the_thresholds(present, capacity, level):
-    from shelter.settings import DEFAULTS
+    from shelter.domain.settings import DEFAULTS
     assert presence.crowding_level(present, capacity, DEFAULTS) == level
 
 
@@ -259,8 +259,8 @@ def test_find_by_name_reading_in_any_kana_or_birth_date(node):
 # --- the desk pages through the Flask test client (no JavaScript) ---------------------------
 
 def signed_in(app, role="volunteer"):
-    from shelter.auth import add_user
-    from shelter.signin import start_session
+    from shelter.domain.accounts import add_user
+    from shelter.domain.signin import start_session
     node = app.extensions["shelter"]
     add_user(node.store, role, f"{role}-pass-1", role)
     client = app.test_client()
@@ -289,7 +289,7 @@ def test_the_desk_form_works_without_javascript(app):
 
 
 def member_household(node, member):
-    return registry.get_person(node.db, member["person_id"])["household_id"]
+    return households.get_person(node.db, member["person_id"])["household_id"]
 
 
 def test_a_session_ends_after_a_shift_however_busy(app):

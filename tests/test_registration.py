@@ -8,8 +8,8 @@ from datetime import date
 
 import pytest
 
-from shelter import registry
-from shelter.cards import parse_code
+from shelter.domain import households
+from shelter.domain.cards import parse_code
 
 from .conftest import VALID_HOUSEHOLD
 
@@ -32,9 +32,9 @@ def counts(app):
 
 def test_registration_stores_normalised_kana_and_signed_codes(app):
     node = node_of(app)
-    result = registry.register_household(node.store, node.identity, household(
+    result = households.register_household(node.store, node.identity, household(
         family_name_kana="ﾔﾏﾀﾞ", given_name_kana="たろう"))
-    person = registry.get_person(node.db, result["members"][0]["person_id"])
+    person = households.get_person(node.db, result["members"][0]["person_id"])
     assert (person["family_name_kana"], person["given_name_kana"]) == ("ヤマダ", "タロウ")
     card = parse_code(result["members"][0]["code"], node.card_keys())
     assert card.verified and card.person_id == person["person_id"]
@@ -65,8 +65,8 @@ def test_registration_stores_normalised_kana_and_signed_codes(app):
 def test_bad_member_fields_are_refused_and_nothing_is_saved(app, changes, field, message):
     before = counts(app)
     node = node_of(app)
-    with pytest.raises(registry.ValidationError) as refused:
-        registry.register_household(node.store, node.identity, household(**changes),
+    with pytest.raises(households.ValidationError) as refused:
+        households.register_household(node.store, node.identity, household(**changes),
                                     today=date(2026, 11, 25))
     assert refused.value.errors[field] == message
     assert counts(app) == before
@@ -81,8 +81,8 @@ def test_bad_member_fields_are_refused_and_nothing_is_saved(app, changes, field,
 def test_bad_household_fields_are_refused(app, changes, field):
     node = node_of(app)
     data = {**copy.deepcopy(VALID_HOUSEHOLD), **changes}
-    with pytest.raises(registry.ValidationError) as refused:
-        registry.register_household(node.store, node.identity, data)
+    with pytest.raises(households.ValidationError) as refused:
+        households.register_household(node.store, node.identity, data)
     assert field in refused.value.errors
     assert counts(app) == (0, 0, 0)
 
@@ -92,21 +92,21 @@ def test_kana_is_optional_outside_japanese_and_postal_code_is_normalised(app):
     data = household(family_name="Nguyen", given_name="Lan", family_name_kana="",
                      given_name_kana="")
     data.update(language="vi", postal_code="５４０-０００８")
-    result = registry.register_household(node.store, node.identity, data)
-    found = registry.get_household(node.db, result["household_id"])
+    result = households.register_household(node.store, node.identity, data)
+    found = households.get_household(node.db, result["household_id"])
     assert found["postal_code"] == "540-0008" and found["language"] == "vi"
 
 
 def test_same_name_and_birth_date_is_flagged_for_staff_not_merged(app):
     node = node_of(app)
-    first = registry.register_household(node.store, node.identity, household())
+    first = households.register_household(node.store, node.identity, household())
     # the same man again, his name typed with katakana reading only matching
-    second = registry.register_household(node.store, node.identity, household(
+    second = households.register_household(node.store, node.identity, household(
         family_name="山田", given_name="太郎", family_name_kana="ヤマダ"))
-    third = registry.register_household(node.store, node.identity, household(
+    third = households.register_household(node.store, node.identity, household(
         family_name="山田", given_name="次郎", birth_date="1948-04-02",
         family_name_kana="やまだ", given_name_kana="じろう"))
-    flags = registry.open_duplicates(node.db)
+    flags = households.open_duplicates(node.db)
     assert [(f["person_id"], f["other_person_id"]) for f in flags] == [
         (second["members"][0]["person_id"], first["members"][0]["person_id"])]
     assert third["household_id"] and counts(app)[2] == 3  # nobody silently dropped
@@ -132,7 +132,7 @@ def test_kiosk_form_refuses_a_post_without_its_csrf_token(client):
 
 def test_kiosk_never_shows_another_household(client, app):
     node = node_of(app)
-    other = registry.register_household(node.store, node.identity, household())
+    other = households.register_household(node.store, node.identity, household())
     assert client.get("/register/cards").status_code == 302
     pid = other["members"][0]["person_id"]
     assert client.get(f"/api/v1/persons/{pid}/card.png").status_code == 404

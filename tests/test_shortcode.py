@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from shelter import shortcode
+from shelter.core import shortcode
 
 
 def test_generated_codes_validate_and_normalise_from_what_people_type():

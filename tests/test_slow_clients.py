@@ -19,7 +19,7 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from shelter import framing
+from shelter.core import framing
 
 from .conftest import VALID_HOUSEHOLD, api, enrolled_node, wait_until
 from .slowcrowd import SlowCrowd

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shelter import presence, registry, supplies
-from shelter.authority import Refused
-from shelter.settings import get_settings
+from shelter.core.authority import Refused
+from shelter.domain import households, presence, supplies
+from shelter.domain.settings import get_settings
 
 from .conftest import VALID_HOUSEHOLD
 
@@ -27,7 +27,7 @@ def register(node, whereabouts="shelter", members=None):
     data["whereabouts"] = whereabouts
     if members:
         data["members"] = members
-    return registry.register_household(node.store, node.identity, data)
+    return households.register_household(node.store, node.identity, data)
 
 
 def person(given, born, needs=()):
@@ -175,7 +175,7 @@ def test_a_rationed_item_warns_when_a_household_collects_again(node):
 def hq_steps(node, tmp_path, request_id):
     """HQ acknowledges and dispatches the request, as it does: the node's events applied at
     a real HQ store, HQ's steps pulled back down (only HQ may take these steps)."""
-    from shelter.node import NodeContext
+    from shelter.core.node import NodeContext
     from sync.apply import apply_batch
     from sync.protocol import for_wire
     from sync.pull import apply_pulled, updates_for

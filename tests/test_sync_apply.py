@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shelter import presence, registry
-from shelter.auth import add_user
-from shelter.node import NodeContext
+from shelter.core.node import NodeContext
+from shelter.domain import households, presence
+from shelter.domain.accounts import add_user
 from sync import protocol
 from sync.apply import acked_seq, apply_batch
 
@@ -30,7 +30,7 @@ def make_node(path, shelter=SHELTER):
     for name in ("太郎", "花子", "次郎"):
         data = copy.deepcopy(VALID_HOUSEHOLD)
         data["members"][0]["given_name"] = name
-        members += registry.register_household(node.store, node.identity, data)["members"]
+        members += households.register_household(node.store, node.identity, data)["members"]
     for m in members:
         presence.scan(node.store, node.shelter_id, node.card_keys(), m["code"], "check_in")
     return node
@@ -181,8 +181,8 @@ def test_any_mix_of_resends_reorders_and_losses_converges_to_exactly_once(tmp_pa
 
 
 def test_hq_keeps_each_shelters_stock_settings_and_notes_apart(tmp_path):
-    from shelter import supplies
-    from shelter.settings import change_settings, get_settings, shelter_settings
+    from shelter.domain import supplies
+    from shelter.domain.settings import change_settings, get_settings, shelter_settings
     a, b = make_node(tmp_path / "a"), make_node(tmp_path / "b", "E2710000002222")
     hq = hq_of(tmp_path / "hq")
     for node, litres, capacity in ((a, 100, "250"), (b, 40, "80")):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import shutil
 
-from shelter.cards import parse_code
-from shelter.node import NodeContext
+from shelter.core.node import NodeContext
+from shelter.domain.cards import parse_code
 
 from .conftest import api, enrolled_node, run_cli, start_hq, start_node, wait_until
 from .test_sync_faults import activity, assert_exactly_once, read
@@ -18,7 +18,7 @@ SHELTER_ID = "E2710000005252"
 def all_origins_at_hq(node, hq):
     ctx = NodeContext(node.data)
     try:
-        from shelter.backup import own_origins
+        from shelter.core.backup import own_origins
         origins = own_origins(ctx.db.conn)
         mine = {r[0] for r in ctx.db.execute(
             f"SELECT event_id FROM events WHERE node_id IN ({','.join('?' * len(origins))}) "

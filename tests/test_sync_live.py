@@ -12,8 +12,8 @@ import pytest
 import requests
 from simple_websocket import Client
 
-from shelter.node import NodeContext
-from shelter.registry import register_household
+from shelter.core.node import NodeContext
+from shelter.domain.households import register_household
 from sync import client, protocol
 from sync.client import close_socket
 
@@ -130,9 +130,9 @@ def test_an_enrollment_code_from_another_hq_is_refused(hq, tmp_path):
 
 
 def test_what_hq_decides_comes_down_to_the_shelter(hq, hq_token, shelter_node):
-    from shelter import supplies
-    from shelter.node import NodeContext
-    from shelter.settings import configure_shelter, send_message
+    from shelter.core.node import NodeContext
+    from shelter.domain import supplies
+    from shelter.domain.settings import configure_shelter, send_message
     manager = shelter_node.token("manager")
     created = api(shelter_node, "POST", "/api/v1/supply-requests", manager, json={
         "lines": [{"item_id": "water", "quantity": 500}], "urgency": "urgent"}).json()
@@ -175,7 +175,7 @@ def test_what_hq_decides_comes_down_to_the_shelter(hq, hq_token, shelter_node):
 
 def test_a_person_moves_to_another_shelter_and_both_learn_it(hq, hq_token, shelter_node,
                                                              tmp_path):
-    from shelter.node import NodeContext
+    from shelter.core.node import NodeContext
     other = enrolled_node(hq, tmp_path / "b", "E2710000006666")
     try:
         body = copy.deepcopy(VALID_HOUSEHOLD)
@@ -206,7 +206,7 @@ def test_a_person_moves_to_another_shelter_and_both_learn_it(hq, hq_token, shelt
         def a_knows():
             conn = NodeContext(shelter_node.data)
             try:
-                from shelter.presence import describe
+                from shelter.domain.presence import describe
                 return describe(conn.db, member["person_id"], "E2710000007777")[
                     "presence"]["status"] == "elsewhere"
             finally:

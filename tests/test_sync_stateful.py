@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from shelter import presence, registry, supplies
-from shelter.node import NodeContext
+from shelter.core.node import NodeContext
+from shelter.domain import households, presence, supplies
 from sync import protocol
 from sync.apply import acked_seq, apply_batch
 from sync.pull import CURSOR_KEY, apply_pulled, updates_for
@@ -45,7 +45,7 @@ def sync(node: NodeContext, hq: NodeContext, slice_size: int = 1000, twice: bool
             assert not result.conflicts and not result.quarantined
         done = acked_seq(hq.store, node.node_id)
     while True:
-        from shelter.events import get_meta
+        from shelter.core.events import get_meta
         cursor = int(get_meta(node.db, CURSOR_KEY) or 0)
         updates, next_cursor = updates_for(hq.db, node.shelter_id, node.node_id, cursor)
         apply_pulled(node.store, updates, next_cursor)
@@ -85,7 +85,7 @@ class Shelters(RuleBasedStateMachine):
         members = [{"family_name": "山田", "given_name": f"{name}{k}",
                     "family_name_kana": "やまだ", "birth_date": f"19{50 + k}-01-0{1 + k}"}
                    for k in range(size)]
-        result = registry.register_household(node.store, node.identity, {
+        result = households.register_household(node.store, node.identity, {
             "address": "大阪府", "whereabouts": "shelter", "consent": "none",
             "members": members})
         self.cards += [m["code"] for m in result["members"]]

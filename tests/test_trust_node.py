@@ -10,11 +10,11 @@ import re
 import pytest
 from ulid import ULID
 
-from shelter import auth, presence, registry
 from shelter.app import create_app
-from shelter.authority import Refused
-from shelter.node import NodeContext
-from shelter.settings import configure_shelter, get_settings
+from shelter.core.authority import Refused
+from shelter.core.node import NodeContext
+from shelter.domain import accounts, households, presence
+from shelter.domain.settings import configure_shelter, get_settings
 from sync import enrollment, protocol
 from sync.apply import apply_batch
 from sync.pull import apply_pulled
@@ -47,10 +47,10 @@ def refused_reasons(node) -> list[str]:
 
 
 def test_a_node_takes_from_hq_only_what_concerns_it(node, tmp_path):
-    here = registry.register_household(node.store, node.identity,
+    here = households.register_household(node.store, node.identity,
                                        copy.deepcopy(VALID_HOUSEHOLD))["members"][0]
     other = NodeContext(tmp_path / "other", shelter_id=ELSEWHERE)
-    stranger = registry.register_household(other.store, other.identity,
+    stranger = households.register_household(other.store, other.identity,
                                            copy.deepcopy(VALID_HOUSEHOLD))["members"][0]
     moved = {"person_id": here["person_id"], "shelter_id": ELSEWHERE, "action": "check_in",
              "destination": "", "destination_detail": "", "actor": ""}
@@ -107,7 +107,7 @@ def test_no_store_appends_what_its_side_may_not_say(node, tmp_path):
                                                "shelter_id": ELSEWHERE, "action": "check_in"})
     hq = NodeContext(tmp_path / "hq", role="hq")
     with pytest.raises(Refused):  # HQ registers nobody
-        registry.register_household(hq.store, hq.identity, copy.deepcopy(VALID_HOUSEHOLD))
+        households.register_household(hq.store, hq.identity, copy.deepcopy(VALID_HOUSEHOLD))
     configure_shelter(hq.store, HERE, {"status": "full"})  # HQ may, for any shelter
     assert node.db.execute("SELECT count(*) FROM events WHERE type != 'user_added'"
                            ).fetchone()[0] == 0
@@ -130,7 +130,7 @@ def test_hq_steps_from_an_earlier_hq_epoch_are_taken(node):
 def test_only_an_admin_revokes_a_node_from_the_shelters_page(tmp_path):
     hq = NodeContext(tmp_path / "hq", role="hq")
     node = NodeContext(tmp_path / "node", shelter_id=HERE)
-    member = registry.register_household(node.store, node.identity,
+    member = households.register_household(node.store, node.identity,
                                          copy.deepcopy(VALID_HOUSEHOLD))["members"][0]
     presence.scan(node.store, HERE, node.card_keys(), member["code"], "check_in")
     with hq.store.write() as db:
@@ -139,8 +139,8 @@ def test_only_an_admin_revokes_a_node_from_the_shelters_page(tmp_path):
         enrollment.redeem(db, secret, node.node_id, HERE, hq.node_id)
     apply_batch(hq.store, node.node_id, HERE, [protocol.for_wire(r) for r in node.db.query(
         "SELECT * FROM events ORDER BY seq")])
-    auth.add_user(hq.store, "op", "operator-pass-1", "operator")
-    auth.add_user(hq.store, "chief", "admin-pass-long-1", "admin")
+    accounts.add_user(hq.store, "op", "operator-pass-1", "operator")
+    accounts.add_user(hq.store, "chief", "admin-pass-long-1", "admin")
     app = create_app(tmp_path / "hq", role="hq", test_config={"TESTING": True})
     path = f"/hq/shelters/{HERE}"
     revoke = f"{path}/nodes/{node.node_id}/revoke"
@@ -176,14 +176,14 @@ def test_accounts_planted_over_sync_before_the_upgrade_are_disabled(tmp_path):
     import hashlib
     import json
 
-    from shelter import db as dbmod
+    from shelter.core import db as dbmod
 
     hq = NodeContext(tmp_path / "hq", role="hq")
-    auth.add_user(hq.store, "admin", "hq-admin-pass-1", "admin")
-    token = auth.create_token(hq.store, "operator")
+    accounts.add_user(hq.store, "admin", "hq-admin-pass-1", "admin")
+    token = accounts.create_token(hq.store, "operator")
     conn = hq.db.conn
     planted = {"user_id": str(ULID()), "username": "thief", "role": "admin",
-               "password_hash": auth.hash_password("thief-pass-1")}
+               "password_hash": accounts.hash_password("thief-pass-1")}
     planted_token = {"token_id": str(ULID()), "role": "admin", "label": "",
                      "token_hash": hashlib.sha256(b"sht_planted").hexdigest()}
     for seq, (kind, payload) in enumerate((("user_added", planted),
@@ -199,8 +199,8 @@ def test_accounts_planted_over_sync_before_the_upgrade_are_disabled(tmp_path):
     dbmod.connect(hq.db_path).conn.close()  # the upgrade runs what it has not run
     assert dict(conn.execute("SELECT username, disabled FROM users")) == {"admin": 0,
                                                                           "thief": 1}
-    assert auth.principal_for_token(hq.db, "sht_planted", "hq") is None
-    assert auth.principal_for_token(hq.db, token, "hq") is not None
+    assert accounts.principal_for_token(hq.db, "sht_planted", "hq") is None
+    assert accounts.principal_for_token(hq.db, token, "hq") is not None
     assert {r[0] for r in conn.execute("SELECT action FROM audit_log WHERE actor = 'upgrade'")
             } == {"account_planted_over_sync", "token_planted_over_sync"}
 
@@ -235,7 +235,7 @@ def test_a_wrong_clock_keeps_what_it_cannot_order_and_loses_nothing(tmp_path):
     from sync.pull import HELD
 
     slow = NodeContext(tmp_path / "slow", shelter_id=HERE, clock_offset_seconds=-1800)
-    here = registry.register_household(slow.store, slow.identity,
+    here = households.register_household(slow.store, slow.identity,
                                        copy.deepcopy(VALID_HOUSEHOLD))["members"][0]
     other = NodeContext(tmp_path / "other", shelter_id=ELSEWHERE)
     moved = from_hq("presence_changed", {"person_id": here["person_id"],
@@ -254,7 +254,7 @@ def test_a_wrong_clock_keeps_what_it_cannot_order_and_loses_nothing(tmp_path):
 
     hq = NodeContext(tmp_path / "hq", role="hq")
     home = NodeContext(tmp_path / "home", shelter_id=ELSEWHERE)
-    visitor = registry.register_household(home.store, home.identity,
+    visitor = households.register_household(home.store, home.identity,
                                           copy.deepcopy(VALID_HOUSEHOLD))["members"][0]
     presence.scan(home.store, ELSEWHERE, home.card_keys(), visitor["code"], "check_in")
     apply_batch(hq.store, home.node_id, ELSEWHERE, [protocol.for_wire(r) for r in home.db.query(
@@ -272,14 +272,14 @@ def test_a_wrong_clock_keeps_what_it_cannot_order_and_loses_nothing(tmp_path):
 
 def test_the_desk_says_what_hq_would_not_take_and_what_it_refused(node):
     """A node whose events HQ quarantines (or refuses) must not show only 'connected'."""
-    from shelter.events import set_meta
-    from shelter.signin import start_session
+    from shelter.core.events import set_meta
+    from shelter.domain.signin import start_session
 
     set_meta(node.store, {"hq_url": "https://hq.invalid", "sync_state": "connected",
                           "sync_problems": "3"})
     apply_pulled(node.store, [from_hq("hq_message", {"shelter_id": ELSEWHERE, "text": "x"})],
                  cursor=1)
-    auth.add_user(node.store, "desk", "desk-pass-long-3", "volunteer")
+    accounts.add_user(node.store, "desk", "desk-pass-long-3", "volunteer")
     app = create_app(node.data_dir, test_config={"TESTING": True})
     client = app.test_client()
     with client.session_transaction() as session:

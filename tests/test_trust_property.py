@@ -8,7 +8,7 @@ node's data directory could (HQ's types, local-only types, events about the othe
 events in the other node's name), cuts each stream into random batches and interleaves the
 senders. One real HQ store gets all of it; a second gets the allowed events only, each
 forgery replaced by the stub a node sends for an event that stays home. The two must agree.
-The oracle is written from the rules as stated, not from shelter/authority.py."""
+The oracle is written from the rules as stated, not from shelter/core/authority.py."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ulid import ULID
 
-from shelter import presence, registry, supplies
-from shelter.auth import add_user
-from shelter.node import NodeContext
-from shelter.settings import change_settings
+from shelter.core.node import NodeContext
+from shelter.domain import households, presence, supplies
+from shelter.domain.accounts import add_user
+from shelter.domain.settings import change_settings
 from sync import protocol
 from sync.apply import apply_batch
 
@@ -41,7 +41,7 @@ def _make_node(path: Path, shelter_id: str, name: str) -> dict:
     add_user(node.store, f"manager-{name}", "manager-pass-1", "manager")
     data = copy.deepcopy(VALID_HOUSEHOLD)
     data["members"][0]["given_name"] = name
-    members = registry.register_household(node.store, node.identity, data)["members"]
+    members = households.register_household(node.store, node.identity, data)["members"]
     presence.scan(node.store, shelter_id, node.card_keys(), members[0]["code"], "check_in")
     supplies.move(node.store, shelter_id, {"item_id": "water", "kind": "received",
                                            "quantity": 40})

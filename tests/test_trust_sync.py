@@ -3,7 +3,7 @@ protocol: what they may say is their own shelter's, and nothing else.
 
 Everything the thief uses comes from the stolen directory: the node's id, shelter id and
 HQ credential (in its database) and HQ's CA (hq-ca.crt beside it). Each attack here worked
-before HQ checked who may say what (shelter/authority.py)."""
+before HQ checked who may say what (shelter/core/authority.py)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ import requests
 from simple_websocket import Client, ConnectionClosed
 from ulid import ULID
 
-from shelter.auth import hash_password
-from shelter.node import NodeContext
-from shelter.settings import send_message
+from shelter.core.node import NodeContext
+from shelter.domain.accounts import hash_password
+from shelter.domain.settings import send_message
 from sync import protocol
 from sync.apply import HELD_REASON
 from sync.client import HQ_CA_FILE, close_socket

@@ -1,0 +1,316 @@
+"""Who may say what: the one question every event answers before it is projected.
+
+Each event type has a rule (``RULES``): which side may originate it (a shelter node, HQ, or
+nobody else: local-only, never synced) and how to find the shelter it concerns. The event
+pipeline (``EventStore.append`` for local appends, ``sync.apply`` for a node's batches at
+HQ, ``sync.pull`` for HQ's updates at a node) asks ``refusal()`` and quarantines what is
+refused, with the reason; nothing here writes. docs/security.md has the table in prose.
+
+* A node may originate node types about its own shelter only.
+* HQ originates HQ types, about any shelter; a node takes from HQ only HQ types about its
+  own shelter, and the moves elsewhere of people it registered.
+* Local-only types (accounts and tokens: they hold password and token hashes) never leave
+  their store: they travel as stubs, and a real one arriving over sync is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+Side = Literal["node", "hq", "local"]
+# How to find the shelter an event concerns:
+#   payload   its payload's shelter_id
+#   sender    nothing in the payload: it is about whoever said it (a node's own settings)
+#   request   the shelter that made the supply request its payload names
+#   catalog   HQ's and every node's shared list of items: nobody's shelter in particular;
+#             adding an item never changes an existing one (insert or ignore)
+#   own_store an effect on the sender's own store only: stored elsewhere, never projected
+#   prefecture every shelter at once (HQ's registry import): HQ's own, never sent down
+Concern = Literal["payload", "sender", "request", "catalog", "own_store", "prefecture"]
+
+
+class Rule(NamedTuple):
+    origin: Side
+    concerns: Concern | None
+
+
+RULES: dict[str, Rule] = {
+    # What a shelter's node says.
+    "household_registered": Rule("node", "payload"),
+    "presence_changed": Rule("node", "payload"),
+    "stock_moved": Rule("node", "payload"),
+    "supply_requested": Rule("node", "payload"),
+    "supply_request_received": Rule("node", "request"),
+    "day_note_added": Rule("node", "payload"),
+    "settings_changed": Rule("node", "sender"),
+    "item_added": Rule("node", "catalog"),
+    # A norm is the shelter's own reckoning of its days of supply; HQ keeps its own.
+    "item_changed": Rule("node", "own_store"),
+    # What HQ says.
+    "supply_request_acknowledged": Rule("hq", "request"),
+    "supply_dispatched": Rule("hq", "request"),
+    "shelter_configured": Rule("hq", "payload"),
+    "hq_message": Rule("hq", "payload"),
+    "shelter_registry_imported": Rule("hq", "prefecture"),
+    # What never leaves the store that made it.
+    "user_added": Rule("local", None),
+    "user_disabled": Rule("local", None),
+    "user_enabled": Rule("local", None),
+    "token_created": Rule("local", None),
+}
+LOCAL_ONLY = frozenset(t for t, rule in RULES.items() if rule.origin == "local")
+
+
+def N_(message: str) -> str:
+    """Marks a message for the catalogs; it is translated where a person reads it."""
+    return message
+
+
+class Refusal(NamedTuple):
+    """Why an event may not be said: a message template (English, translated where an
+    operator reads it) and what fills it."""
+
+    template: str
+    params: dict[str, str]
+    # False: not a sign of a thief, only of something this store does not know (a node
+    # restored from a backup older than HQ's steps on it): kept, not shown as refused.
+    alarm: bool = True
+
+    def text(self) -> str:
+        return self.template % self.params
+
+
+class Refused(ValueError):
+    """A local append that this store's side may not make (a bug, never user input)."""
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who is saying it, as this store knows them.
+
+    ``kind``: "self" (this store's own append), "node" (a node's batch at HQ, its shelter
+    from the credential it presented) or "hq" (HQ's updates pulled by a node).
+    ``here``: this store's side ("node" or "hq"); ``shelter_id``: the sender's shelter
+    (for "self" on a node and for "hq", the node's own shelter: what may be said here).
+    ``hq_ids``: for "hq", the ids HQ speaks under (its epochs), when known.
+    """
+
+    kind: Literal["self", "node", "hq"]
+    here: Literal["node", "hq"]
+    shelter_id: str
+    hq_ids: frozenset[str] = frozenset()
+
+
+class Batch:
+    """What earlier events of the same batch established (a supply request made a moment
+    before its receipt is noted), so a batch is judged before any of it is projected."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, str] = {}
+        self.people: set[str] = set()
+
+    def note(self, event_type: str, payload: dict[str, Any]) -> None:
+        """An event of the batch that was accepted (call only then)."""
+        if event_type == "supply_requested":
+            self.requests[str(payload.get("request_id"))] = str(payload.get("shelter_id"))
+        elif event_type == "household_registered" and isinstance(payload.get("members"),
+                                                                 list):
+            self.people.update(str(m.get("person_id")) for m in payload["members"]
+                               if isinstance(m, dict))
+
+
+def refusal(db: Any, sender: Sender, event_type: str, payload: dict[str, Any],
+            node_id: str, batch: Batch | None = None) -> Refusal | None:
+    """Why ``sender`` may not say this event here, or None when it may."""
+    rule = RULES.get(event_type)
+    if rule is None:
+        return Refusal(N_("unknown event type %(type)s"), {"type": event_type})
+    if rule.origin == "local":
+        if sender.kind == "self":
+            return None
+        return Refusal(N_("%(type)s never leaves the store that made it (it travels as a "
+                          "stub)"), {"type": event_type})
+    if sender.kind == "self":
+        if rule.origin != sender.here:
+            return _only(rule.origin, event_type)
+        if sender.here == "hq":
+            return None  # HQ acts for any shelter
+    elif sender.kind == "node":
+        if rule.origin != "node":
+            return _only(rule.origin, event_type)
+    else:  # from HQ, at a node
+        return _from_hq(db, sender, rule, event_type, payload, node_id, batch)
+    return _concerns_own(db, sender, rule, event_type, payload, batch)
+
+
+def _only(origin: Side, event_type: str) -> Refusal:
+    if origin == "hq":
+        return Refusal(N_("only HQ may originate %(type)s"), {"type": event_type})
+    return Refusal(N_("only a shelter node may originate %(type)s"), {"type": event_type})
+
+
+def _concerns_own(db: Any, sender: Sender, rule: Rule, event_type: str,
+                  payload: dict[str, Any], batch: Batch | None) -> Refusal | None:
+    """A node's event (said by itself, or received at HQ) must be about its own shelter."""
+    concern = rule.concerns
+    if concern == "payload":
+        about = payload.get("shelter_id", sender.shelter_id)
+        if about != sender.shelter_id:
+            return Refusal(N_("concerns shelter %(about)s, not the sender's %(own)s"),
+                           {"about": _name(about), "own": sender.shelter_id})
+    elif concern == "request":
+        owner = request_owner(db, payload.get("request_id"), batch)
+        if owner is None:
+            return Refusal(N_("names a supply request this store does not know"), {}, False)
+        if owner != sender.shelter_id:
+            return Refusal(N_("concerns a supply request of shelter %(about)s, not the "
+                              "sender's"), {"about": owner})
+    elif concern == "prefecture":
+        return Refusal(N_("concerns every shelter: only HQ may say it"), {})
+    if event_type in _NEW_IDS:
+        taken = _NEW_IDS[event_type](db, payload, batch)
+        if taken is not None:
+            return taken
+    return bad_value(event_type, payload)
+
+
+def _new_request(db: Any, payload: dict[str, Any], batch: Batch | None) -> Refusal | None:
+    owner = request_owner(db, payload.get("request_id"), batch)
+    if owner is not None:
+        return Refusal(N_("a supply request with this id exists already (shelter %(about)s)"),
+                       {"about": owner})
+    return None
+
+
+def _new_people(db: Any, payload: dict[str, Any], batch: Batch | None) -> Refusal | None:
+    """A registration's household and people must be new: an id already registered
+    elsewhere (a card of that shelter seen here, say) is not the sender's to take."""
+    from shelter.domain.households import issuers
+    members = payload.get("members")
+    ids = [m["person_id"] for m in members if isinstance(m, dict)
+           and isinstance(m.get("person_id"), str)] if isinstance(members, list) else []
+    known = issuers(db, ids)
+    for person in ids:
+        if person in known or (batch is not None and person in batch.people):
+            return Refusal(N_("a person with this id is registered already (shelter "
+                              "%(about)s)"), {"about": known.get(person, "?")})
+    return None
+
+
+# Ids an event creates: a second event may not create the same one again.
+_NEW_IDS = {"supply_requested": _new_request, "household_registered": _new_people}
+
+
+def _from_hq(db: Any, sender: Sender, rule: Rule, event_type: str, payload: dict[str, Any],
+             node_id: str, batch: Batch | None) -> Refusal | None:
+    own = sender.shelter_id
+    if event_type == "presence_changed":
+        # A person this shelter registered, seen elsewhere ("moved to B").
+        from shelter.domain.households import issuers
+        person = payload.get("person_id")
+        home = issuers(db, [person]).get(person) if isinstance(person, str) else None
+        if home is None:
+            return Refusal(N_("a presence change of a person this node does not know"), {},
+                           False)
+        if home != own:
+            return Refusal(N_("HQ may send a presence change only of a person registered "
+                              "here"), {})
+        return None
+    if rule.origin != "hq":
+        return Refusal(N_("%(type)s is not HQ's to send"), {"type": event_type})
+    if sender.hq_ids and node_id not in sender.hq_ids:
+        return Refusal(N_("an HQ step that does not carry one of HQ's own ids"), {})
+    if rule.concerns == "payload":
+        if payload.get("shelter_id") != own:
+            return Refusal(N_("concerns shelter %(about)s, not this one"),
+                           {"about": _name(payload.get("shelter_id"))})
+        return None
+    if rule.concerns == "request":
+        owner = request_owner(db, payload.get("request_id"), batch)
+        if owner is None:
+            return Refusal(N_("names a supply request this store does not know"), {}, False)
+        if owner != own:
+            return Refusal(N_("concerns a supply request that is not this shelter's"), {})
+        return None
+    return Refusal(N_("%(type)s is not sent to shelters"), {"type": event_type})
+
+
+# Values other shelters' figures are computed from: a value HQ cannot use is refused, or one
+# shelter's laptop could stop HQ's numbers for all of them.
+_DIGITS = frozenset("0123456789")
+
+
+def _whole(value: Any, most: int) -> bool:
+    return (isinstance(value, str) and 0 < len(value) <= 7 and set(value) <= _DIGITS
+            and int(value) <= most)
+
+
+def _number(value: Any, most: float) -> bool:
+    return (value is None or (isinstance(value, int | float) and not isinstance(value, bool)
+                              and 0 <= value <= most))
+
+
+def _text(value: Any, most: int) -> bool:
+    return isinstance(value, str) and len(value) <= most
+
+
+def _bad_settings(payload: dict[str, Any]) -> str | None:
+    from shelter.domain.settings import DEFAULTS
+    from shelter.hq.shelters import STATUSES
+    for key, value in payload.items():
+        if key not in DEFAULTS:
+            return str(key)[:40]
+        if key in ("capacity", "crowding_busy", "crowding_crowded", "crowding_full",
+                   "low_stock_days", "request_days"):
+            if not _whole(value, 1_000_000):
+                return key
+        elif key == "status":
+            if value not in STATUSES:
+                return key
+        elif not _text(value, 200):
+            return key
+    return None
+
+
+def _bad_item(payload: dict[str, Any]) -> str | None:
+    from shelter.domain.supplies import AUDIENCES
+    checks = {"item_id": _text(payload.get("item_id"), 64) and bool(payload.get("item_id")),
+              "name_ja": _text(payload.get("name_ja"), 100),
+              "name_en": _text(payload.get("name_en"), 100),
+              "unit": _text(payload.get("unit"), 20),
+              "norm_per_day": _number(payload.get("norm_per_day"), 1000),
+              "audience": payload.get("audience") in AUDIENCES,
+              "ration_hours": isinstance(payload.get("ration_hours"), int)
+              and _number(payload.get("ration_hours"), 24 * 14)}
+    return next((field for field, ok in checks.items() if not ok), None)
+
+
+_VALUES = {"settings_changed": _bad_settings, "item_added": _bad_item}
+
+
+def bad_value(event_type: str, payload: dict[str, Any]) -> Refusal | None:
+    """A value in a node's event that HQ could not use, or None."""
+    check = _VALUES.get(event_type)
+    field = check(payload) if check is not None else None
+    if field is None:
+        return None
+    return Refusal(N_("%(field)s: a value that cannot be used"), {"field": field})
+
+
+def request_owner(db: Any, request_id: Any, batch: Batch | None = None) -> str | None:
+    if not isinstance(request_id, str):
+        return None
+    if batch is not None and request_id in batch.requests:
+        return batch.requests[request_id]
+    row = db.execute("SELECT shelter_id FROM supply_requests WHERE request_id = ?",
+                     [request_id]).fetchone()
+    return str(row[0]) if row else None
+
+
+def _name(value: Any) -> str:
+    return str(value)[:40] if value is not None else "(none)"
+
+
+# Types whose effect is on their sender's own store only: stored elsewhere, not projected.
+OWN_STORE = frozenset(t for t, rule in RULES.items() if rule.concerns == "own_store")

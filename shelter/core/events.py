@@ -1,0 +1,275 @@
+"""The event store: the one place where state changes.
+
+``append`` writes an immutable event (node id, per-node sequence, HLC timestamp, type,
+schema version, payload) and applies its projection to the current-state tables in the
+same transaction. Sync applies events received from elsewhere through the same projections.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from sqlite_utils import Database
+from ulid import ULID
+
+from shelter.core.authority import Refused, Sender, refusal
+from shelter.core.clock import HybridClock, Timestamp
+
+
+class UnknownEventType(ValueError):
+    """No projection is registered for this event type."""
+
+
+class Event(NamedTuple):
+    """One event, immutable (a named tuple: sync builds one per received event, and a
+    frozen dataclass took three times as long to make)."""
+
+    event_id: str
+    node_id: str
+    seq: int
+    hlc: str
+    type: str
+    schema_version: int
+    payload: dict[str, Any]
+    recorded_at: str
+
+    def row(self) -> dict[str, Any]:
+        return dict(zip(EVENT_FIELDS, self.values(), strict=True))
+
+    def values(self) -> tuple[Any, ...]:
+        """The events table's columns, in EVENT_FIELDS order (payload as canonical JSON)."""
+        return (self.event_id, self.node_id, self.seq, self.hlc, self.type,
+                self.schema_version, _CANONICAL.encode(self.payload), self.recorded_at)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Event:
+        return cls(row["event_id"], row["node_id"], row["seq"], row["hlc"], row["type"],
+                   row["schema_version"], json.loads(row["payload"]), row["recorded_at"])
+
+
+# Payloads are stored as canonical JSON; one encoder, not one per call (sync's hot path).
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+EVENT_FIELDS = ("event_id", "node_id", "seq", "hlc", "type", "schema_version", "payload",
+                "recorded_at")
+EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
+EVENT_MARKS = ", ".join("?" for _ in EVENT_FIELDS)
+
+Projection = Callable[[Database, Event], Any]
+ManyProjection = Callable[[Database, list[Event]], None]
+PROJECTIONS: dict[str, Projection] = {}
+# Optional: a projection that applies a run of events of one type at once, with the same
+# effect as applying them one by one in order (sync applies batches through these).
+MANY_PROJECTIONS: dict[str, ManyProjection] = {}
+SCHEMA_VERSIONS: dict[str, int] = {}
+
+
+def projection(event_type: str, schema_version: int = 1) -> Callable[[Projection], Projection]:
+    """Register the function that applies events of ``event_type`` to current state."""
+
+    def register(fn: Projection) -> Projection:
+        if event_type in PROJECTIONS:
+            raise ValueError(f"projection for {event_type} registered twice")
+        PROJECTIONS[event_type] = fn
+        SCHEMA_VERSIONS[event_type] = schema_version
+        return fn
+
+    return register
+
+
+def projection_many(event_type: str) -> Callable[[ManyProjection], ManyProjection]:
+    """Register the run-at-once form of ``event_type``'s projection."""
+
+    def register(fn: ManyProjection) -> ManyProjection:
+        MANY_PROJECTIONS[event_type] = fn
+        return fn
+
+    return register
+
+
+def apply_projections(db: Database, events: list[Event]) -> None:
+    """Apply events already written, in order: a run of one type at once where it can."""
+    start = 0
+    while start < len(events):
+        kind = events[start].type
+        end = start + 1
+        while end < len(events) and events[end].type == kind:
+            end += 1
+        many = MANY_PROJECTIONS.get(kind)
+        if many is not None:
+            many(db, events[start:end])
+        else:
+            for event in events[start:end]:
+                PROJECTIONS[kind](db, event)
+        start = end
+
+
+def new_id() -> str:
+    return str(ULID())
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+# One writer per database file within a process; BEGIN IMMEDIATE orders writers across
+# processes (the HTTP and HTTPS servers of one node share the file).
+_write_locks: dict[str, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _lock_for(path: str) -> threading.Lock:
+    with _write_locks_guard:
+        return _write_locks.setdefault(path, threading.Lock())
+
+
+def insert_row(db: Database, table: str, row: dict[str, Any], or_ignore: bool = False) -> None:
+    """A plain INSERT: sqlite-utils' insert() reads the table's schema on every call, which
+    is most of the cost of a registration on the hot path."""
+    columns = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
+    db.conn.execute(f"{verb} INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
+
+
+def in_chunks(values: list[str], size: int = 900) -> Iterator[tuple[list[str], str]]:
+    """``values`` for ``... IN (?, ?, ...)`` queries, in pieces below SQLite's parameter
+    limit: each piece with its placeholders."""
+    for start in range(0, len(values), size):
+        chunk = values[start:start + size]
+        yield chunk, ",".join("?" * len(chunk))
+
+
+def load_projections() -> None:
+    """Import the domain modules, which register their projections on import."""
+    from shelter.domain import accounts, households, presence, settings, supplies  # noqa: F401
+
+
+class EventStore:
+    def __init__(self, db: Database, node_id: str, clock: HybridClock) -> None:
+        load_projections()
+        self.db = db
+        self.node_id = node_id
+        self.clock = clock
+        path = db.execute("PRAGMA database_list").fetchone()[2] or f":memory:{id(db)}"
+        self._lock = _lock_for(path)
+        # HQ's store also notes, before the projections, which shelters' numbers the events
+        # change (hqstats.mark) and, after, which shelters they concern (sync/outbox.py).
+        self.before: Callable[[Database, list[Event]], None] | None = None
+        self.route: Callable[[Database, list[Event]], None] | None = None
+        self._self: Sender | None = None
+
+    def speaking_for(self) -> Sender:
+        """This store as the sender of its own appends: its side and its shelter."""
+        if self._self is None:
+            role = get_meta(self.db, "role") or "node"
+            self._self = Sender("self", "hq" if role == "hq" else "node",
+                                get_meta(self.db, "shelter_id") or self.node_id)
+        return self._self
+
+    def append(self, event_type: str, payload: dict[str, Any]) -> tuple[Event, Any]:
+        """Append one event and apply it; returns the event and what the projection returned.
+
+        Either both the event and its effect on current state are committed, or neither.
+        """
+        if event_type not in PROJECTIONS:
+            raise UnknownEventType(event_type)
+        reason = refusal(self.db, self.speaking_for(), event_type, payload, self.node_id)
+        if reason is not None:
+            raise Refused(reason.text())
+        with self.write():
+            last = self._meta("hlc_last")
+            ts = self.clock.tick(Timestamp.decode(last) if last else None)
+            seq = int(self._meta("seq_last") or 0) + 1
+            event = Event(new_id(), self.node_id, seq, ts.encode(), event_type,
+                          SCHEMA_VERSIONS[event_type], payload, utc_now_iso())
+            insert_row(self.db, "events", event.row())
+            self._set_meta("hlc_last", ts.encode())
+            self._set_meta("seq_last", str(seq))
+            result = self.project([event])
+        return event, result
+
+    def project(self, events: list[Event]) -> Any:
+        """Apply events just written, with HQ's hooks around; returns what the projection
+        of a single event returned."""
+        if self.before is not None:
+            self.before(self.db, events)
+        result = None
+        if len(events) == 1:
+            result = PROJECTIONS[events[0].type](self.db, events[0])
+        else:
+            apply_projections(self.db, events)
+        if self.route is not None:
+            self.route(self.db, events)
+        return result
+
+    @contextmanager
+    def write(self) -> Iterator[Database]:
+        """The one way to write: a BEGIN IMMEDIATE transaction, one writer at a time.
+
+        Taking the process-wide lock first means threads queue here instead of in SQLite's
+        busy handler, which sleeps in steps and made writes under load slow and uneven.
+        Nested use joins the outer transaction under a savepoint, so a nested failure
+        undoes only its own part.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            conn.execute("SAVEPOINT nested_write")
+            try:
+                yield self.db
+            except BaseException:
+                conn.execute("ROLLBACK TO nested_write")
+                conn.execute("RELEASE nested_write")
+                raise
+            conn.execute("RELEASE nested_write")
+            return
+        with self._lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
+
+    def events(self, after_seq: int = 0) -> Iterator[Event]:
+        for row in self.db.query(
+                "SELECT * FROM events WHERE node_id = ? AND seq > ? ORDER BY seq",
+                [self.node_id, after_seq]):
+            yield Event.from_row(row)
+
+
+def get_meta(db: Database, key: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    return row[0] if row else None
+
+
+def set_meta_once(db: Database, key: str, make: Callable[[], str]) -> str:
+    """Read a node fact (its id, its keys), creating it the first time."""
+    value = get_meta(db, key)
+    if value is None:
+        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", [key, make()])
+        value = get_meta(db, key)
+    assert value is not None
+    return value
+
+
+def set_meta(store: EventStore, values: dict[str, str]) -> None:
+    """Node facts that change (sync progress): written in their own committed transaction."""
+    with store.write() as db:
+        for key, value in values.items():
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                       "DO UPDATE SET value = excluded.value", [key, value])

@@ -1,0 +1,3 @@
+"""What a shelter does, as plain functions over a store: households, presence, supplies,
+settings, accounts, cards. No Flask. Each module registers the projections of its events
+with the core's pipeline when imported; importing this package registers them all."""

@@ -1,0 +1,446 @@
+"""Who is here: check in, go out (外出), return, check out (退所), and the headcount.
+
+A scan names a person (card payload or typed short code) and an action. The decision and
+the event that records it happen in one write transaction, so two tablets scanning the
+same card at the same moment make one change, not two. Presence belongs to no shelter: a
+card issued elsewhere admits its holder provisionally from what the card carries.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from shelter.core import shortcode
+from shelter.core.events import Event, EventStore, projection, projection_many, utc_now_iso
+from shelter.domain import cards
+from shelter.domain.accounts import audit
+from shelter.domain.households import N_, NEEDS
+
+ACTIONS = ("check_in", "go_out", "return", "check_out")
+DESTINATIONS = ("home", "relatives", "hospital", "welfare_shelter", "other_shelter")
+STATUS_AFTER = {"check_in": "present", "return": "present", "go_out": "out",
+                "check_out": "left"}
+# The same card shown twice within this many seconds is one action (a card held up to the
+# camera for a moment, or a scanner's double read).
+REPEAT_SECONDS = 5.0
+# What the desk must see at a glance (medication is recorded as chronic illness).
+DESK_FLAGS = ("allergy", "chronic_illness", "wheelchair", "infant")
+AGE_BANDS = ("0-5", "6-17", "18-64", "65+")
+CROWDING = ("available", "somewhat_crowded", "crowded", "full")
+DETAIL_LIMIT = 80
+
+
+class ScanError(Exception):
+    """A scan that changes nothing. ``message`` is an English message id (translated by the
+    caller); ``status`` the HTTP status that fits."""
+
+    def __init__(self, code: str, status: int, message: str, **params: str) -> None:
+        super().__init__(code)
+        self.code, self.status, self.message, self.params = code, status, message, params
+        self.person_id = ""  # the person a refused card names, for the audit log
+
+
+# Refusals that may be someone trying a false card: audited even though nothing changes.
+SUSPECT_CARDS = ("forged", "card_not_verified")
+
+
+@dataclass(frozen=True)
+class Subject:
+    person_id: str
+    local: bool  # registered in this store (else admitted on what the card says)
+    card: cards.Card | None
+
+
+def identify(db: Database, public_keys: dict[str, str], code: object) -> Subject:
+    """The person a scanned payload or typed short code stands for.
+
+    A card naming a person registered here must be signed by a key of the shelter that
+    registered them (``card_keys``); otherwise it is refused as ``card_not_verified``. A
+    card from an issuer not known here admits only someone not registered here, and
+    provisionally (``Card.verified`` is then False)."""
+    if not isinstance(code, str) or not code.strip() or len(code) > 400:
+        raise ScanError("garbled", 422, N_("This code cannot be read. Scan it again or "
+                                           "type the short code printed under the QR."))
+    text = code.strip()
+    if text.upper().startswith(cards.VERSION + "."):
+        try:
+            card = cards.parse_code(text.upper(), public_keys)
+        except cards.CardError as refused:
+            if refused.reason == "forged":
+                error = ScanError("forged", 422, N_(
+                    "This card is not genuine. Nothing was changed. Ask the shelter "
+                    "manager."))
+                error.person_id = text.upper().split(".")[1]  # well formed: checked first
+                raise error from None
+            raise ScanError("garbled", 422, N_(
+                "This code cannot be read. Scan it again or type the short code printed "
+                "under the QR.")) from None
+        row = db.execute(
+            "SELECT p.issuing_shelter, k.shelter_id FROM persons AS p "
+            "LEFT JOIN card_keys AS k ON k.node_id = ? WHERE p.person_id = ?",
+            [card.node_id, card.person_id]).fetchone()
+        if row is None:
+            return Subject(card.person_id, False, card)
+        # Registered here: the card must be one that person's shelter signed. A key not
+        # known here, or one of another shelter (a stolen laptop's, say), proves nothing.
+        registered_at, key_shelter = row
+        if not (card.verified and key_shelter == registered_at
+                and card.shelter_id == registered_at):
+            error = ScanError("card_not_verified", 422, N_(
+                "This card could not be verified: it names someone registered here, but "
+                "their shelter did not sign it. Nothing was changed. Check who they are "
+                "and ask the shelter manager."))
+            error.person_id = card.person_id
+            raise error
+        return Subject(card.person_id, True, card)
+    typed = shortcode.normalise(text)
+    if typed is None:
+        raise ScanError("garbled", 422, N_("This short code has a typing mistake. Check "
+                                           "it against the card and type it again."))
+    row = db.execute("SELECT person_id FROM persons WHERE short_code = ?", [typed]).fetchone()
+    if row is None:
+        raise ScanError("unknown", 404, N_("No one is registered here with this code. "
+                                           "Find the person by name instead."))
+    return Subject(row[0], True, None)
+
+
+def _resolve(status: str | None, action: str) -> str | None:
+    """The action that really happens given where the person is; None: nothing to do."""
+    here = status in ("present", "out")
+    if action in ("check_in", "return", "auto"):
+        if not here:
+            return "check_in"
+        if status == "out":
+            return "return"
+        return "go_out" if action == "auto" else None
+    if action == "go_out":
+        if status == "present":
+            return "go_out"
+        if status == "out":
+            return None
+        raise ScanError("not_here", 409, N_("This person is not checked in here. Check "
+                                            "them in first."))
+    if action == "check_out":
+        return None if status == "left" else "check_out"
+    raise AssertionError(action)
+
+
+def scan(store: EventStore, shelter_id: str, public_keys: dict[str, str], code: object,
+         action: object, destination: object = "", destination_detail: object = "",
+         actor: str = "") -> dict[str, Any]:
+    """Apply one scan. Returns ``describe()`` of the person plus ``outcome``: "done" (a
+    change was recorded), "already" (they were already so) or "repeated" (the same scan
+    moments ago)."""
+    if action not in ACTIONS + ("auto",):
+        raise ScanError("invalid_action", 422, N_("Choose what to do: check in, go out, "
+                                                  "return or check out."))
+    destination = destination or ""
+    detail = destination_detail.strip() if isinstance(destination_detail, str) \
+        else None if destination_detail else ""
+    if action == "check_out":
+        if destination not in DESTINATIONS:
+            raise ScanError("invalid_destination", 422, N_("Choose where the person is "
+                                                           "going."))
+        if detail is None or len(detail) > DETAIL_LIMIT \
+                or any(ord(ch) < 32 for ch in detail):
+            raise ScanError("invalid_destination", 422, N_("Too long or not valid text."))
+        if destination == "other_shelter" and not detail:
+            raise ScanError("invalid_destination", 422, N_("Say which shelter."))
+    else:
+        destination, detail = "", ""
+    try:
+        return _scan(store, shelter_id, public_keys, code, str(action), destination, detail,
+                     actor)
+    except ScanError as refused:
+        if refused.code in SUSPECT_CARDS:  # after the rollback: this must stay recorded
+            audit(store, actor or "-", "scan_refused", refused.person_id or "-",
+                  f"{action}:{refused.code}")
+        raise
+
+
+def _scan(store: EventStore, shelter_id: str, public_keys: dict[str, str], code: object,
+          action: str, destination: str, detail: str, actor: str) -> dict[str, Any]:
+    with store.write() as db:
+        subject = identify(db, public_keys, code)
+        row = db.execute("SELECT shelter_id, status, last_action, since FROM presence "
+                         "WHERE person_id = ?", [subject.person_id]).fetchone()
+        status = row[1] if row and row[0] == shelter_id else None
+        if row and row[0] == shelter_id and action in ("auto", row[2]) \
+                and _age_seconds(row[3]) < REPEAT_SECONDS:
+            outcome, applied = "repeated", row[2]
+        else:
+            resolved = _resolve(status, action)
+            if resolved is None:
+                outcome, applied = "already", row[2] if row else action
+            else:
+                payload: dict[str, Any] = {
+                    "person_id": subject.person_id, "shelter_id": shelter_id,
+                    "action": resolved, "destination": destination,
+                    "destination_detail": detail, "actor": actor}
+                if not subject.local and subject.card is not None:
+                    c = subject.card
+                    payload["card"] = {"shelter_id": c.shelter_id, "node_id": c.node_id,
+                                       "display_name": c.display_name,
+                                       "issued_on": c.issued_on, "verified": c.verified}
+                store.append("presence_changed", payload)
+                outcome, applied = "done", resolved
+        audit(store, actor or "-", "scan", subject.person_id, f"{action}:{outcome}")
+        result = describe(db, subject.person_id, shelter_id)
+    if subject.card is not None and not subject.local:
+        # What this card proves, even if an earlier card for them was verified.
+        result["card_verified"] = subject.card.verified
+    return {**result, "outcome": outcome, "action": applied}
+
+
+def _age_seconds(iso: str) -> float:
+    try:
+        then = datetime.fromisoformat(iso)
+    except ValueError:
+        return float("inf")
+    return (datetime.now(UTC) - then).total_seconds()
+
+
+def whereabouts(db: Database, people: list[str]) -> dict[str, tuple[Any, ...]]:
+    """For each of ``people`` this store knows: (since_hlc, display_name, registered_shelter,
+    shelter_id, status) from their presence (all None if they have none) and the shelter they
+    registered at (None if not registered here). One query, where sync's hot path had two;
+    the ids travel as one JSON array, so there is no parameter limit to cut them for."""
+    return {row[0]: row[1:] for row in db.conn.execute(
+        "SELECT j.value, p.since_hlc, p.display_name, p.registered_shelter, p.shelter_id, "
+        "p.status, r.issuing_shelter FROM json_each(?) AS j "
+        "LEFT JOIN presence AS p ON p.person_id = j.value "
+        "LEFT JOIN persons AS r ON r.person_id = j.value "
+        "WHERE p.person_id IS NOT NULL OR r.person_id IS NOT NULL", [json.dumps(people)])}
+
+
+@projection("presence_changed")
+def _apply_presence_changed(db: Database, event: Event) -> None:
+    _apply_presence_changes(db, [event])
+
+
+@projection_many("presence_changed")
+def _apply_presence_changes(db: Database, events: list[Event]) -> None:
+    """Presence changes in order: each is logged; the latest (by HLC) per person is where the
+    person is, whatever order they arrive in; a check-in while in at another shelter (no
+    check-out between) is flagged. Reads each person's state once for the whole run."""
+    found = whereabouts(db, list({e.payload["person_id"] for e in events}))
+    current = {person: row[:5] for person, row in found.items() if row[0] is not None}
+    registered = {person: row[5] for person, row in found.items() if row[5] is not None}
+    log, flags, latest = [], [], {}
+    for event in events:
+        p = event.payload
+        person = p["person_id"]
+        log.append((event.event_id, person, p["shelter_id"], p["action"],
+                    p.get("destination", ""), event.recorded_at, event.hlc, p.get("actor", "")))
+        now = current.get(person)
+        if now is not None and p["action"] in ("check_in", "return") \
+                and now[3] != p["shelter_id"] and now[4] in ("present", "out"):
+            # In at two shelters with no check-out between: flag it, whichever came first.
+            flags.append((person, event.event_id, now[3], p["shelter_id"],
+                          "present at two shelters", event.recorded_at))
+        if now is not None and now[0] >= event.hlc:
+            continue  # a later change is already known (events can arrive out of order)
+        issuer = registered.get(person)
+        card = p.get("card") or {}
+        status = STATUS_AFTER[p["action"]]
+        home = issuer if issuer is not None else card.get("shelter_id", now[2] if now else "")
+        name = card.get("display_name", now[1] if now else "")
+        current[person] = (event.hlc, name, home, p["shelter_id"], status)
+        latest[person] = (person, p["shelter_id"], status, p["action"], event.recorded_at,
+                          event.hlc, p.get("destination", ""), p.get("destination_detail", ""),
+                          0 if issuer is not None else 1, home, name,
+                          1 if issuer is not None or card.get("verified") else 0)
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO presence_log (event_id, person_id, shelter_id, action, "
+        "destination, at, hlc, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", log)
+    if flags:
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO presence_flags (person_id, event_id, shelter_a, shelter_b, "
+            "reason, flagged_at) VALUES (?, ?, ?, ?, ?, ?)", flags)
+    db.conn.executemany(
+        """INSERT INTO presence (person_id, shelter_id, status, last_action, since, since_hlc,
+               destination, destination_detail, provisional, registered_shelter, display_name,
+               card_verified)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (person_id) DO UPDATE SET shelter_id = excluded.shelter_id,
+               status = excluded.status, last_action = excluded.last_action,
+               since = excluded.since, since_hlc = excluded.since_hlc,
+               destination = excluded.destination,
+               destination_detail = excluded.destination_detail,
+               provisional = excluded.provisional,
+               registered_shelter = excluded.registered_shelter,
+               display_name = excluded.display_name, card_verified = excluded.card_verified""",
+        list(latest.values()))
+
+
+def age_on(birth_date: str, today: date) -> int | None:
+    try:
+        born = date.fromisoformat(birth_date)
+    except ValueError:
+        return None
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def age_band(age: int | None) -> str:
+    if age is None:
+        return "unknown"
+    return "0-5" if age <= 5 else "6-17" if age <= 17 else "18-64" if age <= 64 else "65+"
+
+
+def describe(db: Database, person_id: str, shelter_id: str) -> dict[str, Any]:
+    """A person as the desk sees them: name, flags, presence, and their household's."""
+    person = next(iter(db.query("SELECT * FROM persons WHERE person_id = ?", [person_id])), None)
+    presence = next(iter(db.query("SELECT * FROM presence WHERE person_id = ?", [person_id])),
+                    None)
+    if person is not None:
+        needs = json.loads(person["needs"])
+        info: dict[str, Any] = {
+            "person_id": person_id,
+            "display_name": cards.display_name(person["family_name"], person["given_name"]),
+            "family_name_kana": person["family_name_kana"],
+            "given_name_kana": person["given_name_kana"],
+            "household_id": person["household_id"], "needs": needs,
+            "flags": [f for f in DESK_FLAGS if f in needs],
+            "age": age_on(person["birth_date"], date.today()),
+            "registered_shelter": person["issuing_shelter"], "provisional": False,
+            "card_verified": True,
+        }
+        members = list(db.query(
+            """SELECT p.person_id, p.family_name, p.given_name, pr.status, pr.shelter_id
+               FROM persons p LEFT JOIN presence pr ON pr.person_id = p.person_id
+               WHERE p.household_id = ? ORDER BY p.position""", [person["household_id"]]))
+        info["household"] = [{
+            "person_id": m["person_id"],
+            "display_name": cards.display_name(m["family_name"], m["given_name"]),
+            "status": status_here(m["status"], m["shelter_id"], shelter_id),
+        } for m in members]
+    else:
+        info = {"person_id": person_id,
+                "display_name": presence["display_name"] if presence else "",
+                "household_id": None, "needs": [], "flags": [], "age": None,
+                "registered_shelter": presence["registered_shelter"] if presence else "",
+                "provisional": True,
+                "card_verified": bool(presence["card_verified"]) if presence else False,
+                "household": []}
+    info["presence"] = {
+        "status": status_here(presence["status"], presence["shelter_id"], shelter_id)
+        if presence else "not_arrived",
+        "last_action": presence["last_action"] if presence else None,
+        "since": presence["since"] if presence else None,
+        "shelter_id": presence["shelter_id"] if presence else None,
+        "destination": presence["destination"] if presence else "",
+        "destination_detail": presence["destination_detail"] if presence else "",
+    }
+    return info
+
+
+def status_here(status: str | None, at_shelter: str | None, shelter_id: str) -> str:
+    if status is None:
+        return "not_arrived"
+    if at_shelter != shelter_id and status != "left":
+        return "elsewhere"
+    return status
+
+
+def crowding_level(present: int, capacity: int, settings: dict[str, str]) -> str:
+    """空き / やや混雑 / 混雑 / 満員 by occupancy; thresholds (percent) are settings."""
+    if capacity <= 0:
+        return "unknown"
+    percent = 100.0 * present / capacity
+    if percent >= float(settings["crowding_full"]):
+        return "full"
+    if percent >= float(settings["crowding_crowded"]):
+        return "crowded"
+    if percent >= float(settings["crowding_busy"]):
+        return "somewhat_crowded"
+    return "available"
+
+
+def headcount(db: Database, shelter_id: str, settings: dict[str, str],
+              today: date | None = None) -> dict[str, Any]:
+    """The shelter's numbers. ``by_need`` and ``by_age`` count the people in the building."""
+    today = today or date.today()
+    counts = dict(db.execute(
+        "SELECT status, count(*) FROM presence WHERE shelter_id = ? GROUP BY status",
+        [shelter_id]).fetchall())
+    present, out = counts.get("present", 0), counts.get("out", 0)
+    registered = db.execute("SELECT count(*) FROM persons WHERE issuing_shelter = ?",
+                            [shelter_id]).fetchone()[0]
+    # Registered here as staying at home or in a car, and not (yet) in the building.
+    away = dict(db.execute(
+        """SELECT h.whereabouts, count(*) FROM persons p
+           JOIN households h ON h.household_id = p.household_id
+           LEFT JOIN presence pr ON pr.person_id = p.person_id
+           WHERE p.issuing_shelter = ? AND h.whereabouts IN ('home', 'car')
+             AND pr.person_id IS NULL
+           GROUP BY h.whereabouts""", [shelter_id]).fetchall())
+    by_need = dict.fromkeys(NEEDS, 0)
+    for need, n in db.execute(
+            """SELECT j.value, count(*) FROM presence pr
+               JOIN persons p ON p.person_id = pr.person_id, json_each(p.needs) j
+               WHERE pr.shelter_id = ? AND pr.status = 'present' GROUP BY j.value""",
+            [shelter_id]):
+        by_need[need] = n
+    by_age = dict.fromkeys(AGE_BANDS + ("unknown",), 0)
+    for birth, n in db.execute(
+            """SELECT p.birth_date, count(*) FROM presence pr
+               LEFT JOIN persons p ON p.person_id = pr.person_id
+               WHERE pr.shelter_id = ? AND pr.status = 'present' GROUP BY p.birth_date""",
+            [shelter_id]):
+        by_age[age_band(age_on(birth, today) if birth else None)] += n
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="milliseconds")
+    moves = dict(db.execute(
+        "SELECT action, count(*) FROM presence_log WHERE shelter_id = ? AND at >= ? "
+        "GROUP BY action", [shelter_id, hour_ago]).fetchall())
+    provisional = db.execute(
+        "SELECT count(*) FROM presence WHERE shelter_id = ? AND status = 'present' "
+        "AND provisional = 1", [shelter_id]).fetchone()[0]
+    capacity = int(settings.get("capacity") or 0)
+    return {
+        "shelter_id": shelter_id, "present": present, "out": out, "registered": registered,
+        "at_home": away.get("home", 0), "in_car": away.get("car", 0),
+        "capacity": capacity,
+        "occupancy": round(present / capacity, 3) if capacity > 0 else None,
+        "crowding": crowding_level(present, capacity, settings),
+        "by_need": by_need, "by_age": by_age, "provisional": provisional,
+        "arrivals_last_hour": moves.get("check_in", 0),
+        "departures_last_hour": moves.get("check_out", 0),
+        "as_of": utc_now_iso(),
+    }
+
+
+def find(db: Database, query: str, limit: int = 30) -> list[dict[str, Any]]:
+    """People by name, furigana (any kana, any width) or birth date (1948-04-02, 19480402,
+    1948/4/2, 1948年4月2日)."""
+    from shelter.domain.text import kana_key, name_key
+
+    query = unicodedata.normalize("NFKC", query).strip()
+    as_date = re.fullmatch(r"(\d{4})[-/.年 ]?(\d{1,2})[-/.月 ]?(\d{1,2})日?", query)
+    if as_date and (len(query) == 8 or not query.isdigit()):
+        year, month, day = as_date.groups()
+        where, params = "p.birth_date = ?", [f"{year}-{int(month):02d}-{int(day):02d}"]
+    else:
+        nk, kk = name_key(query, ""), kana_key(query, "")
+        if not nk:
+            return []
+        like = lambda s: s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"  # noqa: E731
+        # A family name, or a reading, from its start; or the whole name with given name.
+        where = ("(p.name_key LIKE ? ESCAPE '\\' OR p.kana_key LIKE ? ESCAPE '\\' "
+                 "OR lower(p.given_name) LIKE ? ESCAPE '\\')")
+        params = [like(nk), like(kk), like(nk)]
+    rows = db.query(
+        f"""SELECT p.person_id, p.family_name, p.given_name, p.family_name_kana,
+                   p.given_name_kana, p.birth_date, p.household_id, p.needs,
+                   pr.status, pr.shelter_id
+            FROM persons p LEFT JOIN presence pr ON pr.person_id = p.person_id
+            WHERE {where} ORDER BY p.kana_key, p.name_key LIMIT ?""", [*params, limit])
+    return [{**r, "needs": json.loads(r["needs"]),
+             "display_name": cards.display_name(r["family_name"], r["given_name"])}
+            for r in rows]

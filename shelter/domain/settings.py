@@ -1,0 +1,106 @@
+"""Shelter settings (name, Wi-Fi name for the poster, capacity): changed through events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlite_utils import Database
+
+from shelter.core.events import Event, EventStore, projection
+
+DEFAULTS: dict[str, str] = {
+    "shelter_name": "避難所",
+    "wifi_name": "",
+    "capacity": "0",
+    # How HQ and the public reach the shelter (a phone number, a radio channel): set by HQ.
+    "contact": "",
+    # standby, open, full or closed: set by HQ (comes down by sync) or the manager.
+    "status": "open",
+    # Crowding levels by occupancy, in percent of capacity: やや混雑, 混雑, 満員.
+    "crowding_busy": "50",
+    "crowding_crowded": "80",
+    "crowding_full": "100",
+    # Supplies: warn when an item lasts fewer days than this; a suggested request to HQ
+    # tops stock up to this many days.
+    "low_stock_days": "3",
+    "request_days": "3",
+}
+
+
+def get_settings(db: Database) -> dict[str, str]:
+    values = dict(DEFAULTS)
+    values.update({row["key"]: row["value"] for row in db.query("SELECT * FROM settings")})
+    return values
+
+
+def change_settings(store: EventStore, changes: dict[str, Any]) -> None:
+    unknown = set(changes) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown settings: {sorted(unknown)}")
+    store.append("settings_changed", {k: str(v) for k, v in changes.items()})
+
+
+@projection("settings_changed")
+def _apply_settings_changed(db: Database, event: Event) -> None:
+    """A node's own settings go to `settings`; another node's (at HQ) to `shelter_settings`
+    under the shelter that node belongs to."""
+    own = db.execute("SELECT value FROM meta WHERE key = 'node_id'").fetchone()
+    if own is None or own[0] == event.node_id:
+        for key, value in event.payload.items():
+            db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                       "DO UPDATE SET value = excluded.value", [key, value])
+        return
+    shelter = sender_shelter(db, event)
+    for key, value in event.payload.items():
+        db.execute("INSERT INTO shelter_settings (shelter_id, key, value) VALUES (?, ?, ?) "
+                   "ON CONFLICT (shelter_id, key) DO UPDATE SET value = excluded.value",
+                   [shelter, key, value])
+
+
+def sender_shelter(db: Database, event: Event) -> str:
+    """The shelter of the node that made ``event``: as HQ enrolled it, else this store's."""
+    row = db.execute("SELECT shelter_id FROM sync_origins WHERE node_id = ?",
+                     [event.node_id]).fetchone() or db.execute(
+        "SELECT value FROM meta WHERE key = 'shelter_id'").fetchone()
+    return str(row[0]) if row else event.node_id
+
+
+def shelter_settings(db: Database, shelter_id: str) -> dict[str, str]:
+    """Another shelter's settings as HQ knows them (defaults for what it has not heard)."""
+    values = dict(DEFAULTS)
+    values.update(dict(db.execute("SELECT key, value FROM shelter_settings WHERE shelter_id = ?",
+                                  [shelter_id]).fetchall()))
+    return values
+
+
+def configure_shelter(store: EventStore, shelter_id: str, changes: dict[str, str]) -> None:
+    """HQ sets a shelter's capacity or status; the shelter's node receives it by sync."""
+    allowed = {"capacity", "status", "shelter_name", "contact"}
+    if set(changes) - allowed:
+        raise ValueError(f"HQ may set only {sorted(allowed)}")
+    store.append("shelter_configured", {"shelter_id": shelter_id,
+                                        "changes": {k: str(v) for k, v in changes.items()}})
+
+
+@projection("shelter_configured")
+def _apply_shelter_configured(db: Database, event: Event) -> None:
+    p = event.payload
+    own = db.execute("SELECT value FROM meta WHERE key = 'shelter_id'").fetchone()
+    for key, value in p["changes"].items():
+        if own is not None and own[0] == p["shelter_id"]:
+            db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                       "DO UPDATE SET value = excluded.value", [key, value])
+        db.execute("INSERT INTO shelter_settings (shelter_id, key, value) VALUES (?, ?, ?) "
+                   "ON CONFLICT (shelter_id, key) DO UPDATE SET value = excluded.value",
+                   [p["shelter_id"], key, value])
+
+
+def send_message(store: EventStore, shelter_id: str, text: str) -> None:
+    store.append("hq_message", {"shelter_id": shelter_id, "text": text})
+
+
+@projection("hq_message")
+def _apply_hq_message(db: Database, event: Event) -> None:
+    db.execute("INSERT OR IGNORE INTO hq_messages (event_id, shelter_id, text, at) "
+               "VALUES (?, ?, ?, ?)", [event.event_id, event.payload["shelter_id"],
+                                       event.payload["text"], event.recorded_at])

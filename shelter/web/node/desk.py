@@ -1,0 +1,272 @@
+"""The desk: scan cards (camera, handheld scanner, typed short code), find people, see the
+headcount. Screens update live over websockets.
+
+Camera frames are decoded on the node with zxing-cpp: iPad Safari and Chromium on Linux
+have no BarcodeDetector, and decoding on the node needs no third-party code in the page.
+A tablet sends a small JPEG a few times a second over the shelter's LAN and gets back the
+text of any QR code in it; the page then posts the scan to the same API as a handheld
+scanner or a typed code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from typing import Any
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_sock import Sock
+
+from shelter.domain import presence
+from shelter.domain.accounts import audit
+from shelter.domain.settings import get_settings
+from shelter.render import words
+from shelter.web.base import Recheck, current_principal, error_response, node, websocket_view
+from shelter.web.i18n import gettext
+
+bp = Blueprint("desk", __name__, url_prefix="/desk")
+sock = Sock()
+MAX_FRAME_BYTES = 1_500_000
+MAX_FRAME_PIXELS = 2_500_000
+LIVE_KEEPALIVE_SECONDS = 20.0
+MIN_PUSH_SECONDS = 0.25
+
+
+@bp.before_request
+def _volunteers_only():  # type: ignore[no-untyped-def]
+    principal = current_principal()
+    if principal is None:
+        if request.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+            return error_response(401, "unauthorized", gettext("Please sign in."))
+        return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+    if not principal.can("volunteer"):
+        abort(403)
+    return None
+
+
+@bp.context_processor
+def _scanning() -> dict[str, bool]:
+    """Every desk page takes scans (desk.js: camera, handheld scanner)."""
+    return {"scanning": True}
+
+
+def _actor() -> str:
+    principal = current_principal()
+    assert principal is not None
+    return principal.name
+
+
+def recent(limit: int = 8) -> list[dict[str, Any]]:
+    """The last presence changes at this shelter, newest first, for the desk's side list."""
+    ctx = node()
+    rows = ctx.db.query(
+        """SELECT l.person_id, l.action, l.at, p.family_name, p.given_name,
+                  pr.display_name AS card_name
+           FROM presence_log l LEFT JOIN persons p ON p.person_id = l.person_id
+           LEFT JOIN presence pr ON pr.person_id = l.person_id
+           WHERE l.shelter_id = ? ORDER BY l.hlc DESC LIMIT ?""", [ctx.shelter_id, limit])
+    return [{"person_id": r["person_id"], "action": r["action"], "at": r["at"],
+             "display_name": f"{r['family_name']} {r['given_name']}".strip()
+             if r["family_name"] is not None else r["card_name"]} for r in rows]
+
+
+def live_state() -> dict[str, Any]:
+    from sync.client import sync_status
+    ctx = node()
+    return {"headcount": presence.headcount(ctx.db, ctx.shelter_id, get_settings(ctx.db)),
+            "recent": recent(), "sync": sync_status(ctx)}
+
+
+_shared_lock = threading.Lock()
+_shared: dict[str, Any] = {"version": None, "state": None}
+
+
+def shared_live_state(version: int) -> dict[str, Any]:
+    """One computation per change for all the screens this process serves (the headcount
+    of a shelter of thousands takes tens of milliseconds)."""
+    key = (str(node().db_path), version)
+    with _shared_lock:
+        if _shared["version"] != key:
+            _shared.update(version=key, state=live_state())
+        return _shared["state"]  # type: ignore[no-any-return]
+
+
+def labels() -> dict[str, Any]:
+    """Every word the desk screens show for a code, in the staff member's language (the
+    pages and desk.js read the same table)."""
+    _ = gettext
+    return {
+        "status": {"present": _("Here"), "out": _("Out"), "left": _("Left the shelter"),
+                   "not_arrived": _("Not arrived"), "elsewhere": _("At another shelter")},
+        "action": {"auto": _("Check in or out"), "check_in": _("Check in"),
+                   "go_out": _("Go out"), "return": _("Return"), "check_out": _("Check out")},
+        "done": {"check_in": _("Checked in"), "go_out": _("Gone out"),
+                 "return": _("Returned"), "check_out": _("Checked out")},
+        "outcome": {"already": _("No change: already so"),
+                    "repeated": _("Same card just now: counted once")},
+        "flags": {"allergy": _("Allergy"), "chronic_illness": _("Medication"),
+                  "wheelchair": _("Wheelchair"), "infant": _("Infant")},
+        "needs": words.needs(_),
+        "destinations": {"home": _("Home"), "relatives": _("Relatives or friends"),
+                         "hospital": _("Hospital"),
+                         "welfare_shelter": _("Welfare shelter (福祉避難所)"),
+                         "other_shelter": _("Another shelter")},
+        "crowding": words.crowding(_),
+        "words": {"age": _("age %(n)s"), "household": _("Household"),
+                  "provisional": _("Registered at shelter %(shelter)s: admitted "
+                                   "provisionally"),
+                  "unverified": _("Card not yet verifiable here (issuer unknown)"),
+                  "offline": _("No connection to the node. Scans are not being saved."),
+                  "camera_off": _("Camera is off"), "camera_on": _("Looking for a card…"),
+                  "camera_denied": _("The camera could not be started. Type the short code "
+                                     "or use a handheld scanner."),
+                  "unreadable": _("The answer from the node could not be read. Try again."),
+                  "sync_on": _("HQ: connected"), "sync_off": _("HQ: not connected"),
+                  "sync_last": _("last sync %(time)s"),
+                  "sync_waiting": _("%(n)s changes waiting to go"),
+                  "sync_revoked": _("HQ refused this node: re-enroll it (ask HQ for a "
+                                    "new enrollment code)"),
+                  "sync_refused": _("%(n)s updates from HQ refused"),
+                  "sync_problems": _("HQ did not take %(n)s changes: ask the manager")},
+    }
+
+
+@bp.get("")
+def scan_page():  # type: ignore[no-untyped-def]
+    return render_template("desk/scan.html", result=None, error=None, state=live_state(),
+                           labels=labels())
+
+
+@bp.post("/scan")
+def scan_form():  # type: ignore[no-untyped-def]
+    """The same scan without JavaScript: a plain form post, answered with a page."""
+    ctx = node()
+    form = request.form
+    try:
+        result = presence.scan(ctx.store, ctx.shelter_id, ctx.card_keys(), form.get("code"),
+                               form.get("action", "auto"), form.get("destination", ""),
+                               form.get("destination_detail", ""), actor=_actor())
+    except presence.ScanError as refused:
+        return render_template("desk/scan.html", result=None, error=gettext(refused.message),
+                               state=live_state(), labels=labels()), refused.status
+    back = form.get("back", "")
+    if back and result.get("household_id") == back:
+        return redirect(url_for("staff.household", household_id=back), code=303)
+    return render_template("desk/scan.html", result=result, error=None, state=live_state(),
+                           labels=labels())
+
+
+@bp.get("/find")
+def find():  # type: ignore[no-untyped-def]
+    query = request.args.get("q", "").strip()[:60]
+    found = presence.find(node().db, query) if query else []
+    if query:
+        audit(node().store, _actor(), "find_person", "-", f"q={query} results={len(found)}")
+    for person in found:
+        person["status"] = presence.status_here(person["status"], person["shelter_id"],
+                                                 node().shelter_id)
+    return render_template("desk/find.html", query=query, found=found, labels=labels())
+
+
+@bp.get("/headcount")
+def headcount_page():  # type: ignore[no-untyped-def]
+    return render_template("desk/headcount.html", state=live_state(), labels=labels(),
+                           from_hq=from_hq())
+
+
+def from_hq() -> dict[str, Any]:
+    """What HQ set for this shelter (status, contact) and its latest messages (by sync)."""
+    db = node().db
+    settings = get_settings(db)
+    return {"status": settings.get("status", "open"), "contact": settings.get("contact", ""),
+            "messages": list(db.query(
+                "SELECT text, at FROM hq_messages WHERE shelter_id = ? ORDER BY at DESC "
+                "LIMIT 5", [node().shelter_id]))}
+
+
+@sock.route("/live", bp=bp)
+@websocket_view
+def live(ws: Any) -> None:
+    """Pushes the headcount and the recent list whenever the data changes."""
+    watcher = node().watcher
+    seen, sent = -1, None
+    allowed = Recheck("volunteer")
+    while ws.connected:
+        previous, seen = seen, watcher.wait(seen, LIVE_KEEPALIVE_SECONDS)
+        if not allowed.still_allowed():
+            ws.close(reason=1008, message="signed out")
+            return
+        state = shared_live_state(seen)
+        comparable = json.dumps({**state, "headcount": {**state["headcount"], "as_of": None}},
+                                sort_keys=True)
+        if comparable != sent:
+            ws.send(json.dumps(state, ensure_ascii=False))
+            sent = comparable
+            # At most a few pushes a second, however busy the desks: later changes are
+            # gathered into the next one.
+            time.sleep(MIN_PUSH_SECONDS)
+        elif seen == previous:  # nothing changed for a while
+            ws.send('{"keepalive": true}')  # finds a tablet that has gone, keeps Wi-Fi up
+
+
+@sock.route("/camera", bp=bp)
+@websocket_view
+def camera(ws: Any) -> None:
+    """Each binary message is one JPEG (or PNG) frame; each answer lists the QR codes in it.
+
+    A frame that is not a picture we can read, or declares more pixels than a tablet camera
+    sends, is answered ``{"codes": [], "error": ...}`` (the desk then sends its next frame)
+    and the socket stays open: nothing a client sends ends it but silence.
+    """
+    import logging
+
+    import zxingcpp
+    from PIL import Image, UnidentifiedImageError
+
+    QR_ONLY = zxingcpp.barcode_formats_from_str("QRCode")
+    MAX_SIDE = 4096
+
+    def codes_in(frame: bytes) -> dict[str, Any]:
+        try:
+            # Image.open reads the header only; the size is known before any decoding.
+            # A header past PIL's own bomb limit raises DecompressionBombError here.
+            image = Image.open(io.BytesIO(frame), formats=("JPEG", "PNG"))
+        except Image.DecompressionBombError:
+            return {"codes": [], "error": "frame too large"}
+        except UnidentifiedImageError:
+            return {"codes": [], "error": "not an image"}
+        except Exception as error:  # noqa: BLE001 - any broken header is one bad frame
+            logging.getLogger("shelter").debug("camera frame refused (%s)",
+                                               type(error).__name__)
+            return {"codes": [], "error": "not an image"}
+        with image:
+            width, height = image.size
+            if width * height > MAX_FRAME_PIXELS or max(width, height) > MAX_SIDE:
+                return {"codes": [], "error": "frame too large"}
+            try:
+                found = zxingcpp.read_barcodes(image.convert("L"), formats=QR_ONLY)
+            except Exception as error:  # noqa: BLE001 - truncated or corrupt image data
+                logging.getLogger("shelter").debug("camera frame unreadable (%s)",
+                                                   type(error).__name__)
+                return {"codes": [], "error": "not an image"}
+        return {"codes": [r.text for r in found if r.valid]}
+
+    while ws.connected:
+        frame = ws.receive(timeout=120)
+        if frame is None:
+            break  # a camera screen silent for two minutes has gone away
+        if not isinstance(frame, bytes | bytearray):
+            ws.send(json.dumps({"codes": [], "error": "send frames as binary messages"}))
+            continue
+        ws.send(json.dumps(codes_in(bytes(frame))))
+
+
+def household_presence(household: dict[str, Any]) -> dict[str, Any]:
+    """Each member's status here: present, out, left, not_arrived or elsewhere."""
+    ctx = node()
+    for member in household["members"]:
+        member["presence"] = presence.describe(ctx.db, member["person_id"],
+                                               ctx.shelter_id)["presence"]
+    return household

@@ -1,0 +1,26 @@
+"""How a tablet comes to trust the node's own certificate authority."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, render_template
+
+from shelter.core.tls import ca_paths, fingerprint
+from shelter.web.base import node
+
+bp = Blueprint("trust", __name__)
+
+
+@bp.get("/trust")
+def trust_page():  # type: ignore[no-untyped-def]
+    ca_cert, _ = ca_paths(node().data_dir)
+    return render_template("trust/trust.html",
+                           fingerprint=fingerprint(ca_cert) if ca_cert.exists() else None)
+
+
+@bp.get("/trust/shelter-ca.crt")
+def ca_certificate():  # type: ignore[no-untyped-def]
+    ca_cert, _ = ca_paths(node().data_dir)
+    if not ca_cert.exists():
+        abort(404)
+    return Response(ca_cert.read_bytes(), mimetype="application/x-x509-ca-cert",
+                    headers={"Content-Disposition": 'attachment; filename="shelter-ca.crt"'})
