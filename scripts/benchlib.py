@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import shelter.hq  # noqa: F401, E402  (the domain's projections, HQ's store hooks)
 from shelter.core import server  # noqa: E402
 
 BodyFor = Callable[[int, int], bytes]  # (client number, request number) -> body

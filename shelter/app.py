@@ -12,8 +12,9 @@ from typing import Any
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
+import shelter.hq  # noqa: F401  (the domain's projections, HQ's store hooks)
 from shelter.core.node import NodeContext
-from shelter.web import i18n, inputs
+from shelter.web import i18n, inputs, labels
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("shelter")
@@ -76,6 +77,7 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
             return base.error_response(400, refused.code, _malformed_message(refused.reason))
         return None
 
+    base.sock.init_app(app)
     base.init_app(app)  # after the language is known: its refusals are translated
     app.register_blueprint(staff.bp)
     app.register_blueprint(trust.bp)
@@ -87,14 +89,12 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
         app.register_blueprint(hq_api.api)
         app.register_blueprint(pages.bp)
         app.register_blueprint(public.bp)
-        hq_api.sock.init_app(app)
         stats.ensure_refresher(node)
     else:
         app.register_blueprint(kiosk.bp)
         app.register_blueprint(api.bp)
         app.register_blueprint(desk.bp)
         app.register_blueprint(supplies_pages.bp)
-        desk.sock.init_app(app)
 
     @app.template_filter("jst")
     def _jst(iso: str, seconds: bool = False) -> str:
@@ -120,7 +120,7 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
             "lang": lang, "html_lang": i18n.LANGUAGES[lang][2],
             "languages": i18n.LANGUAGES, "staff_languages": i18n.STAFF_LANGUAGES,
             "csrf_token": base.csrf_token, "principal": base.current_principal(),
-            "desk_labels": desk.labels,
+            "desk_labels": labels.desk,
             "settings": settings,
         }
 

@@ -175,13 +175,13 @@ def simulate_arrivals(contexts: list[NodeContext], stop: threading.Event, minute
 
 def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float) -> int:
     """HQ and three shelters on localhost, enrolled and syncing."""
-    from shelter import cli
+    from shelter import launch
     from shelter.core import server, tls
     from shelter.core.events import get_meta
     from sync import client, enrollment
     hq = NodeContext(root / "hq", role="hq")
     seed_hq(hq)
-    hq_listener, lines = cli.hq_listener(hq, hq_port, "127.0.0.1")
+    hq_listener, lines = launch.hq_listener(hq, hq_port, "127.0.0.1")
     hq_listener.start()
     listeners = [hq_listener]
     try:
@@ -196,7 +196,7 @@ def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float) -> 
                 with hq.store.write() as db:
                     code = enrollment.issue_code(db, shelter_id, der)
                 client.enroll(ctx, f"https://127.0.0.1:{hq_port}", code)
-            node_listeners, node_lines = cli.node_listeners(ctx, port + i, http_port + i,
+            node_listeners, node_lines = launch.node_listeners(ctx, port + i, http_port + i,
                                                             "127.0.0.1")
             listeners += node_listeners
             lines += [""] + node_lines
@@ -221,7 +221,7 @@ def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float) -> 
     print("\n".join(lines), flush=True)
     stop = threading.Event()
     for ctx in contexts:
-        cli.start_sync(ctx, stop, max_backoff=5.0)
+        launch.start_sync(ctx, stop, max_backoff=5.0)
     if minutes > 0:
         threading.Thread(target=simulate_arrivals, args=(contexts, stop, minutes),
                          daemon=True).start()

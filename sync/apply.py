@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from shelter.core.authority import N_, OWN_STORE, Batch, Refusal, Sender, refusal
+from shelter.core.authority import N_, OWN_STORE, Batch, Refusal, Sender, issuers, refusal
 from shelter.core.clock import DEFAULT_MAX_DRIFT_MS, system_ms
 from shelter.core.events import (
     EVENT_COLUMNS,
@@ -30,11 +30,9 @@ from shelter.core.events import (
     SCHEMA_VERSIONS,
     Event,
     EventStore,
-    in_chunks,
-    insert_row,
     utc_now_iso,
 )
-from shelter.domain.households import issuers
+from shelter.core.sql import in_chunks, insert_row
 from sync import drills
 from sync.protocol import STUB_TYPE, check_event, content_hash, hlc_wall_ms
 

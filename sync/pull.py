@@ -22,9 +22,9 @@ from shelter.core.events import (
     Event,
     EventStore,
     get_meta,
-    insert_row,
     utc_now_iso,
 )
+from shelter.core.sql import insert_row
 from sync.apply import quarantine
 from sync.protocol import EVENT_FIELDS, check_event, hlc_wall_ms
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+import shelter.hq  # noqa: F401  (the domain's projections, HQ's store hooks)
 from shelter.core.server import free_loopback_port as free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,6 +10,7 @@ import pytest
 import requests
 from axe_playwright_python.sync_playwright import Axe
 
+from shelter.core import keys
 from shelter.domain import cards
 
 from .camera import card_from_page, write_y4m
@@ -137,7 +138,7 @@ def test_camera_check_in_shows_on_the_other_tablet_within_a_second(camera_browse
     wait_js(b, "document.querySelector('[data-count=present]').textContent === '2'", 5)
 
     # Forged and garbled codes: a red screen, nothing changes.
-    forged = cards.make_code(cards.load_private_key(cards.new_private_key_pem()),
+    forged = cards.make_code(keys.load_private_key(keys.new_private_key_pem()),
                              first["person_id"], SHELTER,
                              cards.parse_code(first["code"], {}).node_id, "偽物", date.today())
     for code, words, n in ((forged, "正規のものではありません", 3),

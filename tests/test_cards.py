@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from shelter.core import shortcode
+from shelter.core import keys, shortcode
 from shelter.domain import cards
 from shelter.domain.cards import CardError, PrintedCard
 
@@ -18,40 +18,40 @@ PERSON = "01JDQ3W8X2Y4Z6A8B0C2D4E6F8"
 
 @pytest.fixture(scope="module")
 def key():
-    return cards.load_private_key(cards.new_private_key_pem())
+    return keys.load_private_key(keys.new_private_key_pem())
 
 
 def test_payload_round_trip_carries_only_id_name_and_issuer(key):
     code = cards.make_code(key, PERSON, "E2710000001111", "NABCDEFGH1", "山田 太郎",
                            date(2026, 11, 25))
     assert set(code) <= set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ.")  # QR alphanumeric
-    card = cards.parse_code(code, {"NABCDEFGH1": cards.public_key_text(key)})
+    card = cards.parse_code(code, {"NABCDEFGH1": keys.public_key_text(key)})
     assert card == cards.Card(PERSON, "E2710000001111", "NABCDEFGH1", "20261125",
                               "山田 太郎", True)
 
 
 def test_forged_typo_and_garbage_are_told_apart(key):
-    keys = {"NABCDEFGH1": cards.public_key_text(key)}
+    known = {"NABCDEFGH1": keys.public_key_text(key)}
     code = cards.make_code(key, PERSON, "E2710000001111", "NABCDEFGH1", "山田 太郎",
                            date(2026, 11, 25))
     # someone edits the name on a genuine card: the signature no longer matches
     parts = code.split(".")
-    parts[5] = cards._b32("山田 次郎".encode())
+    parts[5] = keys.b32("山田 次郎".encode())
     with pytest.raises(CardError) as forged:
-        cards.parse_code(".".join(parts), keys)
+        cards.parse_code(".".join(parts), known)
     assert forged.value.reason == "forged"
     # a card signed by another key claiming to be this node
-    other = cards.load_private_key(cards.new_private_key_pem())
+    other = keys.load_private_key(keys.new_private_key_pem())
     with pytest.raises(CardError, match="forged"):
         cards.parse_code(cards.make_code(other, PERSON, "E2710000001111", "NABCDEFGH1",
-                                         "山田 太郎", date(2026, 11, 25)), keys)
+                                         "山田 太郎", date(2026, 11, 25)), known)
     for garbage in ("", "hello", "SHC1.x.y", code[:-5], code.replace("SHC1", "SHC9"),
                     "SHC1." + "." * 6, code + ".EXTRA"):
         with pytest.raises(CardError) as garbled:
-            cards.parse_code(garbage, keys)
+            cards.parse_code(garbage, known)
         assert garbled.value.reason in ("garbled", "forged")
     with pytest.raises(CardError, match="garbled"):
-        cards.parse_code("https://example.invalid/", keys)
+        cards.parse_code("https://example.invalid/", known)
 
 
 def test_unknown_issuer_reads_but_is_not_verified(key):

@@ -11,6 +11,7 @@ from datetime import date
 import pytest
 import requests
 
+from shelter.core import keys
 from shelter.core.events import new_id
 from shelter.core.node import NodeContext
 from shelter.domain import cards, households, presence
@@ -39,7 +40,7 @@ def scan(node, code, action="check_in"):
 
 def forge(person_id, shelter_id=SHELTER, node_id="NFORGED0001", name="山田 太郎"):
     """A well-formed card signed with a key nobody here knows, under a made-up node id."""
-    key = cards.load_private_key(cards.new_private_key_pem())
+    key = keys.load_private_key(keys.new_private_key_pem())
     return key, cards.make_code(key, person_id, shelter_id, node_id, name, date.today())
 
 
@@ -77,7 +78,7 @@ def test_another_shelters_known_key_cannot_speak_for_someone_registered_here(nod
     member = register(node)
     key, _ = forge(member["person_id"])
     node.db.execute("INSERT INTO card_keys VALUES ('NOTHER00001', ?, ?)",
-                    [cards.public_key_text(key), OTHER_SHELTER])
+                    [keys.public_key_text(key), OTHER_SHELTER])
     for shelter_on_card in (OTHER_SHELTER, SHELTER):
         code = cards.make_code(key, member["person_id"], shelter_on_card, "NOTHER00001",
                                "山田 太郎", date.today())
@@ -96,7 +97,7 @@ def test_another_shelters_known_key_cannot_speak_for_someone_registered_here(nod
 def test_a_card_of_this_node_with_another_shelter_id_is_refused(node):
     """Our own key, but the card claims another shelter than the person's: not ours."""
     member = register(node)
-    own = cards.load_private_key(node.identity.signing_key_pem)
+    own = keys.load_private_key(node.identity.signing_key_pem)
     code = cards.make_code(own, member["person_id"], OTHER_SHELTER, node.node_id, "山田 太郎",
                            date.today())
     with pytest.raises(presence.ScanError) as refused:
@@ -118,7 +119,7 @@ def test_an_unknown_issuer_admits_a_stranger_provisionally_and_says_so(node):
 def test_an_unverified_card_is_answered_unverified_even_after_a_verified_one(node):
     key, _ = forge(new_id())
     node.db.execute("INSERT INTO card_keys VALUES ('NOTHER00001', ?, ?)",
-                    [cards.public_key_text(key), OTHER_SHELTER])
+                    [keys.public_key_text(key), OTHER_SHELTER])
     person_id = new_id()
     genuine = cards.make_code(key, person_id, OTHER_SHELTER, "NOTHER00001", "鈴木 一郎",
                               date.today())

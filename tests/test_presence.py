@@ -10,6 +10,7 @@ from datetime import date
 
 import pytest
 
+from shelter.core import keys
 from shelter.core.events import Event
 from shelter.domain import cards, households, presence
 from shelter.domain.settings import change_settings, get_settings
@@ -122,7 +123,7 @@ def test_typed_short_codes_work_in_any_case_and_a_typo_is_caught(node):
 def test_a_forged_card_is_refused(node):
     member = register(node)
     body, _, signature = member["code"].rpartition(".")
-    other = cards.load_private_key(cards.new_private_key_pem())
+    other = keys.load_private_key(keys.new_private_key_pem())
     card = cards.parse_code(member["code"], node.card_keys())
     forged = cards.make_code(other, card.person_id, card.shelter_id, card.node_id,
                              "別人 なりすまし", date.today())
@@ -137,7 +138,7 @@ def test_a_forged_card_is_refused(node):
 
 
 def other_shelters_card(name="鈴木 一郎", node_id="NOTHERNODE1"):
-    key = cards.load_private_key(cards.new_private_key_pem())
+    key = keys.load_private_key(keys.new_private_key_pem())
     from shelter.core.events import new_id
     return key, cards.make_code(key, new_id(), "E2710000002222", node_id, name, date.today())
 
@@ -159,7 +160,7 @@ def test_a_card_from_another_shelter_admits_its_holder_provisionally(node):
 def test_a_card_from_a_known_shelter_with_a_bad_signature_is_forged(node):
     key, code = other_shelters_card()
     node.db.execute("INSERT INTO card_keys VALUES ('NOTHERNODE1', ?, 'E2710000002222')",
-                    [cards.public_key_text(key)])
+                    [keys.public_key_text(key)])
     assert scan(node, code, "check_in")["card_verified"]
     _, impostor = other_shelters_card()  # same node id, other key
     with pytest.raises(presence.ScanError) as refused:

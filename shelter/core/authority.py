@@ -15,8 +15,11 @@ refused, with the reason; nothing here writes. docs/security.md has the table in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
+
+from shelter.core.sql import in_chunks
 
 Side = Literal["node", "hq", "local"]
 # How to find the shelter an event concerns:
@@ -186,7 +189,6 @@ def _new_request(db: Any, payload: dict[str, Any], batch: Batch | None) -> Refus
 def _new_people(db: Any, payload: dict[str, Any], batch: Batch | None) -> Refusal | None:
     """A registration's household and people must be new: an id already registered
     elsewhere (a card of that shelter seen here, say) is not the sender's to take."""
-    from shelter.domain.households import issuers
     members = payload.get("members")
     ids = [m["person_id"] for m in members if isinstance(m, dict)
            and isinstance(m.get("person_id"), str)] if isinstance(members, list) else []
@@ -207,7 +209,6 @@ def _from_hq(db: Any, sender: Sender, rule: Rule, event_type: str, payload: dict
     own = sender.shelter_id
     if event_type == "presence_changed":
         # A person this shelter registered, seen elsewhere ("moved to B").
-        from shelter.domain.households import issuers
         person = payload.get("person_id")
         home = issuers(db, [person]).get(person) if isinstance(person, str) else None
         if home is None:
@@ -241,57 +242,37 @@ def _from_hq(db: Any, sender: Sender, rule: Rule, event_type: str, payload: dict
 _DIGITS = frozenset("0123456789")
 
 
-def _whole(value: Any, most: int) -> bool:
+def whole(value: Any, most: int) -> bool:
+    """A count typed as text: 1 to 7 digits, at most ``most``."""
     return (isinstance(value, str) and 0 < len(value) <= 7 and set(value) <= _DIGITS
             and int(value) <= most)
 
 
-def _number(value: Any, most: float) -> bool:
+def number(value: Any, most: float) -> bool:
     return (value is None or (isinstance(value, int | float) and not isinstance(value, bool)
                               and 0 <= value <= most))
 
 
-def _text(value: Any, most: int) -> bool:
+def text(value: Any, most: int) -> bool:
     return isinstance(value, str) and len(value) <= most
 
 
-def _bad_settings(payload: dict[str, Any]) -> str | None:
-    from shelter.domain.settings import DEFAULTS
-    from shelter.hq.shelters import STATUSES
-    for key, value in payload.items():
-        if key not in DEFAULTS:
-            return str(key)[:40]
-        if key in ("capacity", "crowding_busy", "crowding_crowded", "crowding_full",
-                   "low_stock_days", "request_days"):
-            if not _whole(value, 1_000_000):
-                return key
-        elif key == "status":
-            if value not in STATUSES:
-                return key
-        elif not _text(value, 200):
-            return key
-    return None
+ValueCheck = Callable[[dict[str, Any]], str | None]
+# Registered by the domain module that owns the event type (settings, supplies): the
+# check returns the first field HQ could not use, or None.
+VALUE_CHECKS: dict[str, ValueCheck] = {}
 
 
-def _bad_item(payload: dict[str, Any]) -> str | None:
-    from shelter.domain.supplies import AUDIENCES
-    checks = {"item_id": _text(payload.get("item_id"), 64) and bool(payload.get("item_id")),
-              "name_ja": _text(payload.get("name_ja"), 100),
-              "name_en": _text(payload.get("name_en"), 100),
-              "unit": _text(payload.get("unit"), 20),
-              "norm_per_day": _number(payload.get("norm_per_day"), 1000),
-              "audience": payload.get("audience") in AUDIENCES,
-              "ration_hours": isinstance(payload.get("ration_hours"), int)
-              and _number(payload.get("ration_hours"), 24 * 14)}
-    return next((field for field, ok in checks.items() if not ok), None)
-
-
-_VALUES = {"settings_changed": _bad_settings, "item_added": _bad_item}
+def value_check(event_type: str) -> Callable[[ValueCheck], ValueCheck]:
+    def register(fn: ValueCheck) -> ValueCheck:
+        VALUE_CHECKS[event_type] = fn
+        return fn
+    return register
 
 
 def bad_value(event_type: str, payload: dict[str, Any]) -> Refusal | None:
     """A value in a node's event that HQ could not use, or None."""
-    check = _VALUES.get(event_type)
+    check = VALUE_CHECKS.get(event_type)
     field = check(payload) if check is not None else None
     if field is None:
         return None
@@ -306,6 +287,15 @@ def request_owner(db: Any, request_id: Any, batch: Batch | None = None) -> str |
     row = db.execute("SELECT shelter_id FROM supply_requests WHERE request_id = ?",
                      [request_id]).fetchone()
     return str(row[0]) if row else None
+
+
+def issuers(db: Any, people: list[str]) -> dict[str, str]:
+    """The shelter each of ``people`` registered at (those this store knows)."""
+    found: dict[str, str] = {}
+    for chunk, marks in in_chunks(people):
+        found.update(db.execute(f"SELECT person_id, issuing_shelter FROM persons "
+                                f"WHERE person_id IN ({marks})", chunk).fetchall())
+    return found
 
 
 def _name(value: Any) -> str:

@@ -12,14 +12,13 @@ A backup file is 0600 and a directory made for it 0700: it holds what the databa
 from __future__ import annotations
 
 import hashlib
-import secrets
 import socket
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 from shelter.core import atrest
-from shelter.core.shortcode import ALPHABET
+from shelter.core.ids import new_node_id
 
 DB_FILE = "shelter.db"
 
@@ -129,7 +128,7 @@ def new_epoch(conn: sqlite3.Connection, reason: str) -> tuple[str, str]:
     try:
         old = _get(conn, "node_id")
         assert old is not None
-        new = "N" + "".join(secrets.choice(ALPHABET) for _ in range(9))
+        new = new_node_id()
         previous = [p for p in (_get(conn, "previous_node_ids") or "").split(",") if p]
         _set(conn, "previous_node_ids", ",".join(previous + [old]))
         _set(conn, "node_id", new)

@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlite_utils import Database
-from ulid import ULID
 
 from shelter.core.authority import Refused, Sender, refusal
 from shelter.core.clock import HybridClock, Timestamp
+from shelter.core.ids import new_id
+from shelter.core.sql import insert_row
 
 
 class UnknownEventType(ValueError):
@@ -108,10 +109,6 @@ def apply_projections(db: Database, events: list[Event]) -> None:
         start = end
 
 
-def new_id() -> str:
-    return str(ULID())
-
-
 def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -127,31 +124,12 @@ def _lock_for(path: str) -> threading.Lock:
         return _write_locks.setdefault(path, threading.Lock())
 
 
-def insert_row(db: Database, table: str, row: dict[str, Any], or_ignore: bool = False) -> None:
-    """A plain INSERT: sqlite-utils' insert() reads the table's schema on every call, which
-    is most of the cost of a registration on the hot path."""
-    columns = ", ".join(row)
-    marks = ", ".join("?" for _ in row)
-    verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
-    db.conn.execute(f"{verb} INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
-
-
-def in_chunks(values: list[str], size: int = 900) -> Iterator[tuple[list[str], str]]:
-    """``values`` for ``... IN (?, ?, ...)`` queries, in pieces below SQLite's parameter
-    limit: each piece with its placeholders."""
-    for start in range(0, len(values), size):
-        chunk = values[start:start + size]
-        yield chunk, ",".join("?" * len(chunk))
-
-
-def load_projections() -> None:
-    """Import the domain modules, which register their projections on import."""
-    from shelter.domain import accounts, households, presence, settings, supplies  # noqa: F401
-
-
 class EventStore:
     def __init__(self, db: Database, node_id: str, clock: HybridClock) -> None:
-        load_projections()
+        if not PROJECTIONS:
+            # The domain registers its projections when imported (shelter/domain/__init__.py);
+            # a store without them would refuse every event as unknown.
+            raise RuntimeError("no projections registered: import shelter.domain first")
         self.db = db
         self.node_id = node_id
         self.clock = clock

@@ -4,23 +4,36 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlite_utils import Database
 
-from shelter.core import atrest, backup
+from shelter.core import atrest, backup, ids, keys
 from shelter.core import db as dbmod
 from shelter.core.clock import HybridClock, offset_clock, system_ms
-from shelter.core.events import EventStore, get_meta, set_meta_once
+from shelter.core.events import Event, EventStore, get_meta, set_meta_once
 from shelter.core.live import ChangeWatcher
-from shelter.core.shortcode import ALPHABET
-from shelter.domain import cards
-from shelter.domain.households import NodeIdentity
 
 DB_FILE = "shelter.db"
 APPLIER_CACHE_KIB = 64 * 1024  # the page cache of the connection HQ applies batches on
+
+StoreHook = Callable[[Database, list[Event]], None]
+# HQ's store notes, before the projections, which shelters' numbers the events change
+# (shelter/hq/stats.py: mark) and, after, which shelters they concern (sync/outbox.py:
+# route). Set by importing shelter.hq, which knows both; an HQ store without them would
+# serve stale numbers and send nothing down, so opening one fails instead.
+HQ_STORE_HOOKS: tuple[StoreHook, StoreHook] | None = None
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """What a node signs cards with and stamps on them."""
+    node_id: str
+    shelter_id: str
+    signing_key_pem: str
 
 
 class NodeContext:
@@ -46,7 +59,7 @@ class NodeContext:
             db.conn.close()
             raise ValueError(f"{self.data_dir} holds a {self.role}'s data, not a {role}'s")
         self.node_id = set_meta_once(
-            db, "node_id", lambda: "N" + "".join(secrets.choice(ALPHABET) for _ in range(9)))
+            db, "node_id", ids.new_node_id)
         here = backup.host_fingerprint(self.data_dir)
         stored = get_meta(db, "host_fingerprint")
         if stored != here:
@@ -57,7 +70,7 @@ class NodeContext:
             db.execute("INSERT INTO meta (key, value) VALUES ('host_fingerprint', ?) "
                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [here])
         if shelter_id is not None:
-            if not cards.valid_id(shelter_id):
+            if not ids.valid_id(shelter_id):
                 raise ValueError("a shelter id is upper-case letters, digits and '-', "
                                  "like E2710000001111")
             existing = get_meta(db, "shelter_id")
@@ -68,8 +81,8 @@ class NodeContext:
                                      "cards were already issued under that id")
                 db.execute("UPDATE meta SET value = ? WHERE key = 'shelter_id'", [shelter_id])
         self.shelter_id = set_meta_once(db, "shelter_id", lambda: shelter_id or self.node_id)
-        signing_pem = set_meta_once(db, "card_signing_key", cards.new_private_key_pem)
-        self.public_key = cards.public_key_text(cards.load_private_key(signing_pem))
+        signing_pem = set_meta_once(db, "card_signing_key", keys.new_private_key_pem)
+        self.public_key = keys.public_key_text(keys.load_private_key(signing_pem))
         self.identity = NodeIdentity(self.node_id, self.shelter_id, signing_pem)
         self.secret_key = set_meta_once(db, "session_secret", lambda: secrets.token_hex(32))
         db.execute("INSERT OR IGNORE INTO card_keys (node_id, public_key, shelter_id) "
@@ -103,10 +116,9 @@ class NodeContext:
     def _store(self, db: Database) -> EventStore:
         store = EventStore(db, self.node_id, self.clock)
         if self.role == "hq":
-            from shelter.hq.stats import mark
-            from sync.outbox import route
-
-            store.before, store.route = mark, route
+            if HQ_STORE_HOOKS is None:
+                raise RuntimeError("an HQ store needs shelter.hq imported (its hooks)")
+            store.before, store.route = HQ_STORE_HOOKS
         return store
 
     @contextmanager

@@ -18,15 +18,8 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from shelter.core.events import (
-    Event,
-    EventStore,
-    get_meta,
-    insert_row,
-    new_id,
-    projection,
-    utc_now_iso,
-)
+from shelter.core.events import Event, EventStore, get_meta, new_id, projection, utc_now_iso
+from shelter.core.sql import insert_row
 
 NODE_ROLES = ("kiosk", "volunteer", "manager")
 HQ_ROLES = ("operator", "admin")

@@ -8,7 +8,6 @@ with the issuing node's Ed25519 key: a typo or a forged card fails verification.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import io
 import re
@@ -22,20 +21,13 @@ from typing import Any
 import qrcode
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-    load_pem_private_key,
-)
 from qrcode.constants import ERROR_CORRECT_M
 
 from shelter.core import shortcode
+from shelter.core.ids import ULID_RE, valid_id
+from shelter.core.keys import b32, unb32
 
 VERSION = "SHC1"
-_ID_RE = re.compile(r"^[0-9A-Z][0-9A-Z-]{0,31}$")
-_ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 MAX_NAME_BYTES = 60
 
 
@@ -57,18 +49,6 @@ class Card:
     verified: bool  # False: well formed, but the issuer's key is not known here yet
 
 
-def _b32(data: bytes) -> str:
-    return base64.b32encode(data).decode("ascii").rstrip("=")
-
-
-def _unb32(text: str) -> bytes:
-    return base64.b32decode(text + "=" * (-len(text) % 8))
-
-
-def valid_id(value: str) -> bool:
-    return bool(_ID_RE.match(value))
-
-
 def display_name(family: str, given: str) -> str:
     name = f"{family} {given}".strip()
     raw = name.encode("utf-8")[:MAX_NAME_BYTES]
@@ -77,29 +57,13 @@ def display_name(family: str, given: str) -> str:
 
 # --- keys -------------------------------------------------------------------------------
 
-def new_private_key_pem() -> str:
-    key = Ed25519PrivateKey.generate()
-    return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
-
-
-@lru_cache(maxsize=16)
-def load_private_key(pem: str) -> Ed25519PrivateKey:
-    key = load_pem_private_key(pem.encode(), password=None)
-    assert isinstance(key, Ed25519PrivateKey)
-    return key
-
-
-def public_key_text(key: Ed25519PrivateKey) -> str:
-    return _b32(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
-
-
 # --- payload ----------------------------------------------------------------------------
 
 def make_code(key: Ed25519PrivateKey, person_id: str, shelter_id: str, node_id: str,
               name: str, issued_on: date) -> str:
     body = ".".join([VERSION, person_id, shelter_id, node_id, issued_on.strftime("%Y%m%d"),
-                     _b32(name.encode("utf-8"))]) + "."
-    return body + _b32(key.sign(body.encode("ascii")))
+                     b32(name.encode("utf-8"))]) + "."
+    return body + b32(key.sign(body.encode("ascii")))
 
 
 def parse_code(text: str, public_keys: dict[str, str]) -> Card:
@@ -113,12 +77,12 @@ def parse_code(text: str, public_keys: dict[str, str]) -> Card:
     if len(parts) != 7 or parts[0] != VERSION:
         raise CardError("garbled")
     _, person_id, shelter_id, node_id, issued, name_b32, sig_b32 = parts
-    if not (_ULID_RE.match(person_id) and valid_id(shelter_id) and valid_id(node_id)
+    if not (ULID_RE.match(person_id) and valid_id(shelter_id) and valid_id(node_id)
             and re.fullmatch(r"\d{8}", issued)):
         raise CardError("garbled")
     try:
-        name = _unb32(name_b32).decode("utf-8")
-        signature = _unb32(sig_b32)
+        name = unb32(name_b32).decode("utf-8")
+        signature = unb32(sig_b32)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise CardError("garbled") from None
     if len(signature) != 64:
@@ -137,7 +101,7 @@ def _signature_valid(public: str, signature: bytes, body: str) -> bool:
     """Cached: a desk sees the same cards all day (out, back, out again), and a signature
     checked once against the same key does not change."""
     try:
-        Ed25519PublicKey.from_public_bytes(_unb32(public)).verify(signature, body.encode("ascii"))
+        Ed25519PublicKey.from_public_bytes(unb32(public)).verify(signature, body.encode("ascii"))
     except InvalidSignature:
         return False
     return True

@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from sqlite_utils import Database
 
-from shelter.core import shortcode
-from shelter.core.events import Event, EventStore, in_chunks, insert_row, new_id, projection
+from shelter.core import keys, shortcode
+from shelter.core.events import Event, EventStore, new_id, projection
+from shelter.core.node import NodeIdentity
+from shelter.core.sql import insert_row
 from shelter.domain import cards
 from shelter.domain.text import clean_line, kana_key, name_key, normalise_kana
 
@@ -43,14 +44,6 @@ class ValidationError(ValueError):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = errors
-
-
-@dataclass(frozen=True)
-class NodeIdentity:
-    """What a node signs cards with and stamps on them."""
-    node_id: str
-    shelter_id: str
-    signing_key_pem: str
 
 
 def _parse_birth_date(value: object, today: date) -> tuple[str | None, str | None]:
@@ -165,7 +158,7 @@ def register_household(store: EventStore, identity: NodeIdentity, data: Any,
                        today: date | None = None) -> dict[str, Any]:
     """Validate and record a household. Returns its id and each member's card codes."""
     clean = validate(data, today)
-    key = cards.load_private_key(identity.signing_key_pem)
+    key = keys.load_private_key(identity.signing_key_pem)
     issued = today or date.today()
     for attempt in range(5):
         members = []
@@ -239,15 +232,6 @@ def _apply_household_registered(db: Database, event: Event) -> None:
                 "reason": "name_birth" if same_name else "kana_birth",
                 "status": "open", "flagged_hlc": event.hlc,
             }, or_ignore=True)
-
-
-def issuers(db: Database, people: list[str]) -> dict[str, str]:
-    """The shelter each of ``people`` registered at (those this store knows)."""
-    found: dict[str, str] = {}
-    for chunk, marks in in_chunks(people):
-        found.update(db.execute(f"SELECT person_id, issuing_shelter FROM persons "
-                                f"WHERE person_id IN ({marks})", chunk).fetchall())
-    return found
 
 
 def person_row(row: dict[str, Any]) -> dict[str, Any]:

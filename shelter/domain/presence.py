@@ -444,3 +444,11 @@ def find(db: Database, query: str, limit: int = 30) -> list[dict[str, Any]]:
     return [{**r, "needs": json.loads(r["needs"]),
              "display_name": cards.display_name(r["family_name"], r["given_name"])}
             for r in rows]
+
+
+def household_presence(db: Database, household: dict[str, Any],
+                       shelter_id: str) -> dict[str, Any]:
+    """Each member's status here: present, out, left, not_arrived or elsewhere."""
+    for member in household["members"]:
+        member["presence"] = describe(db, member["person_id"], shelter_id)["presence"]
+    return household

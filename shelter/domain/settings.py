@@ -6,7 +6,11 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from shelter.core import authority
 from shelter.core.events import Event, EventStore, projection
+
+# A shelter's status as HQ's registry and the public page know it.
+STATUSES = ("standby", "open", "full", "closed")
 
 DEFAULTS: dict[str, str] = {
     "shelter_name": "避難所",
@@ -104,3 +108,21 @@ def _apply_hq_message(db: Database, event: Event) -> None:
     db.execute("INSERT OR IGNORE INTO hq_messages (event_id, shelter_id, text, at) "
                "VALUES (?, ?, ?, ?)", [event.event_id, event.payload["shelter_id"],
                                        event.payload["text"], event.recorded_at])
+
+
+@authority.value_check("settings_changed")
+def _unusable_setting(payload: dict[str, Any]) -> str | None:
+    """The first setting HQ could not compute with (other shelters' figures use them)."""
+    for key, value in payload.items():
+        if key not in DEFAULTS:
+            return str(key)[:40]
+        if key in ("capacity", "crowding_busy", "crowding_crowded", "crowding_full",
+                   "low_stock_days", "request_days"):
+            if not authority.whole(value, 1_000_000):
+                return key
+        elif key == "status":
+            if value not in STATUSES:
+                return key
+        elif not authority.text(value, 200):
+            return key
+    return None

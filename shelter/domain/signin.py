@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
 
-from shelter.core.events import EventStore, insert_row
+from shelter.core.events import EventStore
+from shelter.core.sql import insert_row
 from shelter.domain.accounts import ROLES, Principal
 
 # How far back failures count.

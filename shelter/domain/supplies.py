@@ -17,7 +17,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from shelter.core.events import Event, EventStore, insert_row, new_id, projection
+from shelter.core import authority
+from shelter.core.events import Event, EventStore, new_id, projection
+from shelter.core.sql import insert_row
 from shelter.domain import presence
 from shelter.domain.households import N_
 from shelter.domain.settings import sender_shelter
@@ -606,3 +608,18 @@ def _apply_day_note(db: Database, event: Event) -> None:
 def notes(db: Database, shelter_id: str, day: date) -> list[dict[str, Any]]:
     return list(db.query("SELECT * FROM day_notes WHERE shelter_id = ? AND day = ? ORDER BY at",
                          [shelter_id, day.isoformat()]))
+
+
+@authority.value_check("item_added")
+def _unusable_item(payload: dict[str, Any]) -> str | None:
+    """The first field of a new catalog item HQ could not use, or None."""
+    text, number = authority.text, authority.number
+    checks = {"item_id": text(payload.get("item_id"), 64) and bool(payload.get("item_id")),
+              "name_ja": text(payload.get("name_ja"), 100),
+              "name_en": text(payload.get("name_en"), 100),
+              "unit": text(payload.get("unit"), 20),
+              "norm_per_day": number(payload.get("norm_per_day"), 1000),
+              "audience": payload.get("audience") in AUDIENCES,
+              "ration_hours": isinstance(payload.get("ration_hours"), int)
+              and number(payload.get("ration_hours"), 24 * 14)}
+    return next((field for field, ok in checks.items() if not ok), None)

@@ -18,13 +18,12 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from shelter.core import ids
 from shelter.core.events import Event, EventStore, projection
-from shelter.domain import cards
 
 ATTRIBUTION = "出典：国土地理院 指定緊急避難場所・指定避難所データ"
 PREFECTURES = re.compile(r"^(北海道|東京都|京都府|大阪府|.{2,3}県)")
 MAX_FILE_BYTES = 64 * 1024 * 1024
-STATUSES = ("standby", "open", "full", "closed")
 
 
 class ImportProblem(ValueError):
@@ -56,7 +55,7 @@ def _text(value: Any) -> str:
 def _gsi_row(props: dict[str, Any], lon: Any, lat: Any, source: str) -> dict[str, Any] | None:
     shelter_id = _text(props.get("共通ID")).upper()
     name = _text(props.get("施設・場所名"))
-    if not name or not cards.valid_id(shelter_id):
+    if not name or not ids.valid_id(shelter_id):
         return None
     return {"shelter_id": shelter_id, "name": name, "name_kana": "",
             "municipality": _municipality(_text(props.get("都道府県名及び市町村名"))),
@@ -73,9 +72,9 @@ def _standard_row(row: dict[str, Any], source: str) -> dict[str, Any] | None:
     code = _text(row.get("全国地方公共団体コード"))
     common = _text(row.get("共通ID")).upper()  # present in some publications
     own = _text(row.get("ID")).upper()
-    if cards.valid_id(common):
+    if ids.valid_id(common):
         shelter_id = common
-    elif own.startswith("E") and cards.valid_id(own):
+    elif own.startswith("E") and ids.valid_id(own):
         shelter_id = own  # the national id in the ID column
     else:  # a municipality's own numbering: unique only with its code
         local = re.sub(r"[^0-9A-Z]", "", own)

@@ -22,8 +22,7 @@ from sqlite_utils import Database
 
 from shelter.core.events import Event
 from shelter.domain import presence, supplies
-from shelter.domain.settings import DEFAULTS
-from shelter.hq.shelters import STATUSES
+from shelter.domain.settings import DEFAULTS, STATUSES
 
 log = logging.getLogger("shelter.hq")
 REFRESH_SECONDS = 2.0  # how often the refresher looks, when nothing wakes it

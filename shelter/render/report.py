@@ -15,8 +15,8 @@ from sqlite_utils import Database
 from shelter.domain import cards, presence, supplies
 from shelter.domain.settings import get_settings
 from shelter.render import words
+from shelter.render.catalogs import translations
 from shelter.render.outputs import pdf_text
-from shelter.web.i18n import translations
 
 
 def _day_bounds(day: date) -> tuple[str, str]:

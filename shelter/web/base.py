@@ -22,12 +22,15 @@ from flask import (
     session,
     url_for,
 )
+from flask_sock import Sock
 
 from shelter.core.node import NodeContext
 from shelter.domain import signin
 from shelter.domain.accounts import ROLES, Principal, principal_for_token
 
 F = TypeVar("F", bound=Callable[..., Any])
+# The websocket routes of both roles (desk /live and /camera, HQ /sync and /live).
+sock = Sock()
 # What may be served over plain HTTP on the LAN: evacuees' own phones register there and
 # must see their own cards (which are checked against the registering session, not a login).
 PLAIN_HTTP_OK = ("kiosk.", "trust.", "static", "api.card_png", "api.cards_pdf")

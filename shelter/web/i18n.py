@@ -1,4 +1,4 @@
-"""The translation layer: Babel catalogs (``shelter/translations/<lang>/LC_MESSAGES``).
+"""The translation layer on the web: the language of this request, and gettext in it.
 
 Message ids are English. Catalogs are read from their .po files and compiled in memory when
 the app starts, so there is no generated file to forget. Japanese is the default language;
@@ -8,40 +8,18 @@ pages Japanese and English.
 
 from __future__ import annotations
 
-import io
-from functools import cache
-from pathlib import Path
-
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import NullTranslations, Translations
 from flask import g, request, session
 
-TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
-# code -> (name in its own language, Babel locale directory, html lang attribute)
-LANGUAGES: dict[str, tuple[str, str, str]] = {
-    "ja": ("日本語", "ja", "ja"),
-    "en": ("English", "en", "en"),
-    "zh": ("简体中文", "zh_Hans", "zh-Hans"),
-    "ko": ("한국어", "ko", "ko"),
-    "vi": ("Tiếng Việt", "vi", "vi"),
-}
-STAFF_LANGUAGES = ("ja", "en")
-DEFAULT = "ja"
+from shelter.render.catalogs import (
+    DEFAULT,
+    LANGUAGES,
+    STAFF_LANGUAGES,
+    translate_errors,
+    translations,
+)
 
-
-@cache
-def translations(lang: str) -> NullTranslations:
-    path = TRANSLATIONS_DIR / LANGUAGES[lang][1] / "LC_MESSAGES" / "messages.po"
-    if not path.exists():
-        return NullTranslations()
-    with path.open("rb") as f:
-        catalog = read_po(f, locale=LANGUAGES[lang][1])
-    buf = io.BytesIO()
-    write_mo(buf, catalog)
-    buf.seek(0)
-    return Translations(fp=buf)
-
+__all__ = ["DEFAULT", "LANGUAGES", "STAFF_LANGUAGES", "current", "gettext", "ngettext",
+           "pick_language", "translate_errors", "translations"]
 
 def pick_language(allowed: tuple[str, ...] = tuple(LANGUAGES)) -> str:
     """?lang= (remembered in the session), then the session, then the browser, then ja."""
@@ -75,8 +53,3 @@ def ngettext(singular: str, plural: str, n: int, **variables: object) -> str:
 
 
 _ = gettext
-
-
-def translate_errors(errors: dict[str, str], lang: str) -> dict[str, str]:
-    t = translations(lang)
-    return {field: t.gettext(message) for field, message in errors.items()}

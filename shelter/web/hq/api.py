@@ -10,21 +10,19 @@ import threading
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, redirect, url_for
-from flask_sock import Sock
 
 from shelter.core.backup import own_origins
 from shelter.core.server import HQ_THREADS
 from shelter.domain import presence
+from shelter.domain.settings import STATUSES
 from shelter.hq import stats
-from shelter.hq.shelters import STATUSES
-from shelter.web.base import node, require, websocket_view
+from shelter.web.base import node, require, sock, websocket_view
 from sync import enrollment, protocol
 from sync.apply import acked_seq, apply_batch
 from sync.pull import updates_for
 
 bp = Blueprint("hq", __name__)
 api = Blueprint("hq_api", __name__, url_prefix="/api/v1")
-sock = Sock()
 log = logging.getLogger("shelter.sync")
 IDLE_SECONDS = 90.0
 # Batches are applied one at a time anyway (one writer); decoding them only a few at a time

@@ -24,15 +24,13 @@ from shelter.core.authority import Refusal
 from shelter.domain import supplies
 from shelter.domain.accounts import audit
 from shelter.domain.households import N_
-from shelter.domain.settings import configure_shelter, send_message
+from shelter.domain.settings import STATUSES, configure_shelter, send_message
 from shelter.domain.text import kana_key, name_key
 from shelter.hq import stats
-from shelter.hq.shelters import ATTRIBUTION, STATUSES
-from shelter.render import words
+from shelter.hq.shelters import ATTRIBUTION
 from shelter.render.outputs import csv_cell
-from shelter.web import i18n
-from shelter.web.base import Recheck, current_principal, node, require, websocket_view
-from shelter.web.hq.api import sock
+from shelter.web import i18n, labels
+from shelter.web.base import Recheck, current_principal, node, require, sock, websocket_view
 from sync import enrollment
 from sync.apply import refusals_by_shelter, refused_events
 
@@ -45,20 +43,6 @@ ENQUIRY_WINDOW = timedelta(minutes=10)
 ATTENTION_ROWS = 60  # the dashboard's table: silent and most crowded first; the rest by
 PAGE_ROWS = 100  # municipality, a page at a time (thousands of rows help nobody, and cost)
 CROWDING_ORDER = ("full", "crowded", "somewhat_crowded", "available", "unknown", "closed")
-
-
-def labels() -> dict[str, Any]:
-    _ = i18n.gettext
-    return {
-        "crowding": words.crowding(_),
-        "status": {"standby": _("Standby"), "open": _("Open"), "full": _("Full"),
-                   "closed": _("Closed")},
-        "need": words.needs(_),
-        "stale": _("silent"), "never": _("never"),
-        "items": {i["item_id"]: supplies.item_name(i, i18n.current())
-                  for i in supplies.items(node().db)},
-        "request": words.request_status(_), "urgency": words.urgency(_),
-    }
 
 
 def active(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -148,7 +132,7 @@ def dashboard():  # type: ignore[no-untyped-def]
         "hq/dashboard.html", totals=stats.cached(ctx, "totals", stats.totals),
         rows=attention[:ATTENTION_ROWS], more=len(attention) - ATTENTION_ROWS,
         municipalities=stats.cached(ctx, "municipalities", stats.by_municipality),
-        map=stats.cached(ctx, f"map:{lang}", map_svg), labels=labels(),
+        map=stats.cached(ctx, f"map:{lang}", map_svg), labels=labels.hq(),
         charts=charts("prefecture"), attribution=ATTRIBUTION,
         unplaced=stats.cached(ctx, "unplaced", lambda rows: sum(r["lat"] is None
                                                                    for r in rows)),
@@ -186,7 +170,7 @@ def municipality_page(name: str):  # type: ignore[no-untyped-def]
     return render_template(
         "hq/municipality.html", name=name, totals=stats.totals(rows),
         rows=listed[(page - 1) * PAGE_ROWS:page * PAGE_ROWS], page=page, pages=pages,
-        map=map_svg(rows, 480, 420), labels=labels(), charts=charts(f"municipality:{name}"),
+        map=map_svg(rows, 480, 420), labels=labels.hq(), charts=charts(f"municipality:{name}"),
         attribution=ATTRIBUTION, stale_minutes=_stale_minutes())
 
 
@@ -207,7 +191,7 @@ def shelter_page(shelter_id: str, problem: str | None = None, status: int = 200)
     shelter_requests = [r for r in supplies.requests(db) if r["shelter_id"] == shelter_id][:20]
     return render_template(
         "hq/shelter.html", s=row, registry=registry, nodes=enrollment.nodes_of(db, shelter_id),
-        labels=labels(), requests=shelter_requests, item_names=_item_names(),
+        labels=labels.hq(), requests=shelter_requests, item_names=_item_names(),
         statuses=STATUSES, charts=charts(shelter_id), problem=problem,
         refused=refused_events(db, shelter_id), reason=refusal_text), status
 
@@ -326,7 +310,7 @@ def demand(open_requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def requests_page(problem: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     queue = _open_requests()
     return render_template("hq/requests.html", queue=queue, demand=demand(queue),
-                           item_names=_item_names(), labels=labels(), problem=problem), status
+                           item_names=_item_names(), labels=labels.hq(), problem=problem), status
 
 
 def _request_or_404(request_id: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from flask import Blueprint, jsonify, render_template
 
 from shelter.hq import stats
 from shelter.hq.shelters import ATTRIBUTION
+from shelter.web import labels
 from shelter.web.base import node
 
 bp = Blueprint("public", __name__)
@@ -30,14 +31,12 @@ def public_rows() -> list[dict[str, Any]]:
 
 @bp.get("/public")
 def page():  # type: ignore[no-untyped-def]
-    from shelter.web.hq.pages import labels
-
     rows = public_rows()
     municipalities: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         municipalities.setdefault(r["municipality"], []).append(r)
     return render_template("public/shelters.html", municipalities=municipalities,
-                           labels=labels(), attribution=ATTRIBUTION, count=len(rows))
+                           labels=labels.hq(), attribution=ATTRIBUTION, count=len(rows))
 
 
 @bp.get("/api/v1/public/shelters")

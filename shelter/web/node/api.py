@@ -11,7 +11,7 @@ from shelter.domain.accounts import audit
 from shelter.domain.settings import get_settings
 from shelter.web.base import current_principal, error_response, node, require
 from shelter.web.i18n import current, gettext, translate_errors
-from shelter.web.node.openapi import spec
+from shelter.web.openapi import spec
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

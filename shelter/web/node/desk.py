@@ -17,17 +17,15 @@ import time
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
-from flask_sock import Sock
 
 from shelter.domain import presence
 from shelter.domain.accounts import audit
 from shelter.domain.settings import get_settings
-from shelter.render import words
-from shelter.web.base import Recheck, current_principal, error_response, node, websocket_view
+from shelter.web import labels
+from shelter.web.base import Recheck, current_principal, error_response, node, sock, websocket_view
 from shelter.web.i18n import gettext
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
-sock = Sock()
 MAX_FRAME_BYTES = 1_500_000
 MAX_FRAME_PIXELS = 2_500_000
 LIVE_KEEPALIVE_SECONDS = 20.0
@@ -93,50 +91,10 @@ def shared_live_state(version: int) -> dict[str, Any]:
         return _shared["state"]  # type: ignore[no-any-return]
 
 
-def labels() -> dict[str, Any]:
-    """Every word the desk screens show for a code, in the staff member's language (the
-    pages and desk.js read the same table)."""
-    _ = gettext
-    return {
-        "status": {"present": _("Here"), "out": _("Out"), "left": _("Left the shelter"),
-                   "not_arrived": _("Not arrived"), "elsewhere": _("At another shelter")},
-        "action": {"auto": _("Check in or out"), "check_in": _("Check in"),
-                   "go_out": _("Go out"), "return": _("Return"), "check_out": _("Check out")},
-        "done": {"check_in": _("Checked in"), "go_out": _("Gone out"),
-                 "return": _("Returned"), "check_out": _("Checked out")},
-        "outcome": {"already": _("No change: already so"),
-                    "repeated": _("Same card just now: counted once")},
-        "flags": {"allergy": _("Allergy"), "chronic_illness": _("Medication"),
-                  "wheelchair": _("Wheelchair"), "infant": _("Infant")},
-        "needs": words.needs(_),
-        "destinations": {"home": _("Home"), "relatives": _("Relatives or friends"),
-                         "hospital": _("Hospital"),
-                         "welfare_shelter": _("Welfare shelter (福祉避難所)"),
-                         "other_shelter": _("Another shelter")},
-        "crowding": words.crowding(_),
-        "words": {"age": _("age %(n)s"), "household": _("Household"),
-                  "provisional": _("Registered at shelter %(shelter)s: admitted "
-                                   "provisionally"),
-                  "unverified": _("Card not yet verifiable here (issuer unknown)"),
-                  "offline": _("No connection to the node. Scans are not being saved."),
-                  "camera_off": _("Camera is off"), "camera_on": _("Looking for a card…"),
-                  "camera_denied": _("The camera could not be started. Type the short code "
-                                     "or use a handheld scanner."),
-                  "unreadable": _("The answer from the node could not be read. Try again."),
-                  "sync_on": _("HQ: connected"), "sync_off": _("HQ: not connected"),
-                  "sync_last": _("last sync %(time)s"),
-                  "sync_waiting": _("%(n)s changes waiting to go"),
-                  "sync_revoked": _("HQ refused this node: re-enroll it (ask HQ for a "
-                                    "new enrollment code)"),
-                  "sync_refused": _("%(n)s updates from HQ refused"),
-                  "sync_problems": _("HQ did not take %(n)s changes: ask the manager")},
-    }
-
-
 @bp.get("")
 def scan_page():  # type: ignore[no-untyped-def]
     return render_template("desk/scan.html", result=None, error=None, state=live_state(),
-                           labels=labels())
+                           labels=labels.desk())
 
 
 @bp.post("/scan")
@@ -150,12 +108,12 @@ def scan_form():  # type: ignore[no-untyped-def]
                                form.get("destination_detail", ""), actor=_actor())
     except presence.ScanError as refused:
         return render_template("desk/scan.html", result=None, error=gettext(refused.message),
-                               state=live_state(), labels=labels()), refused.status
+                               state=live_state(), labels=labels.desk()), refused.status
     back = form.get("back", "")
     if back and result.get("household_id") == back:
         return redirect(url_for("staff.household", household_id=back), code=303)
     return render_template("desk/scan.html", result=result, error=None, state=live_state(),
-                           labels=labels())
+                           labels=labels.desk())
 
 
 @bp.get("/find")
@@ -167,12 +125,12 @@ def find():  # type: ignore[no-untyped-def]
     for person in found:
         person["status"] = presence.status_here(person["status"], person["shelter_id"],
                                                  node().shelter_id)
-    return render_template("desk/find.html", query=query, found=found, labels=labels())
+    return render_template("desk/find.html", query=query, found=found, labels=labels.desk())
 
 
 @bp.get("/headcount")
 def headcount_page():  # type: ignore[no-untyped-def]
-    return render_template("desk/headcount.html", state=live_state(), labels=labels(),
+    return render_template("desk/headcount.html", state=live_state(), labels=labels.desk(),
                            from_hq=from_hq())
 
 
@@ -261,12 +219,3 @@ def camera(ws: Any) -> None:
             ws.send(json.dumps({"codes": [], "error": "send frames as binary messages"}))
             continue
         ws.send(json.dumps(codes_in(bytes(frame))))
-
-
-def household_presence(household: dict[str, Any]) -> dict[str, Any]:
-    """Each member's status here: present, out, left, not_arrived or elsewhere."""
-    ctx = node()
-    for member in household["members"]:
-        member["presence"] = presence.describe(ctx.db, member["person_id"],
-                                               ctx.shelter_id)["presence"]
-    return household

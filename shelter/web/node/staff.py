@@ -6,7 +6,7 @@ from urllib.parse import urlparse
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
 
-from shelter.domain import households, signin
+from shelter.domain import households, presence, signin
 from shelter.domain.accounts import (
     MIN_PASSWORD,
     NODE_ROLES,
@@ -19,9 +19,9 @@ from shelter.domain.accounts import (
 )
 from shelter.domain.settings import change_settings, get_settings
 from shelter.render import poster
+from shelter.web import labels
 from shelter.web.base import SESSION_ABSOLUTE_SECONDS, current_principal, node, require
 from shelter.web.i18n import gettext
-from shelter.web.node.desk import household_presence, labels
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -113,14 +113,16 @@ def home():  # type: ignore[no-untyped-def]
 @bp.get("/households/<household_id>")
 @require("volunteer")
 def household(household_id: str):  # type: ignore[no-untyped-def]
-    found = households.get_household(node().db, household_id)
+    ctx = node()
+    found = households.get_household(ctx.db, household_id)
     if found is None:
         abort(404)
     principal = current_principal()
     assert principal is not None
-    audit(node().store, principal.name, "view_household", household_id)
-    return render_template("staff/household.html", household=household_presence(found),
-                           labels=labels(), scanning=True)
+    audit(ctx.store, principal.name, "view_household", household_id)
+    return render_template("staff/household.html",
+                           household=presence.household_presence(ctx.db, found, ctx.shelter_id),
+                           labels=labels.desk(), scanning=True)
 
 
 @bp.get("/duplicates")

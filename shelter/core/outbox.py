@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shelter.core.authority import issuers, request_owner
 from shelter.core.events import Event
-from shelter.domain.households import issuers
 
 
 def route(db: Any, events: list[Event]) -> None:
@@ -30,10 +30,9 @@ def route(db: Any, events: list[Event]) -> None:
         if event.type in ("shelter_configured", "hq_message"):
             rows.append((event.payload["shelter_id"], event.event_id))
         elif event.type in ("supply_request_acknowledged", "supply_dispatched"):
-            owner = db.execute("SELECT shelter_id FROM supply_requests WHERE request_id = ?",
-                               [event.payload["request_id"]]).fetchone()
+            owner = request_owner(db, event.payload["request_id"])
             if owner:
-                rows.append((owner[0], event.event_id))
+                rows.append((owner, event.event_id))
         elif event.type == "household_registered":
             shelter = event.payload["shelter_id"]
             people = [m["person_id"] for m in event.payload["members"]]

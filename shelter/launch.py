@@ -1,0 +1,58 @@
+"""Starting a node's or HQ's servers and its sync: what `shelter node`, `shelter hq` and the
+demo all do, with the lines that tell people where to find them."""
+
+from __future__ import annotations
+
+import threading
+
+from shelter.core import server, tls
+from shelter.core.events import get_meta
+from shelter.core.node import NodeContext
+from shelter.domain.settings import get_settings
+
+
+def node_listeners(ctx: NodeContext, port: int, http_port: int | None, host: str,
+                   clock_offset: float = 0.0) -> tuple[list[server.Listener], list[str]]:
+    """A node's web servers, and the lines that tell people where to find them."""
+    name = get_settings(ctx.db)["shelter_name"]
+    cert, key = tls.ensure_certificates(ctx.data_dir, name)
+    common = {"CLOCK_OFFSET_SECONDS": clock_offset or None}
+    listeners = [server.Listener(f"https {ctx.shelter_id}", f"{host}:{port}",
+                                 server.app_env(ctx.data_dir, SESSION_COOKIE_SECURE=True,
+                                                **common), tls=(cert, key))]
+    if http_port:
+        listeners.append(server.Listener(
+            f"http {ctx.shelter_id}", f"{host}:{http_port}",
+            server.app_env(ctx.data_dir, HTTPS_PORT=port, SESSION_COOKIE_NAME="shelter_public",
+                           **common)))
+    ca_cert, _ = tls.ca_paths(ctx.data_dir)
+    lan = tls.lan_addresses()
+    shown = lan[0] if lan and host not in ("127.0.0.1", "localhost") else "localhost"
+    lines = [f"Shelter node {ctx.node_id} ({ctx.shelter_id}) — {name}",
+             f"  staff, desk tablets:  https://{shown}:{port}/staff",
+             f"  kiosk tablet:         https://{shown}:{port}/kiosk"]
+    if http_port:
+        lines.append(f"  evacuees' own phones: http://{shown}:{http_port}/register")
+    lines += [f"  trust this node:      http://{shown}:{http_port or port}/trust",
+              f"  CA fingerprint (SHA-256): {tls.fingerprint(ca_cert)}"]
+    return listeners, lines
+
+
+def start_sync(ctx: NodeContext, stop: threading.Event, max_backoff: float = 60.0) -> None:
+    if get_meta(ctx.db, "hq_credential"):
+        from sync.client import SyncClient
+        SyncClient(ctx.data_dir, stop, max_backoff=max_backoff).start()
+
+
+def hq_listener(ctx: NodeContext, port: int, host: str) -> tuple[server.Listener, list[str]]:
+    cert, key = tls.ensure_certificates(ctx.data_dir, "Prefecture HQ")
+    listener = server.Listener("https hq", f"{host}:{port}", server.app_env(
+        ctx.data_dir, ROLE="hq", SESSION_COOKIE_SECURE=True), tls=(cert, key),
+        threads=server.HQ_THREADS)
+    ca_cert, _ = tls.ca_paths(ctx.data_dir)
+    shown = "localhost" if host in ("127.0.0.1", "localhost") else \
+        (tls.lan_addresses() or ["localhost"])[0]
+    return listener, [f"Prefecture HQ {ctx.node_id}",
+                      f"  staff:        https://{shown}:{port}/hq",
+                      f"  nodes sync:   https://{shown}:{port} (shelter node --hq ...)",
+                      f"  CA fingerprint (SHA-256): {tls.fingerprint(ca_cert)}"]

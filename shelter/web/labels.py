@@ -1,0 +1,66 @@
+"""The words screens show for codes, in the reader's language: one table per role, read by
+the pages (Jinja) and by the scripts (desk.js, hq.js) alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shelter.domain import supplies
+from shelter.render import words
+from shelter.web import i18n
+from shelter.web.base import node
+
+
+def desk() -> dict[str, Any]:
+    """Every word the desk screens show for a code, in the staff member's language (the
+    pages and desk.js read the same table)."""
+    _ = i18n.gettext
+    return {
+        "status": {"present": _("Here"), "out": _("Out"), "left": _("Left the shelter"),
+                   "not_arrived": _("Not arrived"), "elsewhere": _("At another shelter")},
+        "action": {"auto": _("Check in or out"), "check_in": _("Check in"),
+                   "go_out": _("Go out"), "return": _("Return"), "check_out": _("Check out")},
+        "done": {"check_in": _("Checked in"), "go_out": _("Gone out"),
+                 "return": _("Returned"), "check_out": _("Checked out")},
+        "outcome": {"already": _("No change: already so"),
+                    "repeated": _("Same card just now: counted once")},
+        "flags": {"allergy": _("Allergy"), "chronic_illness": _("Medication"),
+                  "wheelchair": _("Wheelchair"), "infant": _("Infant")},
+        "needs": words.needs(_),
+        "destinations": {"home": _("Home"), "relatives": _("Relatives or friends"),
+                         "hospital": _("Hospital"),
+                         "welfare_shelter": _("Welfare shelter (福祉避難所)"),
+                         "other_shelter": _("Another shelter")},
+        "crowding": words.crowding(_),
+        "words": {"age": _("age %(n)s"), "household": _("Household"),
+                  "provisional": _("Registered at shelter %(shelter)s: admitted "
+                                   "provisionally"),
+                  "unverified": _("Card not yet verifiable here (issuer unknown)"),
+                  "offline": _("No connection to the node. Scans are not being saved."),
+                  "camera_off": _("Camera is off"), "camera_on": _("Looking for a card…"),
+                  "camera_denied": _("The camera could not be started. Type the short code "
+                                     "or use a handheld scanner."),
+                  "unreadable": _("The answer from the node could not be read. Try again."),
+                  "sync_on": _("HQ: connected"), "sync_off": _("HQ: not connected"),
+                  "sync_last": _("last sync %(time)s"),
+                  "sync_waiting": _("%(n)s changes waiting to go"),
+                  "sync_revoked": _("HQ refused this node: re-enroll it (ask HQ for a "
+                                    "new enrollment code)"),
+                  "sync_refused": _("%(n)s updates from HQ refused"),
+                  "sync_problems": _("HQ did not take %(n)s changes: ask the manager")},
+    }
+
+
+def hq() -> dict[str, Any]:
+    """The words HQ's pages, the public page and hq.js show for codes."""
+    _ = i18n.gettext
+    return {
+        "crowding": words.crowding(_),
+        "status": {"standby": _("Standby"), "open": _("Open"), "full": _("Full"),
+                   "closed": _("Closed")},
+        "need": words.needs(_),
+        "stale": _("silent"), "never": _("never"),
+        "items": {i["item_id"]: supplies.item_name(i, i18n.current())
+                  for i in supplies.items(node().db)},
+        "request": words.request_status(_), "urgency": words.urgency(_),
+    }
