@@ -12,14 +12,22 @@ import click
 
 import shelter.hq  # noqa: F401  (the domain's projections, HQ's store hooks)
 from shelter.core import atrest, keys, server, tls
+from shelter.core.errors import ShelterError
 from shelter.core.node import DB_FILE, NodeContext
 from shelter.domain import accounts
 from shelter.domain.settings import change_settings, get_settings
 from shelter.launch import hq_listener, node_listeners, start_sync
 
 
-class ShelterCommandError(click.ClickException):
-    pass
+# Both bases have ``message``; click declares its own final. Here both mean the English
+# text the operator reads, so there is no catalog template to keep apart from it.
+class ShelterCommandError(ShelterError, click.ClickException):  # type: ignore[misc]
+    """A command that cannot go ahead: click prints ``message`` and exits with status 1."""
+
+    code = "command_failed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, detail=message)  # ClickException keeps it as .message
 
 
 def _node(data: str, shelter_id: str | None = None) -> NodeContext:
@@ -77,14 +85,13 @@ def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None) -> No
     """The node, enrolled with HQ (with ``enroll_code`` the first time, or again after HQ
     revoked it: then under a new node id, since whoever held the old credential may have
     used the old id's sequence numbers)."""
-    from shelter.core import backup
-    from shelter.core.events import get_meta, set_meta
+    from shelter.core import backup, meta
     from sync import client, enrollment
 
-    revoked = get_meta(ctx.db, "sync_state") == "revoked"
-    if get_meta(ctx.db, "hq_credential") and not (revoked and enroll_code):
-        if get_meta(ctx.db, "hq_url") != hq_url:
-            set_meta(ctx.store, {"hq_url": hq_url})  # HQ moved; the credential stays
+    revoked = meta.get(ctx.db, "sync_state") == "revoked"
+    if meta.get(ctx.db, "hq_credential") and not (revoked and enroll_code):
+        if meta.get(ctx.db, "hq_url") != hq_url:
+            meta.commit(ctx.store, {"hq_url": hq_url})  # HQ moved; the credential stays
         return ctx
     if revoked and enroll_code:
         _, new_id = backup.new_epoch(ctx.db.conn, "enrolled again after HQ revoked the node")
@@ -115,11 +122,11 @@ def _new_card_key(ctx: NodeContext, node_id: str) -> None:
     """A node enrolled again after HQ revoked it signs new cards with a new key: whoever
     held the old directory holds the old key too. Cards already printed keep verifying
     here under the old ids' keys."""
-    from shelter.core.events import set_meta
+    from shelter.core import meta
 
     pem = keys.new_private_key_pem()
     public = keys.public_key_text(keys.load_private_key(pem))
-    set_meta(ctx.store, {"card_signing_key": pem})
+    meta.commit(ctx.store, {"card_signing_key": pem})
     with ctx.store.write() as db:
         db.execute("UPDATE card_keys SET public_key = ? WHERE node_id = ?", [public, node_id])
 
@@ -156,8 +163,8 @@ def hq_group(click_ctx: click.Context, data: str | None, port: int, host: str,
         raise click.UsageError("shelter hq needs --data DIR (and --port P)")
     ctx = _hq(data)
     if stale_minutes is not None:
-        from shelter.core.events import set_meta
-        set_meta(ctx.store, {"hq_stale_minutes": f"{stale_minutes:g}"})
+        from shelter.core import meta
+        meta.commit(ctx.store, {"hq_stale_minutes": f"{stale_minutes:g}"})
     sys.exit(run_hq(ctx, port, host))
 
 

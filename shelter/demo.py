@@ -14,7 +14,8 @@ from shelter.domain.accounts import add_user
 from shelter.domain.households import register_household
 from shelter.domain.presence import scan
 from shelter.domain.settings import change_settings, get_settings
-from shelter.domain.supplies import move, request_supplies
+from shelter.domain.stock import move
+from shelter.domain.supply_requests import request_supplies
 
 DEMO_LOGINS = [("manager", "manager", "demo-manager-1"),
                ("volunteer", "volunteer", "demo-volunteer-1"),
@@ -176,8 +177,7 @@ def simulate_arrivals(contexts: list[NodeContext], stop: threading.Event, minute
 def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float) -> int:
     """HQ and three shelters on localhost, enrolled and syncing."""
     from shelter import launch
-    from shelter.core import server, tls
-    from shelter.core.events import get_meta
+    from shelter.core import meta, server, tls
     from sync import client, enrollment
     hq = NodeContext(root / "hq", role="hq")
     seed_hq(hq)
@@ -192,7 +192,7 @@ def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float) -> 
         for i, (shelter_id, name, capacity) in enumerate(SHELTERS):
             ctx = NodeContext(root / f"node-{shelter_id.lower()}", shelter_id=shelter_id)
             seed(ctx, name, capacity)
-            if not get_meta(ctx.db, "hq_credential"):
+            if not meta.get(ctx.db, "hq_credential"):
                 with hq.store.write() as db:
                     code = enrollment.issue_code(db, shelter_id, der)
                 client.enroll(ctx, f"https://127.0.0.1:{hq_port}", code)

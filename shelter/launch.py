@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from shelter.core import server, tls
-from shelter.core.events import get_meta
+from shelter.core import meta, server, tls
 from shelter.core.node import NodeContext
 from shelter.domain.settings import get_settings
 
@@ -39,7 +38,7 @@ def node_listeners(ctx: NodeContext, port: int, http_port: int | None, host: str
 
 
 def start_sync(ctx: NodeContext, stop: threading.Event, max_backoff: float = 60.0) -> None:
-    if get_meta(ctx.db, "hq_credential"):
+    if meta.get(ctx.db, "hq_credential"):
         from sync.client import SyncClient
         SyncClient(ctx.data_dir, stop, max_backoff=max_backoff).start()
 

@@ -1,25 +1,20 @@
 /* HQ dashboard: totals, shelter rows and map dots follow the shelters' syncs live, over a
-   websocket that reconnects with back-off. Without JavaScript the page is the same, as of
-   its loading. */
+   websocket that reconnects with back-off (live.js). Without JavaScript the page is the
+   same, as of its loading. */
 (function () {
   "use strict";
   var state = document.getElementById("live-state");
   var labelsEl = document.getElementById("hq-labels");
-  if (!state || !labelsEl || !window.WebSocket) return;
+  var live = window.ShelterLive;
+  if (!state || !labelsEl || !live || !window.WebSocket) return;
   var L = JSON.parse(labelsEl.textContent);
   var shelterUrl = labelsEl.dataset.shelterUrl;
-  var wsBase = (location.protocol === "https:" ? "wss://" : "ws://") + location.host;
   var table = document.querySelector("#shelters tbody");
   var template = document.getElementById("row-template");
   window.shelterHq = { messages: 0 };
 
   function text(el, value) { if (el && el.textContent !== String(value)) el.textContent = value; }
 
-  function jst(iso) {
-    if (!iso) return L.never;
-    var d = new Date(new Date(iso).getTime() + 9 * 3600 * 1000);
-    return d.toISOString().slice(0, 16).replace("T", " ");
-  }
 
   function applyTotals(t) {
     Object.keys(t).forEach(function (key) {
@@ -79,7 +74,8 @@
     }
     var synced = tr.querySelector('[data-field="last_synced_at"]');
     if (synced) {
-      synced.textContent = jst(r.last_synced_at) + (r.stale ? " · " : "");
+      synced.textContent = (r.last_synced_at ? live.japanTime(r.last_synced_at, { date: true })
+                            : L.never) + (r.stale ? " · " : "");
       if (r.stale) {
         var strong = document.createElement("strong");
         strong.textContent = L.stale;
@@ -95,22 +91,13 @@
     if (dot.getAttribute("class") !== cls) dot.setAttribute("class", cls);
   }
 
-  function connect(delay) {
-    var ws = new WebSocket(wsBase + new URL(state.dataset.live, location.href).pathname);
-    ws.onopen = function () { delay = 1000; state.classList.remove("offline"); };
-    ws.onmessage = function (m) {
-      var s = JSON.parse(m.data);
-      if (s.keepalive) return;
+  live.connect(state.dataset.live, {
+    online: function (up) { state.classList.toggle("offline", !up); },
+    message: function (s) {
       if (s.totals) applyTotals(s.totals);
       Object.keys(s.rows || {}).forEach(function (id) { applyRow(id, s.rows[id]); });
       Object.keys(s.dots || {}).forEach(function (id) { applyDot(id, s.dots[id]); });
       window.shelterHq.messages += 1;
-    };
-    ws.onclose = function () {
-      state.classList.add("offline");
-      setTimeout(function () { connect(Math.min(delay * 2, 15000)); },
-                 delay + Math.random() * 500);
-    };
-  }
-  connect(1000);
+    }
+  });
 })();

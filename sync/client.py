@@ -25,8 +25,9 @@ from urllib.parse import urlsplit
 
 from simple_websocket import Client, ConnectionClosed
 
-from shelter.core import backup
-from shelter.core.events import get_meta, set_meta, utc_now_iso
+from shelter.core import backup, meta
+from shelter.core.errors import N_, Forbidden
+from shelter.core.events import utc_now_iso
 from shelter.core.node import NodeContext
 from sync import drills, enrollment, protocol, pull
 
@@ -39,12 +40,14 @@ READ_LIMIT = 2000  # events read from the store per round (then cut into batches
 WINDOW = 24  # batches on the wire before waiting for HQ's acknowledgement
 
 
-class SyncRefused(Exception):
-    """HQ said no (wrong credential, other protocol version): retrying soon will not help."""
+class SyncRefused(Forbidden):
+    """HQ said no (wrong credential, other protocol version): retrying soon will not help.
+    ``code`` is HQ's; ``message`` HQ's words, in English."""
+
+    message = N_("HQ refused this node's connection.")
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code, self.message = code, message
+        super().__init__(message, code=code, detail=f"{code}: {message}")
 
 
 def sync_url(hq_url: str) -> str:
@@ -123,8 +126,9 @@ def enroll(ctx: NodeContext, hq_url: str, code: str) -> str:
         answer_message = _expect(ws, "enrolled", CONNECT_TIMEOUT)
     finally:
         close_socket(ws)
-    set_meta(ctx.store, {"hq_url": hq_url, "hq_credential": answer_message["credential"],
-                         "hq_credential_node": ctx.node_id, "hq_id": answer_message["hq_id"]})
+    meta.commit(ctx.store, {"hq_url": hq_url, "hq_credential": answer_message["credential"],
+                            "hq_credential_node": ctx.node_id,
+                            "hq_id": answer_message["hq_id"]})
     return str(answer_message["hq_id"])
 
 
@@ -164,13 +168,13 @@ class SyncClient(threading.Thread):
 
     def status(self, ctx: NodeContext, state: str) -> None:
         try:
-            set_meta(ctx.store, {"sync_state": state, "sync_state_at": utc_now_iso()})
+            meta.commit(ctx.store, {"sync_state": state, "sync_state_at": utc_now_iso()})
         except Exception:  # noqa: BLE001, S110 - status is best effort, never fatal
             pass
 
     def session(self, ctx: NodeContext) -> None:
-        hq_url = get_meta(ctx.db, "hq_url")
-        credential = get_meta(ctx.db, "hq_credential")
+        hq_url = meta.get(ctx.db, "hq_url")
+        credential = meta.get(ctx.db, "hq_credential")
         if not hq_url or not credential:
             raise SyncRefused("not_enrolled", "this node is not enrolled with an HQ")
         self.status(ctx, "connecting")
@@ -179,7 +183,7 @@ class SyncClient(threading.Thread):
             ws.send(protocol.encode({
                 "type": "hello", "protocol": protocol.PROTOCOL_VERSION,
                 "node_id": ctx.node_id, "shelter_id": ctx.shelter_id, "credential": credential,
-                "credential_node": get_meta(ctx.db, "hq_credential_node") or ctx.node_id}))
+                "credential_node": meta.get(ctx.db, "hq_credential_node") or ctx.node_id}))
             welcome = _expect(ws, "welcome", CONNECT_TIMEOUT)
             # HQ's word is the cursor: an HQ restored from an older backup says lower
             # numbers, and gets the rest again. A different HQ id (HQ restored as a new
@@ -190,9 +194,9 @@ class SyncClient(threading.Thread):
             values = {"sync_acked": json.dumps(acked)}
             if isinstance(welcome.get("hq_ids"), list):
                 values["hq_ids"] = json.dumps([str(i) for i in welcome["hq_ids"]])
-            if get_meta(ctx.db, "pull_hq_id") != welcome["hq_id"]:
+            if meta.get(ctx.db, "pull_hq_id") != welcome["hq_id"]:
                 values.update(pull_hq_id=welcome["hq_id"], **{pull.CURSOR_KEY: "0"})
-            set_meta(ctx.store, values)
+            meta.commit(ctx.store, values)
             self.status(ctx, "connected")
             self.push(ctx, ws, acked)
         finally:
@@ -249,14 +253,14 @@ class SyncClient(threading.Thread):
         problems = len(ack.get("quarantined") or []) + len(ack.get("conflicts") or [])
         values = {"sync_acked": json.dumps(acked), "sync_last_ok_at": utc_now_iso()}
         if problems:
-            values["sync_problems"] = str(int(get_meta(ctx.db, "sync_problems") or 0)
+            values["sync_problems"] = str(int(meta.get(ctx.db, "sync_problems") or 0)
                                           + problems)
-        set_meta(ctx.store, values)
+        meta.commit(ctx.store, values)
         return not ack.get("need_from")
 
     def pull(self, ctx: NodeContext, ws: Any) -> None:
         for _ in range(100):  # bounded: at most 100 x PULL_LIMIT events per round
-            cursor = int(get_meta(ctx.db, pull.CURSOR_KEY) or 0)
+            cursor = int(meta.get(ctx.db, pull.CURSOR_KEY) or 0)
             ws.send(protocol.encode({"type": "pull", "cursor": cursor}))
             updates = _expect(ws, "updates", ACK_TIMEOUT)
             pull.apply_pulled(ctx.store, updates["events"], int(updates["cursor"]))
@@ -267,9 +271,9 @@ class SyncClient(threading.Thread):
 def sync_status(ctx: NodeContext) -> dict[str, Any] | None:
     """What the desk shows: None when this node does not sync."""
     db = ctx.db
-    if not get_meta(db, "hq_url"):
+    if not meta.get(db, "hq_url"):
         return None
-    acked = json.loads(get_meta(db, "sync_acked") or "{}")
+    acked = json.loads(meta.get(db, "sync_acked") or "{}")
     waiting = 0
     for origin in backup.own_origins(db.conn):
         if acked and origin not in acked and origin != ctx.node_id:
@@ -277,11 +281,12 @@ def sync_status(ctx: NodeContext) -> dict[str, Any] | None:
         waiting += db.execute("SELECT count(*) FROM events WHERE node_id = ? AND seq > ?",
                               [origin, int(acked.get(origin, 0))]).fetchone()[0]
     refused = db.execute("SELECT count(*) FROM sync_quarantine WHERE refused = 1").fetchone()[0]
-    return {"state": get_meta(db, "sync_state") or "starting",
-            "connected": get_meta(db, "sync_state") == "connected",
-            "revoked": get_meta(db, "sync_state") == "revoked",
+    state = meta.get(db, "sync_state")
+    return {"state": state or "starting",
+            "connected": state == "connected",
+            "revoked": state == "revoked",
             # Updates from HQ this node would not take (shelter/core/authority.py).
             "refused": int(refused),
-            "last_ok_at": get_meta(db, "sync_last_ok_at"),
+            "last_ok_at": meta.get(db, "sync_last_ok_at"),
             "waiting": waiting,
-            "problems": int(get_meta(db, "sync_problems") or 0)}
+            "problems": int(meta.get(db, "sync_problems") or 0)}

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
 
+from shelter.core.errors import N_, Forbidden
+from shelter.core.events import EventStore
 from shelter.core.shortcode import ALPHABET
 
 PREFIX = "ENR1"
@@ -22,10 +24,14 @@ PIN_LENGTH = 20
 CODE_DAYS = 7
 
 
-class EnrollmentError(ValueError):
+class EnrollmentError(Forbidden, ValueError):
+    """An enrollment refused. ``code`` is stable; ``message`` says why, in English (read by
+    the node's operator and the log)."""
+
+    message = N_("The enrollment code was refused.")
+
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
+        super().__init__(message, code=code, detail=message)
 
 
 def _hash(secret: str) -> str:
@@ -184,6 +190,38 @@ def add_epoch(db: Database, credential_node: str, node_id: str) -> None:
                [node_id, datetime.now(UTC).isoformat(), credential_node])
     db.execute("INSERT OR IGNORE INTO sync_origins (node_id, shelter_id) SELECT ?, shelter_id "
                "FROM hq_credentials WHERE node_id = ?", [node_id, credential_node])
+
+
+# Each in a write transaction of its own, for HQ's /sync endpoint and its pages.
+
+def enroll(store: EventStore, secret: str, node_id: str, shelter_id: str,
+           hq_id: str | None) -> str:
+    """``redeem`` the code, committed: the node's new credential (EnrollmentError: why not)."""
+    with store.write() as db:
+        return redeem(db, secret, node_id, shelter_id, hq_id)
+
+
+def claim_epoch(store: EventStore, credential_node: str, node_id: str,
+                hq_id: str | None) -> None:
+    """Let ``credential_node``'s credential speak as ``node_id`` too (a restored or copied
+    node's new epoch), committed. EnrollmentError ``node_id_taken`` when the id is not its
+    to take; ``revoked`` when the credential was revoked meanwhile (the epoch stays, born
+    revoked)."""
+    code, refusal = "node_id_taken", None
+    with store.write() as db:
+        refusal = epoch_refusal(db, credential_node, node_id, hq_id)
+        if refusal is None:
+            add_epoch(db, credential_node, node_id)
+            if is_revoked(db, node_id):  # revoked while the node's hello was read
+                code, refusal = "revoked", "HQ has revoked this node's credential"
+    if refusal is not None:
+        raise EnrollmentError(code, refusal)
+
+
+def revoke_node(store: EventStore, node_id: str) -> list[str]:
+    """``revoke``, committed: the ids of the epochs revoked."""
+    with store.write() as db:
+        return revoke(db, node_id)
 
 
 def nodes_of(db: Database, shelter_id: str) -> list[dict[str, object]]:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from shelter.core.authority import LOCAL_ONLY
+from shelter.core.errors import N_, InvalidInput
 from shelter.core.events import EVENT_FIELDS
 
 PROTOCOL_VERSION = 1
@@ -40,13 +41,15 @@ _HLC = re.compile(r"^[0-9]{15}\.[0-9]{8}\.")  # Timestamp.encode(): wall.counter
 _FIELDS = frozenset(EVENT_FIELDS)
 
 
-class ProtocolError(ValueError):
+class ProtocolError(InvalidInput, ValueError):
     """A message refused as a whole. ``code`` is stable; ``message`` says why, in English
     (this is between machines; the desk shows its own words)."""
 
+    status = 400
+    message = N_("A sync message was refused: it is not one this side understands.")
+
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code, self.message = code, message
+        super().__init__(message, code=code, detail=f"{code}: {message}")
 
 
 # --- events on the wire ---------------------------------------------------------------------
@@ -64,7 +67,7 @@ def for_wire(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_STRING = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_STRING = json.encoder.encode_basestring
 
 
 def wire_text(row: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from shelter.core import meta
 from shelter.core.authority import N_, Batch, Refusal, Sender, refusal
 from shelter.core.clock import DEFAULT_MAX_DRIFT_MS
 from shelter.core.events import (
@@ -21,7 +22,6 @@ from shelter.core.events import (
     SCHEMA_VERSIONS,
     Event,
     EventStore,
-    get_meta,
     utc_now_iso,
 )
 from shelter.core.sql import insert_row
@@ -99,19 +99,17 @@ def apply_pulled(store: EventStore, events: list[Any], cursor: int) -> int:
                 continue
             db.conn.execute("RELEASE pulled_event")
             applied += 1
-        stored = db.execute("SELECT value FROM meta WHERE key = ?", [CURSOR_KEY]).fetchone()
-        if stored is None or stored[0] != str(cursor):  # no write, no wake-up, when idle
-            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
-                       "DO UPDATE SET value = excluded.value", [CURSOR_KEY, str(cursor)])
+        if meta.get(db, CURSOR_KEY) != str(cursor):  # no write, no wake-up, when idle
+            meta.put(db, CURSOR_KEY, str(cursor))
     return applied
 
 
 def hq_ids(db: Any) -> frozenset[str]:
     """The ids HQ's own events may carry, as its last ``welcome`` said (its current id and
     those of the epochs before it, an HQ restored from a backup)."""
-    known = get_meta(db, "hq_ids")
+    known = meta.get(db, "hq_ids")
     ids = set(json.loads(known)) if known else set()
-    current = get_meta(db, "pull_hq_id")
+    current = meta.get(db, "pull_hq_id")
     return frozenset(ids | ({current} if current else set()))
 
 

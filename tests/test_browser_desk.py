@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import copy
-from datetime import date
+import re
+from datetime import date, datetime, time
 
 import pytest
 import requests
@@ -12,6 +13,7 @@ from axe_playwright_python.sync_playwright import Axe
 
 from shelter.core import keys
 from shelter.domain import cards
+from shelter.domain.supplies import JST
 
 from .camera import card_from_page, write_y4m
 from .conftest import (
@@ -111,6 +113,8 @@ def test_camera_check_in_shows_on_the_other_tablet_within_a_second(camera_browse
             .observe(n, {childList: true, characterData: true, subtree: true}); }""")
 
     wait_js(a, "window.shelterDesk && window.shelterDesk.liveUpdates >= 1")
+    posted = []  # every scan of this tablet goes to the API, none to the plain form
+    a.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
     a.click("#camera-toggle")
     wait_js(a, "window.shelterDesk.results >= 1", 20)
     answered_at = a.evaluate("Date.now()")
@@ -129,10 +133,18 @@ def test_camera_check_in_shows_on_the_other_tablet_within_a_second(camera_browse
     assert b.locator("[data-count=arrivals_last_hour]").inner_text() == "1"
     a.click("#camera-toggle")  # camera off
 
-    # A handheld scanner types the second card's code and Enter, focus anywhere.
+    # A handheld scanner types the second card's code and Enter, focus anywhere; the scan
+    # goes to the API a script would use, and the node draws its answer.
     a.evaluate("document.activeElement && document.activeElement.blur()")
-    a.keyboard.type(second["code"])
-    a.keyboard.press("Enter")
+    with a.expect_request(lambda r: r.url.endswith("/api/v1/scans")) as scanned, \
+            a.expect_request(lambda r: r.url.endswith("/desk/result")) as drawn:
+        a.keyboard.type(second["code"])
+        a.keyboard.press("Enter")
+    assert scanned.value.method == "POST"
+    assert scanned.value.post_data_json == {"code": second["code"], "action": "auto",
+                                            "destination": "", "destination_detail": ""}
+    assert scanned.value.headers["x-csrf-token"]
+    assert drawn.value.method == "POST"
     wait_js(a, "window.shelterDesk.results >= 2")
     assert "山田 花子" in result.inner_text() and "アレルギー" in result.inner_text()
     wait_js(b, "document.querySelector('[data-count=present]').textContent === '2'", 5)
@@ -149,6 +161,8 @@ def test_camera_check_in_shows_on_the_other_tablet_within_a_second(camera_browse
         assert "kind-error" in result.get_attribute("class")
         assert words in result.inner_text()
     assert b.locator("[data-count=present]").first.inner_text() == "2"
+    scans = [url for url in posted if url.endswith("/api/v1/scans")]
+    assert len(scans) == 4 and not [url for url in posted if url.endswith("/desk/scan")]
     a.context.close()
     b.context.close()
 
@@ -169,3 +183,109 @@ def test_desk_pages_are_accessible_on_tablet_and_phone(camera_browser, desk_node
         page.goto(f"{desk_node.https}/desk/headcount")
         assert_accessible(page)
         page.context.close()
+
+
+def present_now(node) -> int:
+    return requests.get(f"{node.https}/api/v1/headcount", verify=node.verify, timeout=10,
+                        headers={"Authorization": f"Bearer {node.token('volunteer')}"}
+                        ).json()["present"]
+
+
+def test_a_household_button_shows_the_answer_then_the_household_again(camera_browser,
+                                                                      desk_node, family):
+    page = tablet(camera_browser, desk_node)
+    page.goto(f"{desk_node.https}/desk/find?q=やまだ")
+    page.click("tbody tr a >> nth=0")
+    page.wait_for_url("**/staff/households/*")
+    household = page.url
+    before = present_now(desk_node)
+    page.evaluate("window.notReloaded = true")
+    page.click("form.member-actions button[value=go_out] >> nth=0")
+    wait_js(page, "window.shelterDesk.results >= 1")
+    assert "kind-go_out" in page.locator("#result").get_attribute("class")
+    assert "外出しました" in page.locator("#result").inner_text()
+    wait_js(page, "window.notReloaded !== true", 10)  # then the household page, fresh
+    assert page.url == household
+    assert page.locator("td.status-out").count() == 1
+    assert present_now(desk_node) == before - 1
+    page.context.close()
+
+
+def test_when_the_node_cannot_be_reached_the_desk_says_so_and_nothing_changes(
+        camera_browser, desk_node, family):
+    registered, _ = family
+    page = tablet(camera_browser, desk_node)
+    before = present_now(desk_node)
+    page.route("**/api/v1/scans", lambda route: route.abort("internetdisconnected"))
+    page.fill("#code", registered["members"][1]["code"])
+    page.press("#code", "Enter")
+    wait_js(page, "window.shelterDesk.results >= 1")
+    result = page.locator("#result")
+    assert "kind-error" in result.get_attribute("class")
+    assert "サーバーに接続できません" in result.inner_text()
+    assert present_now(desk_node) == before
+    page.unroute("**/api/v1/scans")  # the node is back: the same card goes through
+    page.fill("#code", registered["members"][1]["code"])
+    page.press("#code", "Enter")
+    wait_js(page, "window.shelterDesk.results >= 2")
+    assert "kind-error" not in result.get_attribute("class")
+    assert present_now(desk_node) != before
+    page.context.close()
+
+
+def test_a_scan_whose_answer_cannot_be_drawn_still_says_who_and_what(camera_browser,
+                                                                     desk_node, family):
+    """The scan went through but drawing its panel did not: the desk says it in words."""
+    registered, _ = family
+    page = tablet(camera_browser, desk_node)
+    page.route("**/desk/result", lambda route: route.abort("internetdisconnected"))
+    before = present_now(desk_node)
+    page.fill("#code", registered["members"][0]["code"])
+    page.press("#code", "Enter")  # in, out or back, by where he is now
+    wait_js(page, "window.shelterDesk.results >= 1")
+    result = page.locator("#result")
+    kind = page.evaluate("window.shelterDesk.lastKind")
+    done = page.evaluate("JSON.parse(document.getElementById('desk-labels').textContent).done")
+    assert kind in ("check_in", "go_out", "return")
+    assert result.inner_text().strip() == f"山田 太郎 · {done[kind]}"
+    assert present_now(desk_node) != before
+    page.fill("#code", "SHC1.THIS.IS.NOT.A.CARD")  # a refusal: its message, in red
+    page.press("#code", "Enter")
+    wait_js(page, "window.shelterDesk.results >= 2")
+    assert "kind-error" in result.get_attribute("class") and "読み取れません" in \
+        result.inner_text()
+    page.unroute("**/desk/result")
+    page.context.close()
+
+
+JAPAN_TIMES = """() => [ShelterLive.japanTime('2026-01-01T15:30:05Z'),
+    ShelterLive.japanTime('2026-01-01T15:30:05+00:00', {seconds: true}),
+    ShelterLive.japanTime('2026-01-01T15:30:05Z', {date: true}),
+    ShelterLive.japanTime(''), ShelterLive.japanTime('not a time')]"""
+
+
+def test_times_are_japan_time_whatever_the_tablet_zone(camera_browser, desk_node):
+    """live.js says the time as the shelter's clock does, on a tablet set to Los Angeles,
+    and the same where the browser's Intl cannot do Asia/Tokyo (the +9 hours fallback)."""
+    for no_intl in (False, True):
+        context = camera_browser.new_context(ignore_https_errors=True, locale="ja-JP",
+                                             timezone_id="America/Los_Angeles")
+        if no_intl:
+            context.add_init_script(
+                "Intl.DateTimeFormat = function () { throw new RangeError('no zones'); };")
+        page = context.new_page()
+        sign_in(page, desk_node.https, "desk", "desk-pass-1", "/desk/headcount")
+        assert page.evaluate("new Date('2026-01-01T15:30:05Z').getHours()") == 7  # LA
+        assert page.evaluate("""() => { try { new Intl.DateTimeFormat('en-US',
+            {timeZone: 'Asia/Tokyo'}); return true; } catch (e) { return false; } }"""
+                             ) is not no_intl
+        assert page.evaluate(JAPAN_TIMES) == ["00:30", "00:30:05", "2026-01-02 00:30", "",
+                                              ""]
+        wait_js(page, "window.shelterDesk && window.shelterDesk.liveUpdates >= 1")
+        as_of = page.locator("[data-as-of]").inner_text()
+        assert re.fullmatch(r"\d\d:\d\d:\d\d", as_of), as_of
+        japan = datetime.now(JST)
+        shown = datetime.combine(japan.date(), time.fromisoformat(as_of), JST)
+        apart = (japan - shown).total_seconds() % 86400
+        assert min(apart, 86400 - apart) < 120, (as_of, japan)
+        context.close()

@@ -68,8 +68,14 @@ def test_every_message_is_translated_into_japanese():
 def test_registration_pages_are_translated_into_all_five_languages():
     """Every message an evacuee can meet: kiosk pages, validation and API errors."""
     public: set[str] = set()
-    method_map = [("shelter/domain/households.py", "python"), ("shelter/web/node/api.py", "python"),
+    method_map = [("shelter/domain/households.py", "python"),
+                  ("shelter/domain/schemas/households.py", "python"),
+                  ("shelter/domain/schemas/fields.py", "python"),
+                  ("shelter/web/node/api.py", "python"),
                   ("shelter/app.py", "python"), ("shelter/web/base.py", "python"),
+                  ("shelter/web/hooks.py", "python"),
+                  ("shelter/web/errors.py", "python"), ("shelter/core/errors.py", "python"),
+                  ("shelter/web/inputs.py", "python"),
                   ("templates/kiosk/**.html", "jinja2"), ("templates/base.html", "jinja2"),
                   ("templates/error.html", "jinja2")]
     for _, _, message, _, _ in extract_from_dir(str(ROOT), method_map,

@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shelter.app import create_app
-from shelter.core.events import get_meta
+from shelter.core import meta
 from shelter.core.node import NodeContext
-from shelter.domain import accounts, households, presence, supplies
+from shelter.domain import accounts, households, presence, supply_requests
 from shelter.domain.settings import get_settings
-from shelter.hq import stats
+from shelter.hq import refresher
 from shelter.hq.shelters import import_file
 from sync import protocol
 from sync.apply import apply_batch
@@ -40,12 +40,12 @@ def push(node: NodeContext, hq: NodeContext) -> None:
         "SELECT * FROM events WHERE node_id = ? ORDER BY seq", [node.node_id])]
     result = apply_batch(hq.store, node.node_id, node.shelter_id, events)
     assert not result.quarantined and not result.conflicts
-    while stats.refresh(hq.store):
+    while refresher.refresh(hq.store):
         pass
 
 
 def pull(node: NodeContext, hq: NodeContext) -> None:
-    cursor = int(get_meta(node.db, CURSOR_KEY) or 0)
+    cursor = int(meta.get(node.db, CURSOR_KEY) or 0)
     events, cursor = updates_for(hq.db, node.shelter_id, node.node_id, cursor)
     apply_pulled(node.store, events, cursor)
 
@@ -162,6 +162,9 @@ def test_status_capacity_and_contact_go_down_to_the_shelter(world):
     refused = client.post(f"/hq/shelters/{A}", data={"csrf": csrf, "status": "open",
                                                      "capacity": "-3", "contact": ""})
     assert refused.status_code == 422
+    refused = client.post(f"/hq/shelters/{A}", data={"csrf": csrf, "status": "open",
+                                                     "capacity": "²", "contact": ""})
+    assert refused.status_code == 422  # a digit int() cannot read: it was a 500
     assert client.post("/hq/shelters/NOPE", data={"csrf": csrf}).status_code == 404
     done = client.post(f"/hq/shelters/{A}", data={"csrf": csrf, "status": "full",
                                                   "capacity": "4", "contact": "06-0000-1111"})
@@ -189,7 +192,7 @@ def test_status_capacity_and_contact_go_down_to_the_shelter(world):
 
 def test_supply_requests_are_acknowledged_and_dispatched_down_to_the_shelter(world):
     node, hq = world["a"], world["hq"]
-    request_id = supplies.request_supplies(node.store, A, {
+    request_id = supply_requests.request_supplies(node.store, A, {
         "lines": [{"item_id": "water", "quantity": 120}, {"item_id": "blanket", "quantity": 30}],
         "urgency": "urgent", "note": ""})
     push(node, hq)
@@ -204,13 +207,16 @@ def test_supply_requests_are_acknowledged_and_dispatched_down_to_the_shelter(wor
         "csrf": csrf, "quantity-water": "lots", "expected_arrival": "2026-11-27T10:00"})
     assert bad.status_code == 422
     bad = client.post(f"/hq/requests/{request_id}/dispatch", data={
+        "csrf": csrf, "quantity-water": "²", "expected_arrival": "2026-11-27T10:00"})
+    assert bad.status_code == 422  # a digit int() cannot read: it was a 500
+    bad = client.post(f"/hq/requests/{request_id}/dispatch", data={
         "csrf": csrf, "quantity-water": "100", "expected_arrival": "tomorrow"})
     assert bad.status_code == 422
     assert client.post(f"/hq/requests/{request_id}/dispatch", data={
         "csrf": csrf, "quantity-water": "100", "quantity-blanket": "30",
         "expected_arrival": "2026-11-27T10:00"}).status_code == 302
     pull(node, hq)
-    mine = next(r for r in supplies.requests(node.db) if r["request_id"] == request_id)
+    mine = next(r for r in supply_requests.requests(node.db) if r["request_id"] == request_id)
     assert mine["status"] == "dispatched"
     assert mine["dispatched"] == [{"item_id": "water", "quantity": 100},
                                   {"item_id": "blanket", "quantity": 30}]
@@ -252,11 +258,11 @@ def test_safety_enquiries_follow_each_persons_consent(world):
 
 
 def test_enquiries_are_rate_limited(world, monkeypatch):
-    from shelter.web.hq import pages
+    from shelter.domain import enquiry as enquiries
     client, csrf = signed_in(world["app"])
     done = world["hq"].db.execute("SELECT count(*) FROM audit_log WHERE action = "
                                   "'safety_enquiry' AND actor = 'op'").fetchone()[0]
-    monkeypatch.setattr(pages, "ENQUIRIES_PER_WINDOW", done + 2)
+    monkeypatch.setattr(enquiries, "ENQUIRIES_PER_WINDOW", done + 2)
     statuses = [enquire(client, csrf, "山田", "太郎", "1948-04-02", "relative").status_code
                 for _ in range(4)]
     assert statuses == [200, 200, 429, 429]
@@ -310,7 +316,7 @@ def test_wrong_credentials_reach_no_hq_page(world, tmp_path):
         assert anonymous.get(path).status_code == 302, path  # to the login page
     assert anonymous.post("/hq/enquiry", data={"family_name": "山田"}).status_code in (302, 400)
     node_token = accounts.create_token(world["a"].store, "volunteer")  # valid at the node only
-    credential = get_meta(world["a"].db, "hq_credential") or "sync-credential"
+    credential = meta.get(world["a"].db, "hq_credential") or "sync-credential"
     for bearer in (node_token, credential, "garbage"):
         for path in ("/api/v1/shelters", "/api/v1/summary"):
             response = app.test_client().get(path, headers={"Authorization": f"Bearer {bearer}"})
@@ -330,4 +336,35 @@ def test_hq_answers_match_hq_openapi_document(world):
                              lambda: world["app"].test_client().get("/api/v1/public/shelters"))):
         schema = spec["paths"][path]["get"]["responses"]["200"]["content"][
             "application/json"]["schema"]
-        jsonschema_rs.Draft202012Validator(schema).validate(answer_of().get_json())
+        # the document's shapes are components: resolve "#/components/..." against them
+        jsonschema_rs.Draft202012Validator({**schema, "components": spec["components"]}
+                                           ).validate(answer_of().get_json())
+
+
+def test_hqs_rules_and_drawings_need_no_request():
+    """Consent, demand and the map are plain functions: the same answer from a view, the
+    CLI or a test, with no Flask request around them."""
+    from shelter.domain.enquiry import may_be_told
+    from shelter.hq.requests import demand
+    from shelter.render.drawings import chart_svg, map_svg
+
+    told = {(consent, relation): may_be_told(consent, relation)
+            for consent in ("relatives", "acquaintances", "none")
+            for relation in ("relative", "acquaintance")}
+    assert [k for k, v in told.items() if v] == [
+        ("relatives", "relative"), ("acquaintances", "relative"),
+        ("acquaintances", "acquaintance")]
+    queue = [{"status": "requested", "shelter_id": A, "lines": [
+                 {"item_id": "water", "quantity": 10}, {"item_id": "food", "quantity": 5}]},
+             {"status": "acknowledged", "shelter_id": B, "lines": [
+                 {"item_id": "water", "quantity": 7}]},
+             {"status": "dispatched", "shelter_id": B, "lines": [
+                 {"item_id": "food", "quantity": 99}]}]
+    assert demand(queue) == [{"item_id": "water", "quantity": 17, "shelters": 2},
+                             {"item_id": "food", "quantity": 5, "shelters": 1}]
+    dot = {"shelter_id": A, "name": "<b>", "municipality": "大阪市", "lat": 34.6,
+           "lon": 135.5, "crowding": "full", "status": "open", "stale": True}
+    drawn = str(map_svg([dot], "/hq/shelters/", str.upper))
+    assert f'href="/hq/shelters/{A}"' in drawn and "&lt;b&gt;" in drawn
+    assert "MAP OF SHELTERS" in drawn and "stale" in drawn
+    assert "NO HISTORY YET" in str(chart_svg([], "title", str.upper))

@@ -121,6 +121,13 @@ def test_no_import_cycles():
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
 
 
+def test_no_module_over_400_lines():
+    """A module a newcomer reads in one sitting: past 400 lines it holds two jobs."""
+    long = [f"{name}: {n} lines" for name, path in modules().items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400]
+    assert not long, "\n".join(long)
+
+
 def test_the_rule_catches_what_it_should(tmp_path):
     """The checks above are only worth their green if they can go red."""
     assert layer("shelter.core.events") == "core" and layer("sync.apply") == "sync"

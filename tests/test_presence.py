@@ -12,7 +12,7 @@ import pytest
 
 from shelter.core import keys
 from shelter.core.events import Event
-from shelter.domain import cards, households, presence
+from shelter.domain import cards, households, presence, roster
 from shelter.domain.settings import change_settings, get_settings
 
 from .conftest import VALID_HOUSEHOLD
@@ -149,7 +149,7 @@ def test_a_card_from_another_shelter_admits_its_holder_provisionally(node):
     assert result["provisional"] and not result["card_verified"]
     assert (result["display_name"], result["registered_shelter"]) == \
         ("鈴木 一郎", "E2710000002222")
-    counts = presence.headcount(node.db, SHELTER, get_settings(node.db))
+    counts = roster.headcount(node.db, SHELTER, get_settings(node.db))
     assert (counts["present"], counts["provisional"], counts["by_age"]["unknown"]) == (1, 1, 1)
     # The event carries what the card said, for HQ to reconcile.
     payload = node.db.execute("SELECT payload FROM events WHERE type = 'presence_changed'"
@@ -203,7 +203,7 @@ def test_an_older_presence_event_arriving_late_does_not_undo_a_newer_one(node):
     with node.store.write() as db:
         from shelter.core.events import PROJECTIONS
         PROJECTIONS["presence_changed"](db, late)
-    assert presence.describe(node.db, member["person_id"], SHELTER)["presence"]["status"] == \
+    assert roster.describe(node.db, member["person_id"], SHELTER)["presence"]["status"] == \
         "present"
     assert node.db.execute("SELECT count(*) FROM presence_log").fetchone()[0] == 2
 
@@ -220,7 +220,7 @@ def test_headcount_counts_every_group(node, no_repeat_window):
     for m in (grandpa, baby, teen):
         scan(node, m["code"], "check_in")
     scan(node, teen["code"], "go_out")
-    counts = presence.headcount(node.db, SHELTER, get_settings(node.db))
+    counts = roster.headcount(node.db, SHELTER, get_settings(node.db))
     assert {k: counts[k] for k in ("present", "out", "registered", "at_home", "in_car",
                                    "capacity", "occupancy", "crowding")} == {
         "present": 2, "out": 1, "registered": 6, "at_home": 1, "in_car": 2, "capacity": 4,
@@ -230,10 +230,10 @@ def test_headcount_counts_every_group(node, no_repeat_window):
     assert counts["by_age"] == {"0-5": 1, "6-17": 0, "18-64": 0, "65+": 1, "unknown": 0}
     assert (counts["arrivals_last_hour"], counts["departures_last_hour"]) == (3, 0)
     scan(node, teen["code"], "return")
-    assert presence.headcount(node.db, SHELTER, get_settings(node.db))["crowding"] == \
+    assert roster.headcount(node.db, SHELTER, get_settings(node.db))["crowding"] == \
         "somewhat_crowded"  # 3 of 4 = 75 %
     scan(node, grandpa["code"], "check_out", destination="hospital")
-    counts = presence.headcount(node.db, SHELTER, get_settings(node.db))
+    counts = roster.headcount(node.db, SHELTER, get_settings(node.db))
     assert (counts["present"], counts["departures_last_hour"]) == (2, 1)
 
 
@@ -243,7 +243,7 @@ def test_headcount_counts_every_group(node, no_repeat_window):
     (130, 100, "full")])
 def test_crowding_levels_follow_the_thresholds(present, capacity, level):
     from shelter.domain.settings import DEFAULTS
-    assert presence.crowding_level(present, capacity, DEFAULTS) == level
+    assert roster.crowding_level(present, capacity, DEFAULTS) == level
 
 
 def test_find_by_name_reading_in_any_kana_or_birth_date(node):
@@ -252,9 +252,9 @@ def test_find_by_name_reading_in_any_kana_or_birth_date(node):
              given_name_kana="はな", birth_date="1990-06-15")
     for query in ("山田", "やまだ", "ヤマダ", "ﾔﾏﾀﾞ", "やまだたろう", "1948-04-02", "19480402",
                   "1948/4/2", "1948年4月2日", "１９４８－０４－０２"):
-        found = presence.find(node.db, query)
+        found = roster.find(node.db, query)
         assert [f["person_id"] for f in found] == [member["person_id"]], query
-    assert presence.find(node.db, "%") == [] and presence.find(node.db, "   ") == []
+    assert roster.find(node.db, "%") == [] and roster.find(node.db, "   ") == []
 
 
 # --- the desk pages through the Flask test client (no JavaScript) ---------------------------

@@ -11,7 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shelter.core.authority import Refused
-from shelter.domain import households, presence, supplies
+from shelter.domain import (
+    catalog,
+    households,
+    presence,
+    stock,
+    supplies,
+    supply_requests,
+)
 from shelter.domain.settings import get_settings
 
 from .conftest import VALID_HOUSEHOLD
@@ -41,17 +48,17 @@ def check_in(node, household):
 
 
 def move(node, manager=True, **data):
-    return supplies.move(node.store, node.shelter_id, data, "tester", may_override=manager)
+    return stock.move(node.store, node.shelter_id, data, "tester", may_override=manager)
 
 
 def item(node, item_id):
-    return next(i for i in supplies.stock(node.db, node.shelter_id,
+    return next(i for i in stock.stock(node.db, node.shelter_id,
                                           get_settings(node.db))["items"]
                 if i["item_id"] == item_id)
 
 
 def test_the_basic_eight_and_water_are_there_from_the_start(node):
-    ids = [i["item_id"] for i in supplies.items(node.db)]
+    ids = [i["item_id"] for i in catalog.items(node.db)]
     assert ids == ["water", "food", "blanket", "infant_formula", "infant_diapers",
                    "adult_diapers", "portable_toilet", "toilet_paper", "sanitary"]
 
@@ -63,7 +70,7 @@ def test_days_of_supply_follow_the_headcount_and_its_audience(node):
     check_in(node, family)
     register(node, whereabouts="home", members=[person("次郎", "1990-01-01")])  # collects
     register(node, whereabouts="home", members=[person("三郎", "1991-01-01")])
-    assert supplies.population(node.db, node.shelter_id) == {
+    assert stock.population(node.db, node.shelter_id) == {
         "everyone": 4, "infants": 1, "elderly": 1}
     move(node, item_id="water", kind="received", quantity=120, source="hq_shipment")
     water = item(node, "water")
@@ -183,8 +190,8 @@ def hq_steps(node, tmp_path, request_id):
     hq = NodeContext(tmp_path / "hq", role="hq", shelter_id="HQ-OSAKA")
     apply_batch(hq.store, node.node_id, node.shelter_id, [for_wire(r) for r in node.db.query(
         "SELECT * FROM events WHERE node_id = ? ORDER BY seq", [node.node_id])])
-    supplies.acknowledge(hq.store, request_id, "手配中")
-    supplies.dispatch(hq.store, request_id, [{"item_id": "water", "quantity": 12}],
+    supply_requests.acknowledge(hq.store, request_id, "手配中")
+    supply_requests.dispatch(hq.store, request_id, [{"item_id": "water", "quantity": 12}],
                       "2026-11-26T09:00:00+09:00")
     events, cursor = updates_for(hq.db, node.shelter_id, node.node_id, 0)
     assert apply_pulled(node.store, events, cursor) == 2
@@ -192,18 +199,18 @@ def hq_steps(node, tmp_path, request_id):
 
 def test_a_request_goes_requested_acknowledged_dispatched_received(node, tmp_path):
     check_in(node, register(node))
-    suggested = supplies.suggested_request(node.db, node.shelter_id, get_settings(node.db))
+    suggested = supply_requests.suggested_request(node.db, node.shelter_id, get_settings(node.db))
     assert {"item_id": "water", "quantity": 9} in suggested  # 3 L x 1 person x 3 days
-    request_id = supplies.request_supplies(node.store, node.shelter_id, {
+    request_id = supply_requests.request_supplies(node.store, node.shelter_id, {
         "lines": suggested, "urgency": "urgent", "note": "水が足りません"}, "manager")
     # On its way: the next suggestion does not ask again.
-    assert supplies.suggested_request(node.db, node.shelter_id, get_settings(node.db)) == []
+    assert supply_requests.suggested_request(node.db, node.shelter_id, get_settings(node.db)) == []
     with pytest.raises(Refused):  # a node cannot take HQ's steps itself
-        supplies.acknowledge(node.store, request_id, "手配中")
+        supply_requests.acknowledge(node.store, request_id, "手配中")
     hq_steps(node, tmp_path, request_id)
-    supplies.receive(node.store, node.shelter_id, request_id,
+    supply_requests.receive(node.store, node.shelter_id, request_id,
                      {"lines": [{"item_id": "water", "quantity": 10}], "note": "2本破損"})
-    (request,) = supplies.requests(node.db)
+    (request,) = supply_requests.requests(node.db)
     assert request["status"] == "received"
     assert [h["status"] for h in request["history"]] == [
         "requested", "acknowledged", "dispatched", "received"]
@@ -211,7 +218,7 @@ def test_a_request_goes_requested_acknowledged_dispatched_received(node, tmp_pat
     assert request["received"] == [{"item_id": "water", "quantity": 10}]
     assert item(node, "water")["on_hand"] == 10
     with pytest.raises(supplies.SupplyError) as again:
-        supplies.receive(node.store, node.shelter_id, request_id, {"lines": []})
+        supply_requests.receive(node.store, node.shelter_id, request_id, {"lines": []})
     assert again.value.code == "already_received"
 
 
@@ -226,27 +233,27 @@ def test_a_request_goes_requested_acknowledged_dispatched_received(node, tmp_pat
 ])
 def test_bad_requests_are_refused(node, data, code):
     with pytest.raises(supplies.SupplyError) as refused:
-        supplies.request_supplies(node.store, node.shelter_id, data)
+        supply_requests.request_supplies(node.store, node.shelter_id, data)
     assert refused.value.code == code
-    assert supplies.requests(node.db) == []
+    assert supply_requests.requests(node.db) == []
 
 
 def test_managers_add_items_with_their_own_norms(node):
-    item_id = supplies.add_item(node.store, {"name_ja": "マスク", "name_en": "Masks",
+    item_id = catalog.add_item(node.store, {"name_ja": "マスク", "name_en": "Masks",
                                              "unit": "piece", "norm_per_day": "1",
                                              "ration_hours": "24"})
     move(node, item_id=item_id, kind="received", quantity=10)
     assert item(node, item_id)["unit"] == "piece"
     with pytest.raises(supplies.SupplyError) as dup:
-        supplies.add_item(node.store, {"name_ja": "マスク", "unit": "piece"})
+        catalog.add_item(node.store, {"name_ja": "マスク", "unit": "piece"})
     assert dup.value.code == "item_exists"
-    supplies.change_norm(node.store, "water", "2.5", "0")
+    catalog.change_norm(node.store, "water", "2.5", "0")
     assert item(node, "water")["norm_per_day"] == 2.5
 
 
 MOVES = st.lists(st.tuples(
     st.sampled_from(["water", "food"]),
-    st.sampled_from(supplies.KINDS),
+    st.sampled_from(stock.KINDS),
     st.integers(min_value=-3, max_value=40),
     st.sampled_from(["", "A", "B"]),
     st.booleans()), min_size=1, max_size=25)

@@ -181,24 +181,24 @@ def test_any_mix_of_resends_reorders_and_losses_converges_to_exactly_once(tmp_pa
 
 
 def test_hq_keeps_each_shelters_stock_settings_and_notes_apart(tmp_path):
-    from shelter.domain import supplies
+    from shelter.domain import day_notes, stock, supplies
     from shelter.domain.settings import change_settings, get_settings, shelter_settings
     a, b = make_node(tmp_path / "a"), make_node(tmp_path / "b", "E2710000002222")
     hq = hq_of(tmp_path / "hq")
     for node, litres, capacity in ((a, 100, "250"), (b, 40, "80")):
-        supplies.move(node.store, node.shelter_id, {"item_id": "water", "kind": "received",
+        stock.move(node.store, node.shelter_id, {"item_id": "water", "kind": "received",
                                                     "quantity": litres}, "m")
         change_settings(node.store, {"capacity": capacity})
-        supplies.add_note(node.store, node.shelter_id, f"{node.shelter_id} note", "m")
+        day_notes.add_note(node.store, node.shelter_id, f"{node.shelter_id} note", "m")
         result = apply_batch(hq.store, node.node_id, node.shelter_id, wire(node))
         assert not result.quarantined and not result.conflicts
-    water = {s: next(i for i in supplies.stock(hq.db, s, get_settings(hq.db))["items"]
+    water = {s: next(i for i in stock.stock(hq.db, s, get_settings(hq.db))["items"]
                      if i["item_id"] == "water")["on_hand"]
              for s in (a.shelter_id, b.shelter_id)}
     assert water == {a.shelter_id: 100, b.shelter_id: 40}
     assert shelter_settings(hq.db, b.shelter_id)["capacity"] == "80"
     assert get_settings(hq.db)["capacity"] == "0"  # HQ's own settings are untouched
-    assert [n["text"] for n in supplies.notes(hq.db, b.shelter_id, supplies.today_jst())] == \
+    assert [n["text"] for n in day_notes.notes(hq.db, b.shelter_id, supplies.today_jst())] == \
         [f"{b.shelter_id} note"]
 
 

@@ -131,7 +131,7 @@ def test_an_enrollment_code_from_another_hq_is_refused(hq, tmp_path):
 
 def test_what_hq_decides_comes_down_to_the_shelter(hq, hq_token, shelter_node):
     from shelter.core.node import NodeContext
-    from shelter.domain import supplies
+    from shelter.domain import supply_requests
     from shelter.domain.settings import configure_shelter, send_message
     manager = shelter_node.token("manager")
     created = api(shelter_node, "POST", "/api/v1/supply-requests", manager, json={
@@ -148,8 +148,8 @@ def test_what_hq_decides_comes_down_to_the_shelter(hq, hq_token, shelter_node):
 
     wait_until(hq_has_it, timeout=30, what="the request reaches HQ")
     hq_ctx = NodeContext(hq.data, role="hq")
-    supplies.acknowledge(hq_ctx.store, request_id, "手配します")
-    supplies.dispatch(hq_ctx.store, request_id, [{"item_id": "water", "quantity": 480}],
+    supply_requests.acknowledge(hq_ctx.store, request_id, "手配します")
+    supply_requests.dispatch(hq_ctx.store, request_id, [{"item_id": "water", "quantity": 480}],
                       "2026-11-26T10:00:00+09:00")
     configure_shelter(hq_ctx.store, "E2710000007777", {"capacity": "420", "status": "full"})
     send_message(hq_ctx.store, "E2710000007777", "明朝9時に給水車が到着します")
@@ -206,7 +206,7 @@ def test_a_person_moves_to_another_shelter_and_both_learn_it(hq, hq_token, shelt
         def a_knows():
             conn = NodeContext(shelter_node.data)
             try:
-                from shelter.domain.presence import describe
+                from shelter.domain.roster import describe
                 return describe(conn.db, member["person_id"], "E2710000007777")[
                     "presence"]["status"] == "elsewhere"
             finally:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from shelter.core.node import NodeContext
-from shelter.domain import households, presence, supplies
+from shelter.domain import households, presence, stock, supplies, supply_requests
 from sync import protocol
 from sync.apply import acked_seq, apply_batch
 from sync.pull import CURSOR_KEY, apply_pulled, updates_for
@@ -45,8 +45,8 @@ def sync(node: NodeContext, hq: NodeContext, slice_size: int = 1000, twice: bool
             assert not result.conflicts and not result.quarantined
         done = acked_seq(hq.store, node.node_id)
     while True:
-        from shelter.core.events import get_meta
-        cursor = int(get_meta(node.db, CURSOR_KEY) or 0)
+        from shelter.core import meta
+        cursor = int(meta.get(node.db, CURSOR_KEY) or 0)
         updates, next_cursor = updates_for(hq.db, node.shelter_id, node.node_id, cursor)
         apply_pulled(node.store, updates, next_cursor)
         if next_cursor == cursor:
@@ -106,7 +106,7 @@ class Shelters(RuleBasedStateMachine):
     def stock(self, i: int, item: str, kind: str, quantity: int) -> None:
         node = self.nodes[i]
         try:
-            supplies.move(node.store, node.shelter_id,
+            stock.move(node.store, node.shelter_id,
                           {"item_id": item, "kind": kind, "quantity": quantity}, "m")
         except supplies.SupplyError:
             pass
@@ -114,7 +114,7 @@ class Shelters(RuleBasedStateMachine):
     @rule(i=st.integers(0, 2))
     def request(self, i: int) -> None:
         node = self.nodes[i]
-        supplies.request_supplies(node.store, node.shelter_id,
+        supply_requests.request_supplies(node.store, node.shelter_id,
                                   {"lines": [{"item_id": "water", "quantity": 10}]}, "m")
 
     @rule(i=st.integers(0, 2))

@@ -11,6 +11,7 @@ import pytest
 from ulid import ULID
 
 from shelter.app import create_app
+from shelter.core import meta
 from shelter.core.authority import Refused
 from shelter.core.node import NodeContext
 from shelter.domain import accounts, households, presence
@@ -37,7 +38,7 @@ def from_hq(kind: str, payload: dict, node_id: str = HQ_ID, seq: int = 1) -> dic
 def node(tmp_path):
     node = NodeContext(tmp_path / "node", shelter_id=HERE)
     with node.store.write() as db:
-        db.execute("INSERT INTO meta (key, value) VALUES ('pull_hq_id', ?)", [HQ_ID])
+        meta.put(db, "pull_hq_id", HQ_ID)
     return node
 
 
@@ -95,8 +96,7 @@ def test_a_node_takes_from_hq_only_what_concerns_it(node, tmp_path):
                            [here["person_id"]]).fetchone()[0] == ELSEWHERE
     assert node.db.execute("SELECT count(*) FROM presence WHERE person_id = ?",
                            [stranger["person_id"]]).fetchone()[0] == 0
-    assert node.db.execute("SELECT value FROM meta WHERE key = 'pull_cursor'"
-                           ).fetchone()[0] == "10"  # refusals never hold the cursor back
+    assert meta.get(node.db, "pull_cursor") == "10"  # refusals never hold the cursor back
 
 
 def test_no_store_appends_what_its_side_may_not_say(node, tmp_path):
@@ -117,8 +117,7 @@ def test_hq_steps_from_an_earlier_hq_epoch_are_taken(node):
     """An HQ restored from a backup speaks under a new id; what it said before still
     comes from HQ (its welcome lists every id it has had)."""
     with node.store.write() as db:
-        db.execute("INSERT INTO meta (key, value) VALUES ('hq_ids', ?)",
-                   ['["NHQOLD0001", "NHQ0000001"]'])
+        meta.put(db, "hq_ids", '["NHQOLD0001", "NHQ0000001"]')
     events = [from_hq("hq_message", {"shelter_id": HERE, "text": "復元前の連絡"},
                       node_id="NHQOLD0001"),
               from_hq("hq_message", {"shelter_id": HERE, "text": "なりすまし"},
@@ -272,11 +271,10 @@ def test_a_wrong_clock_keeps_what_it_cannot_order_and_loses_nothing(tmp_path):
 
 def test_the_desk_says_what_hq_would_not_take_and_what_it_refused(node):
     """A node whose events HQ quarantines (or refuses) must not show only 'connected'."""
-    from shelter.core.events import set_meta
     from shelter.domain.signin import start_session
 
-    set_meta(node.store, {"hq_url": "https://hq.invalid", "sync_state": "connected",
-                          "sync_problems": "3"})
+    meta.commit(node.store, {"hq_url": "https://hq.invalid", "sync_state": "connected",
+                             "sync_problems": "3"})
     apply_pulled(node.store, [from_hq("hq_message", {"shelter_id": ELSEWHERE, "text": "x"})],
                  cursor=1)
     accounts.add_user(node.store, "desk", "desk-pass-long-3", "volunteer")

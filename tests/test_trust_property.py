@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from ulid import ULID
 
 from shelter.core.node import NodeContext
-from shelter.domain import households, presence, supplies
+from shelter.domain import day_notes, households, presence, stock, supply_requests
 from shelter.domain.accounts import add_user
 from shelter.domain.settings import change_settings
 from sync import protocol
@@ -43,12 +43,12 @@ def _make_node(path: Path, shelter_id: str, name: str) -> dict:
     data["members"][0]["given_name"] = name
     members = households.register_household(node.store, node.identity, data)["members"]
     presence.scan(node.store, shelter_id, node.card_keys(), members[0]["code"], "check_in")
-    supplies.move(node.store, shelter_id, {"item_id": "water", "kind": "received",
+    stock.move(node.store, shelter_id, {"item_id": "water", "kind": "received",
                                            "quantity": 40})
-    request_id = supplies.request_supplies(node.store, shelter_id, {
+    request_id = supply_requests.request_supplies(node.store, shelter_id, {
         "lines": [{"item_id": "water", "quantity": 10}], "urgency": "normal", "note": ""})
     change_settings(node.store, {"wifi_name": f"wifi-{name}"})
-    supplies.add_note(node.store, shelter_id, f"{name}のメモ", "manager")
+    day_notes.add_note(node.store, shelter_id, f"{name}のメモ", "manager")
     presence.scan(node.store, shelter_id, node.card_keys(), members[0]["code"], "go_out")
     events = [protocol.for_wire(r) for r in node.db.query(
         "SELECT * FROM events WHERE node_id = ? ORDER BY seq", [node.node_id])]

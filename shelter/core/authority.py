@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
+from shelter.core.errors import Internal
 from shelter.core.sql import in_chunks
 
 Side = Literal["node", "hq", "local"]
@@ -84,8 +85,12 @@ class Refusal(NamedTuple):
         return self.template % self.params
 
 
-class Refused(ValueError):
-    """A local append that this store's side may not make (a bug, never user input)."""
+class Refused(Internal, ValueError):
+    """A local append that this store's side may not make (a bug, never user input).
+    ``str()``: the refusal's reason, in English."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail=detail)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shelter.core import atrest
+from shelter.core import atrest, meta
 from shelter.core.ids import new_node_id
 
 DB_FILE = "shelter.db"
@@ -67,12 +67,12 @@ def restore(data_dir: Path, from_file: Path) -> tuple[str, str]:
     try:
         if probe.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
             raise ValueError(f"{from_file} is damaged")
-        row = probe.execute("SELECT value FROM meta WHERE key = 'node_id'").fetchone()
+        node_id = meta.get(probe, "node_id")
     except sqlite3.DatabaseError:
         raise ValueError(f"{from_file} is not a shelter backup") from None
     finally:
         probe.close()
-    if row is None:
+    if node_id is None:
         raise ValueError(f"{from_file} is not a shelter backup")
     atrest.private_dir(data_dir)
     target_path = data_dir / DB_FILE
@@ -92,7 +92,7 @@ def restore(data_dir: Path, from_file: Path) -> tuple[str, str]:
     conn = sqlite3.connect(str(target_path), isolation_level=None)
     try:
         old, new = new_epoch(conn, "restored from backup")
-        _set(conn, "host_fingerprint", host_fingerprint(data_dir))
+        meta.put(conn, "host_fingerprint", host_fingerprint(data_dir))
     finally:
         conn.close()
     atrest.tighten(data_dir)  # the files moved aside, too
@@ -112,29 +112,19 @@ def host_fingerprint(data_dir: Path) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _get(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-    return row[0] if row else None
-
-
-def _set(conn: sqlite3.Connection, key: str, value: str) -> None:
-    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
-                 "DO UPDATE SET value = excluded.value", [key, value])
-
-
 def new_epoch(conn: sqlite3.Connection, reason: str) -> tuple[str, str]:
     """Give the node a new node id (a new sequence from 1); keep the old ones as its own."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        old = _get(conn, "node_id")
+        old = meta.get(conn, "node_id")
         assert old is not None
         new = new_node_id()
-        previous = [p for p in (_get(conn, "previous_node_ids") or "").split(",") if p]
-        _set(conn, "previous_node_ids", ",".join(previous + [old]))
-        _set(conn, "node_id", new)
-        _set(conn, "seq_last", "0")
-        _set(conn, "epoch", str(int(_get(conn, "epoch") or 1) + 1))
-        _set(conn, "epoch_reason", f"{reason} at {datetime.now(UTC).isoformat()}")
+        previous = [p for p in (meta.get(conn, "previous_node_ids") or "").split(",") if p]
+        meta.put(conn, "previous_node_ids", ",".join(previous + [old]))
+        meta.put(conn, "node_id", new)
+        meta.put(conn, "seq_last", "0")
+        meta.put(conn, "epoch", str(int(meta.get(conn, "epoch") or 1) + 1))
+        meta.put(conn, "epoch_reason", f"{reason} at {datetime.now(UTC).isoformat()}")
         key = conn.execute("SELECT public_key, shelter_id FROM card_keys WHERE node_id = ?",
                            [old]).fetchone()
         if key:  # the same signing key: cards already printed keep verifying
@@ -149,6 +139,6 @@ def new_epoch(conn: sqlite3.Connection, reason: str) -> tuple[str, str]:
 
 def own_origins(conn: sqlite3.Connection) -> list[str]:
     """Every node id this data directory has made events under, oldest first."""
-    previous = [p for p in (_get(conn, "previous_node_ids") or "").split(",") if p]
-    current = _get(conn, "node_id")
+    previous = [p for p in (meta.get(conn, "previous_node_ids") or "").split(",") if p]
+    current = meta.get(conn, "node_id")
     return previous + ([current] if current else [])

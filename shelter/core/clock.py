@@ -14,13 +14,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from shelter.core.errors import N_, InvalidInput
+
 COUNTER_LIMIT = 10**8 - 1  # eight digits in the encoding
 # A remote timestamp further ahead of our wall clock than this is not trusted to move our clock.
 DEFAULT_MAX_DRIFT_MS = 15 * 60 * 1000
 
 
-class ClockDriftError(ValueError):
-    """A remote timestamp lies implausibly far in the future."""
+class ClockDriftError(InvalidInput, ValueError):
+    """A remote timestamp lies implausibly far in the future. ``str()``: by how much."""
+
+    message = N_("A time sent from another device is too far in the future. Check that "
+                 "device's clock.")
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail=detail)
 
 
 @dataclass(frozen=True, order=True)

@@ -16,14 +16,19 @@ from typing import Any, NamedTuple
 
 from sqlite_utils import Database
 
+from shelter.core import meta
 from shelter.core.authority import Refused, Sender, refusal
 from shelter.core.clock import HybridClock, Timestamp
+from shelter.core.errors import Internal
 from shelter.core.ids import new_id
 from shelter.core.sql import insert_row
 
 
-class UnknownEventType(ValueError):
-    """No projection is registered for this event type."""
+class UnknownEventType(Internal, ValueError):
+    """No projection is registered for this event type (a bug). ``str()``: the type."""
+
+    def __init__(self, event_type: str) -> None:
+        super().__init__(detail=event_type)
 
 
 class Event(NamedTuple):
@@ -136,7 +141,7 @@ class EventStore:
         path = db.execute("PRAGMA database_list").fetchone()[2] or f":memory:{id(db)}"
         self._lock = _lock_for(path)
         # HQ's store also notes, before the projections, which shelters' numbers the events
-        # change (hqstats.mark) and, after, which shelters they concern (sync/outbox.py).
+        # change (hq/refresher.py: mark) and, after, which shelters they concern (core/outbox.py).
         self.before: Callable[[Database, list[Event]], None] | None = None
         self.route: Callable[[Database, list[Event]], None] | None = None
         self._self: Sender | None = None
@@ -144,9 +149,9 @@ class EventStore:
     def speaking_for(self) -> Sender:
         """This store as the sender of its own appends: its side and its shelter."""
         if self._self is None:
-            role = get_meta(self.db, "role") or "node"
+            role = meta.get(self.db, "role") or "node"
             self._self = Sender("self", "hq" if role == "hq" else "node",
-                                get_meta(self.db, "shelter_id") or self.node_id)
+                                meta.get(self.db, "shelter_id") or self.node_id)
         return self._self
 
     def append(self, event_type: str, payload: dict[str, Any]) -> tuple[Event, Any]:
@@ -160,14 +165,14 @@ class EventStore:
         if reason is not None:
             raise Refused(reason.text())
         with self.write():
-            last = self._meta("hlc_last")
+            last = meta.get(self.db, "hlc_last")
             ts = self.clock.tick(Timestamp.decode(last) if last else None)
-            seq = int(self._meta("seq_last") or 0) + 1
+            seq = int(meta.get(self.db, "seq_last") or 0) + 1
             event = Event(new_id(), self.node_id, seq, ts.encode(), event_type,
                           SCHEMA_VERSIONS[event_type], payload, utc_now_iso())
             insert_row(self.db, "events", event.row())
-            self._set_meta("hlc_last", ts.encode())
-            self._set_meta("seq_last", str(seq))
+            meta.put(self.db, "hlc_last", ts.encode())
+            meta.put(self.db, "seq_last", str(seq))
             result = self.project([event])
         return event, result
 
@@ -215,39 +220,8 @@ class EventStore:
                     conn.execute("ROLLBACK")
                 raise
 
-    def _meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-        return row[0] if row else None
-
-    def _set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
-
     def events(self, after_seq: int = 0) -> Iterator[Event]:
         for row in self.db.query(
                 "SELECT * FROM events WHERE node_id = ? AND seq > ? ORDER BY seq",
                 [self.node_id, after_seq]):
             yield Event.from_row(row)
-
-
-def get_meta(db: Database, key: str) -> str | None:
-    row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-    return row[0] if row else None
-
-
-def set_meta_once(db: Database, key: str, make: Callable[[], str]) -> str:
-    """Read a node fact (its id, its keys), creating it the first time."""
-    value = get_meta(db, key)
-    if value is None:
-        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", [key, make()])
-        value = get_meta(db, key)
-    assert value is not None
-    return value
-
-
-def set_meta(store: EventStore, values: dict[str, str]) -> None:
-    """Node facts that change (sync progress): written in their own committed transaction."""
-    with store.write() as db:
-        for key, value in values.items():
-            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
-                       "DO UPDATE SET value = excluded.value", [key, value])

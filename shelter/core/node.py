@@ -11,10 +11,10 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from shelter.core import atrest, backup, ids, keys
+from shelter.core import atrest, backup, ids, keys, meta
 from shelter.core import db as dbmod
 from shelter.core.clock import HybridClock, offset_clock, system_ms
-from shelter.core.events import Event, EventStore, get_meta, set_meta_once
+from shelter.core.events import Event, EventStore
 from shelter.core.live import ChangeWatcher
 
 DB_FILE = "shelter.db"
@@ -22,7 +22,7 @@ APPLIER_CACHE_KIB = 64 * 1024  # the page cache of the connection HQ applies bat
 
 StoreHook = Callable[[Database, list[Event]], None]
 # HQ's store notes, before the projections, which shelters' numbers the events change
-# (shelter/hq/stats.py: mark) and, after, which shelters they concern (sync/outbox.py:
+# (shelter/hq/refresher.py: mark) and, after, which shelters they concern (sync/outbox.py:
 # route). Set by importing shelter.hq, which knows both; an HQ store without them would
 # serve stale numbers and send nothing down, so opening one fails instead.
 HQ_STORE_HOOKS: tuple[StoreHook, StoreHook] | None = None
@@ -54,37 +54,35 @@ class NodeContext:
         self._applier_lock = threading.Lock()
         self._watcher_lock = threading.Lock()
         db = dbmod.connect(self.db_path)  # migrates
-        self.role = set_meta_once(db, "role", lambda: role or "node")
+        self.role = meta.once(db, "role", lambda: role or "node")
         if role is not None and role != self.role:
             db.conn.close()
             raise ValueError(f"{self.data_dir} holds a {self.role}'s data, not a {role}'s")
-        self.node_id = set_meta_once(
-            db, "node_id", ids.new_node_id)
+        self.node_id = meta.once(db, "node_id", ids.new_node_id)
         here = backup.host_fingerprint(self.data_dir)
-        stored = get_meta(db, "host_fingerprint")
+        stored = meta.get(db, "host_fingerprint")
         if stored != here:
             if stored is not None and db.execute("SELECT 1 FROM events LIMIT 1").fetchone():
                 # Copied to another machine or place: the original may still be running
                 # under the old id, so this copy must never reuse its sequence numbers.
                 _, self.node_id = backup.new_epoch(db.conn, "data directory copied or moved")
-            db.execute("INSERT INTO meta (key, value) VALUES ('host_fingerprint', ?) "
-                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [here])
+            meta.put(db, "host_fingerprint", here)
         if shelter_id is not None:
             if not ids.valid_id(shelter_id):
                 raise ValueError("a shelter id is upper-case letters, digits and '-', "
                                  "like E2710000001111")
-            existing = get_meta(db, "shelter_id")
+            existing = meta.get(db, "shelter_id")
             if existing and existing != shelter_id:
                 # The id is printed on every card: it may change only before the first one.
                 if db.execute("SELECT count(*) FROM persons").fetchone()[0]:
                     raise ValueError(f"this data directory belongs to shelter {existing}; "
                                      "cards were already issued under that id")
-                db.execute("UPDATE meta SET value = ? WHERE key = 'shelter_id'", [shelter_id])
-        self.shelter_id = set_meta_once(db, "shelter_id", lambda: shelter_id or self.node_id)
-        signing_pem = set_meta_once(db, "card_signing_key", keys.new_private_key_pem)
+                meta.put(db, "shelter_id", shelter_id)
+        self.shelter_id = meta.once(db, "shelter_id", lambda: shelter_id or self.node_id)
+        signing_pem = meta.once(db, "card_signing_key", keys.new_private_key_pem)
         self.public_key = keys.public_key_text(keys.load_private_key(signing_pem))
         self.identity = NodeIdentity(self.node_id, self.shelter_id, signing_pem)
-        self.secret_key = set_meta_once(db, "session_secret", lambda: secrets.token_hex(32))
+        self.secret_key = meta.once(db, "session_secret", lambda: secrets.token_hex(32))
         db.execute("INSERT OR IGNORE INTO card_keys (node_id, public_key, shelter_id) "
                    "VALUES (?, ?, ?)", [self.node_id, self.public_key, self.shelter_id])
         # A card of someone registered here must be signed by a key of their shelter

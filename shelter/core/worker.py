@@ -106,7 +106,7 @@ class _Gate:
     done: bool = False
 
 
-class GatedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no type hints
+class GatedThreadWorker(ThreadWorker):  # gunicorn has no type hints: ThreadWorker is Any here
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.gates: dict[int, _Gate] = {}  # oldest first

@@ -15,10 +15,13 @@ import secrets
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
 
-from shelter.core.events import Event, EventStore, get_meta, new_id, projection, utc_now_iso
+from shelter.core import meta
+from shelter.core.errors import N_, InvalidInput
+from shelter.core.events import Event, EventStore, new_id, projection, utc_now_iso
 from shelter.core.sql import insert_row
 
 NODE_ROLES = ("kiosk", "volunteer", "manager")
@@ -31,8 +34,15 @@ SIDE_NAMES = {"node": "a shelter node", "hq": "HQ"}
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
-class RoleError(ValueError):
-    """A role that does not exist, or exists only on the other side."""
+class RoleError(InvalidInput, ValueError):
+    """A role that does not exist, or exists only on the other side. ``str()`` says which
+    roles this side has, in English (for the CLI)."""
+
+    code = "invalid_role"
+    message = N_("This role does not exist here.")
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail=detail)
 
 
 @dataclass(frozen=True)
@@ -49,7 +59,7 @@ class Principal:
 
 def side_of(db: Database) -> str:
     """"node" or "hq": what this database belongs to."""
-    return get_meta(db, "role") or "node"
+    return meta.get(db, "role") or "node"
 
 
 def check_role(db: Database, role: str) -> None:
@@ -127,12 +137,36 @@ def add_user(store: EventStore, username: str, password: str, role: str) -> str:
         raise ValueError(f"password must be at least {MIN_PASSWORD} characters")
     if is_common_password(username, password):
         raise ValueError(TOO_COMMON)
-    if store.db.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
+    if username_taken(store.db, username):
         raise ValueError(f"user {username!r} exists")
     user_id = new_id()
     store.append("user_added", {"user_id": user_id, "username": username, "role": role,
                                 "password_hash": hash_password(password)})
     return user_id
+
+
+def username_taken(db: Database, username: str) -> bool:
+    return db.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone() \
+        is not None
+
+
+def check_new_user(db: Database, username: str, password: str, role: str) -> None:
+    """What a manager's form for a new account must hold, said field by field
+    (InvalidInput with ``fields``): a user name of 1 to 40 printable characters without
+    spaces that nobody has, a password long and uncommon enough, a role of this side."""
+    fields: dict[str, str] = {}
+    if not username or len(username) > 40 or not username.isprintable() or " " in username:
+        fields["username"] = N_("1 to 40 letters or digits, without spaces.")
+    elif username_taken(db, username):
+        fields["username"] = N_("This user name is taken.")
+    if len(password) < MIN_PASSWORD:
+        fields["password"] = N_("At least 8 characters.")
+    elif is_common_password(username, password):
+        fields["password"] = N_("This password is too common.")
+    if role not in ROLES[side_of(db)]:
+        fields["role"] = N_("Choose one of the options.")
+    if fields:
+        raise InvalidInput(fields=fields)
 
 
 def authenticate(db: Database, username: str, password: str, side: str) -> Principal | None:
@@ -149,7 +183,7 @@ def authenticate(db: Database, username: str, password: str, side: str) -> Princ
 
 
 def set_user_disabled(store: EventStore, username: str, disabled: bool) -> None:
-    if store.db.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone() is None:
+    if not username_taken(store.db, username):
         raise ValueError(f"no user {username!r}")
     store.append("user_disabled" if disabled else "user_enabled", {"username": username})
 
@@ -182,6 +216,26 @@ def audit(store: EventStore, actor: str, action: str, subject: str, detail: str 
     with store.write() as db:
         insert_row(db, "audit_log", {"at": utc_now_iso(), "actor": actor, "action": action,
                                      "subject": subject, "detail": detail})
+
+
+AUDIT_PAGE = 100
+
+
+def audit_entries(db: Database, actor: str = "", before: str = "",
+                  limit: int = AUDIT_PAGE) -> list[dict[str, Any]]:
+    """The audit log, newest first: at most ``limit`` rows, only ``actor``'s when given,
+    only those older than row ``before`` (an audit_id, in digits) when given."""
+    clauses: list[str] = []
+    params: list[str] = []
+    if actor:
+        clauses.append("actor = ?")
+        params.append(actor)
+    if before.isascii() and before.isdigit():
+        clauses.append("audit_id < ?")
+        params.append(before)
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    return list(db.query(f"SELECT * FROM audit_log {where} ORDER BY audit_id DESC LIMIT ?",
+                         [*params, limit]))
 
 
 @projection("user_added")

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from qrcode.constants import ERROR_CORRECT_M
 
 from shelter.core import shortcode
+from shelter.core.errors import N_, InvalidInput
 from shelter.core.ids import ULID_RE, valid_id
 from shelter.core.keys import b32, unb32
 
@@ -31,11 +32,16 @@ VERSION = "SHC1"
 MAX_NAME_BYTES = 60
 
 
-class CardError(ValueError):
-    """A scanned or typed code that is not a genuine card. ``reason`` says which way."""
+class CardError(InvalidInput, ValueError):
+    """A scanned or typed code that is not a genuine card. ``reason`` says which way (and
+    is the code)."""
+
+    message = N_("This code cannot be read. Scan it again or type the short code printed "
+                 "under the QR.")
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+        forged = N_("This card is not genuine. Nothing was changed. Ask the shelter manager.")
+        super().__init__(forged if reason == "forged" else None, code=reason, detail=reason)
         self.reason = reason  # "garbled" or "forged"
 
 

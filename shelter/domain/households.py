@@ -7,7 +7,6 @@ and API layers translate them into the person's language.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from datetime import date
 from typing import Any
@@ -15,11 +14,15 @@ from typing import Any
 from sqlite_utils import Database
 
 from shelter.core import keys, shortcode
+from shelter.core.errors import InvalidInput
 from shelter.core.events import Event, EventStore, new_id, projection
 from shelter.core.node import NodeIdentity
 from shelter.core.sql import insert_row
 from shelter.domain import cards
-from shelter.domain.text import clean_line, kana_key, name_key, normalise_kana
+from shelter.domain.schemas import households as registration
+from shelter.domain.schemas.fields import InvalidBody
+from shelter.domain.schemas.households import HouseholdIn
+from shelter.domain.text import kana_key, name_key
 
 
 def N_(message: str) -> str:
@@ -27,131 +30,37 @@ def N_(message: str) -> str:
     return message
 
 
-NEEDS = ("elderly", "disability", "wheelchair", "infant", "pregnant_nursing",
-         "chronic_illness", "allergy", "injury", "language_support", "pet")
-SEXES = ("female", "male", "other", "unanswered")
-WHEREABOUTS = ("shelter", "home", "car", "other")
-CONSENTS = ("relatives", "acquaintances", "none")
-LANGUAGES = ("ja", "en", "zh", "ko", "vi")
-MAX_MEMBERS = 20
+# The words of a registration are declared with its shape; named here too, for their readers.
+NEEDS, SEXES, WHEREABOUTS = registration.NEEDS, registration.SEXES, registration.WHEREABOUTS
+CONSENTS, LANGUAGES = registration.CONSENTS, registration.LANGUAGES
+MAX_MEMBERS = registration.MAX_MEMBERS
 # A handful of earlier records to compare with is enough for staff to act on.
 MAX_DUPLICATE_FLAGS = 5
-NAME_LIMIT = 40
-KANA_LIMIT = 60
 
 
-class ValidationError(ValueError):
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+class ValidationError(InvalidInput, ValueError):
+    """A registration with fields that need attention: ``errors`` maps each field to its
+    message id. ``language``: the one the registration asked for (its fields' messages are
+    shown in it), as sent."""
+
+    message = N_("Some fields need attention.")
+
+    def __init__(self, errors: dict[str, str], language: object = None) -> None:
+        super().__init__(fields=errors,
+                         detail="; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = errors
-
-
-def _parse_birth_date(value: object, today: date) -> tuple[str | None, str | None]:
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        return None, N_("Enter the birth date as year, month and day.")
-    try:
-        born = date.fromisoformat(value.strip())
-    except ValueError:
-        return None, N_("This date does not exist.")
-    if born > today:
-        return None, N_("The birth date cannot be in the future.")
-    if born.year < 1900:
-        return None, N_("Check the year of birth.")
-    return born.isoformat(), None
+        self.language = language if isinstance(language, str) else None
 
 
 def validate(data: Any, today: date | None = None) -> dict[str, Any]:
-    """Check a registration (the API body) and return its clean form, or raise
-    ValidationError with one message per field that needs attention."""
-    today = today or date.today()
-    errors: dict[str, str] = {}
-    if not isinstance(data, dict):
-        raise ValidationError({"body": N_("The request body must be a JSON object.")})
-    language = data.get("language", "ja")
-    if language not in LANGUAGES:
-        errors["language"] = N_("Unknown language.")
-        language = "ja"
-    clean: dict[str, Any] = {"language": language}
-
-    def line(field: str, limit: int, required: bool, source: dict[str, Any],
-             key: str | None = None) -> str:
-        key = key or field
-        raw = source.get(field, "")
-        if raw is None:
-            raw = ""
-        value = clean_line(raw, limit)
-        if value is None:
-            errors[key] = N_("Too long or not valid text.")
-            return ""
-        if required and not value:
-            errors[key] = N_("This field is required.")
-        return value
-
-    clean["address"] = line("address", 200, True, data)
-    postal = line("postal_code", 10, False, data)
-    if postal:
-        digits = postal.replace("-", "").replace("ー", "").translate(
-            str.maketrans("０１２３４５６７８９", "0123456789"))
-        if not re.fullmatch(r"\d{7}", digits):
-            errors["postal_code"] = N_("A postal code has seven digits, like 540-0008.")
-        else:
-            postal = f"{digits[:3]}-{digits[3:]}"
-    clean["postal_code"] = postal
-    phone = line("phone", 20, False, data)
-    if phone and not re.fullmatch(r"[0-9０-９+\-() ]{6,20}", phone):
-        errors["phone"] = N_("Enter a phone number with digits only.")
-    clean["phone"] = phone
-    for field, allowed in (("whereabouts", WHEREABOUTS), ("consent", CONSENTS)):
-        value = data.get(field)
-        if value not in allowed:
-            errors[field] = N_("Choose one of the options.")
-        clean[field] = value
-
-    members = data.get("members")
-    if not isinstance(members, list) or not members:
-        errors["members"] = N_("Register at least one person.")
-        members = []
-    elif len(members) > MAX_MEMBERS:
-        errors["members"] = N_("At most 20 people can register as one household.")
-        members = []
-    clean_members = []
-    for i, member in enumerate(members):
-        p = f"members.{i}."
-        if not isinstance(member, dict):
-            errors[f"members.{i}"] = N_("Each person must be an object.")
-            continue
-        m: dict[str, Any] = {}
-        m["family_name"] = line("family_name", NAME_LIMIT, True, member, p + "family_name")
-        m["given_name"] = line("given_name", NAME_LIMIT, False, member, p + "given_name")
-        for field in ("family_name_kana", "given_name_kana"):
-            raw = line(field, KANA_LIMIT, language == "ja" and field == "family_name_kana",
-                       member, p + field)
-            kana = normalise_kana(raw) if raw else ""
-            if kana is None:
-                errors[p + field] = N_("Write this in hiragana or katakana.")
-                kana = ""
-            m[field] = kana
-        m["birth_date"], problem = _parse_birth_date(member.get("birth_date"), today)
-        if problem:
-            errors[p + "birth_date"] = problem
-        sex = member.get("sex", "unanswered")
-        if sex not in SEXES:
-            errors[p + "sex"] = N_("Choose one of the options.")
-        m["sex"] = sex
-        needs = member.get("needs", [])
-        if not isinstance(needs, list) or any(n not in NEEDS for n in needs):
-            errors[p + "needs"] = N_("Unknown need.")
-            needs = []
-        m["needs"] = [n for n in NEEDS if n in needs]
-        m["allergies"] = line("allergies", 200, "allergy" in m["needs"], member,
-                              p + "allergies")
-        if m["allergies"] and "allergy" not in m["needs"]:
-            m["needs"] = [n for n in NEEDS if n in needs or n == "allergy"]
-        clean_members.append(m)
-    clean["members"] = clean_members
-    if errors:
-        raise ValidationError(errors)
-    return clean
+    """Check a registration (the API body) against its shape (``HouseholdIn``) and return
+    its clean form, or raise ValidationError with one message per field that needs
+    attention."""
+    try:
+        return HouseholdIn.registration(data, today)
+    except InvalidBody as invalid:
+        language = data.get("language") if isinstance(data, dict) else None
+        raise ValidationError(invalid.fields, language=language) from None
 
 
 def register_household(store: EventStore, identity: NodeIdentity, data: Any,
@@ -272,3 +181,8 @@ def list_households(db: Database, limit: int = 200) -> list[dict[str, Any]]:
                   min(p.family_name) AS family_name
            FROM households h JOIN persons p ON p.household_id = h.household_id
            GROUP BY h.household_id ORDER BY h.registered_hlc DESC LIMIT ?""", [limit]))
+
+
+def count_persons(db: Database) -> int:
+    """Everyone this store holds a registration of."""
+    return int(db.execute("SELECT count(*) FROM persons").fetchone()[0])

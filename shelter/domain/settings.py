@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlite_utils import Database
 
-from shelter.core import authority
+from shelter.core import authority, meta
+from shelter.core.errors import N_, InvalidInput
 from shelter.core.events import Event, EventStore, projection
 
 # A shelter's status as HQ's registry and the public page know it.
@@ -44,12 +46,43 @@ def change_settings(store: EventStore, changes: dict[str, Any]) -> None:
     store.append("settings_changed", {k: str(v) for k, v in changes.items()})
 
 
+# What a shelter's manager sets on the settings page (the rest is HQ's, or the CLI's).
+MANAGER_SETTINGS = ("shelter_name", "wifi_name", "capacity", "crowding_busy",
+                    "crowding_crowded", "crowding_full")
+_NUMBERS = ("capacity", "crowding_busy", "crowding_crowded", "crowding_full")
+
+
+def save_manager_settings(store: EventStore, form: Mapping[str, str]) -> None:
+    """The manager's settings form: refused field by field (InvalidInput with ``fields``)
+    unless every value is usable, the name given and the crowding levels rising; then only
+    what differs from the current settings is changed (nothing at all when nothing does)."""
+    changes = {key: form.get(key, "").strip() for key in MANAGER_SETTINGS}
+    fields: dict[str, str] = {}
+    if not changes["shelter_name"] or len(changes["shelter_name"]) > 80:
+        fields["shelter_name"] = N_("This field is required.")
+    if len(changes["wifi_name"]) > 32:
+        fields["wifi_name"] = N_("Too long or not valid text.")
+    for key in _NUMBERS:
+        if not (changes[key].isascii() and changes[key].isdigit()) \
+                or len(changes[key]) > 6 or int(changes[key]) > 100000:
+            fields[key] = N_("Enter a whole number.")
+    if not fields and not (0 < int(changes["crowding_busy"]) < int(
+            changes["crowding_crowded"]) <= int(changes["crowding_full"])):
+        fields["crowding_crowded"] = N_("Each level must start above the one before it.")
+    if fields:
+        raise InvalidInput(fields=fields)
+    current = get_settings(store.db)
+    changed = {key: value for key, value in changes.items() if current.get(key) != value}
+    if changed:
+        change_settings(store, changed)
+
+
 @projection("settings_changed")
 def _apply_settings_changed(db: Database, event: Event) -> None:
     """A node's own settings go to `settings`; another node's (at HQ) to `shelter_settings`
     under the shelter that node belongs to."""
-    own = db.execute("SELECT value FROM meta WHERE key = 'node_id'").fetchone()
-    if own is None or own[0] == event.node_id:
+    own = meta.get(db, "node_id")
+    if own is None or own == event.node_id:
         for key, value in event.payload.items():
             db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) "
                        "DO UPDATE SET value = excluded.value", [key, value])
@@ -64,9 +97,11 @@ def _apply_settings_changed(db: Database, event: Event) -> None:
 def sender_shelter(db: Database, event: Event) -> str:
     """The shelter of the node that made ``event``: as HQ enrolled it, else this store's."""
     row = db.execute("SELECT shelter_id FROM sync_origins WHERE node_id = ?",
-                     [event.node_id]).fetchone() or db.execute(
-        "SELECT value FROM meta WHERE key = 'shelter_id'").fetchone()
-    return str(row[0]) if row else event.node_id
+                     [event.node_id]).fetchone()
+    if row:
+        return str(row[0])
+    own = meta.get(db, "shelter_id")
+    return own if own is not None else event.node_id
 
 
 def shelter_settings(db: Database, shelter_id: str) -> dict[str, str]:
@@ -89,9 +124,9 @@ def configure_shelter(store: EventStore, shelter_id: str, changes: dict[str, str
 @projection("shelter_configured")
 def _apply_shelter_configured(db: Database, event: Event) -> None:
     p = event.payload
-    own = db.execute("SELECT value FROM meta WHERE key = 'shelter_id'").fetchone()
+    own = meta.get(db, "shelter_id")
     for key, value in p["changes"].items():
-        if own is not None and own[0] == p["shelter_id"]:
+        if own == p["shelter_id"]:
             db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) "
                        "DO UPDATE SET value = excluded.value", [key, value])
         db.execute("INSERT INTO shelter_settings (shelter_id, key, value) VALUES (?, ?, ?) "
@@ -101,6 +136,13 @@ def _apply_shelter_configured(db: Database, event: Event) -> None:
 
 def send_message(store: EventStore, shelter_id: str, text: str) -> None:
     store.append("hq_message", {"shelter_id": shelter_id, "text": text})
+
+
+def hq_messages(db: Database, shelter_id: str, limit: int = 5) -> list[dict[str, Any]]:
+    """HQ's latest messages to a shelter (they come down by sync), newest first: each with
+    ``text`` and ``at``."""
+    return list(db.query("SELECT text, at FROM hq_messages WHERE shelter_id = ? "
+                         "ORDER BY at DESC LIMIT ?", [shelter_id, limit]))
 
 
 @projection("hq_message")

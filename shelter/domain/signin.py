@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
 
+from shelter.core.errors import N_, TooMany
 from shelter.core.events import EventStore
 from shelter.core.sql import insert_row
 from shelter.domain.accounts import ROLES, Principal
@@ -38,12 +39,16 @@ MAX_WAIT_SECONDS = 300
 TOUCH_SECONDS = 60
 
 
-class TooManyAttempts(Exception):
+class TooManyAttempts(TooMany):
     """This sign-in may not go ahead yet; ``seconds`` until it may."""
 
+    message = N_("Too many attempts. Try again in %(seconds)s seconds.")
+
     def __init__(self, seconds: int) -> None:
-        super().__init__(f"try again in {seconds} s")
-        self.seconds = seconds
+        one = N_("Too many attempts. Try again in 1 second.")
+        super().__init__(one if seconds == 1 else None, detail=f"try again in {seconds} s",
+                         seconds=seconds)
+        self.seconds = self.retry_after = seconds
 
 
 def now() -> datetime:

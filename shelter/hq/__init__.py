@@ -1,9 +1,15 @@
 """HQ's own knowledge: the registry of designated shelters and the read models kept ready
-for 3,000 of them. Builds on the domain; no Flask."""
+for 3,000 of them. Builds on the domain; no Flask.
 
-import shelter.domain  # noqa: E402, F401  (HQ builds on the domain)
-from shelter.core import node  # noqa: E402
-from shelter.core.outbox import route  # noqa: E402
-from shelter.hq import shelters, stats  # noqa: E402, F401  (shelters: its projection)
+Importing this package also installs HQ's store hooks (shelter.core.node.HQ_STORE_HOOKS):
+before the projections, which shelters' numbers the events change (refresher.mark); after,
+which shelters they concern (core/outbox.py). The entry points (app, cli, benchmarks,
+tests) import it once; an HQ store opened without it fails at once.
+"""
 
-node.HQ_STORE_HOOKS = (stats.mark, route)
+import shelter.domain  # noqa: F401  (HQ builds on the domain: its projections)
+from shelter.core import node
+from shelter.core.outbox import route
+from shelter.hq import refresher, shelters  # noqa: F401  (shelters registers its projection)
+
+node.HQ_STORE_HOOKS = (refresher.mark, route)

@@ -19,6 +19,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from shelter.core import ids
+from shelter.core.errors import N_, InvalidInput
 from shelter.core.events import Event, EventStore, projection
 
 ATTRIBUTION = "出典：国土地理院 指定緊急避難場所・指定避難所データ"
@@ -26,8 +27,15 @@ PREFECTURES = re.compile(r"^(北海道|東京都|京都府|大阪府|.{2,3}県)"
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
-class ImportProblem(ValueError):
-    """The file is not a shelter list this importer knows."""
+class ImportProblem(InvalidInput, ValueError):
+    """The file is not a shelter list this importer knows. ``str()`` says why, in English
+    (for the CLI)."""
+
+    code = "unreadable_import"
+    message = N_("This file is not a shelter list that can be imported.")
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail=detail)
 
 
 def _municipality(full: str) -> str:
@@ -173,6 +181,13 @@ def import_file(store: EventStore, path: Path) -> dict[str, Any]:
     return {"format": kind, "shelters": len(ids), "new": len(ids - known),
             "updated": len(ids & known), "skipped": skipped,
             "municipalities": len({r["municipality"] for r in rows})}
+
+
+def registry_entry(db: Database, shelter_id: str) -> dict[str, Any] | None:
+    """The registry's row for a shelter (address, what it accepts...), or None when the
+    registry does not list it (a shelter known only from its own sync)."""
+    return next(iter(db.query("SELECT * FROM hq_shelters WHERE shelter_id = ?",
+                              [shelter_id])), None)
 
 
 @projection("shelter_registry_imported")

@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from shelter.domain import cards, presence, supplies
+from shelter.domain import cards, catalog, roster, stock, supplies, supply_requests
+from shelter.domain.day_notes import notes
 from shelter.domain.settings import get_settings
 from shelter.render import words
 from shelter.render.catalogs import translations
@@ -76,8 +77,8 @@ def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja")
 
     _ = translations(language).gettext
     settings = get_settings(db)
-    counts = presence.headcount(db, shelter_id, settings)
-    stock = supplies.stock(db, shelter_id, settings)
+    counts = roster.headcount(db, shelter_id, settings)
+    levels = stock.stock(db, shelter_id, settings)
     start, end = _day_bounds(day)
     moves = dict(db.execute(
         "SELECT action, count(*) FROM presence_log WHERE shelter_id = ? AND at >= ? "
@@ -85,7 +86,7 @@ def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja")
     pdf = _Pdf()
     body, title, heading, table = pdf.body, pdf.title, pdf.heading, pdf.table
     text = pdf.paragraph
-    names = {i["item_id"]: supplies.item_name(i, language) for i in supplies.items(db)}
+    names = {i["item_id"]: catalog.item_name(i, language) for i in catalog.items(db)}
     crowding, needs = words.crowding(_), words.needs(_)
     status, urgency = words.request_status(_), words.urgency(_)
     made = datetime.now(supplies.JST).strftime("%Y-%m-%d %H:%M JST")
@@ -114,10 +115,10 @@ def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja")
             [names[i["item_id"]], f"{i['on_hand']} {i['unit']}", i["consumed_24h"],
              ("—" if i["days_of_supply"] is None else
               f"{i['days_of_supply']}" + (f" ({low_label})" if i["low"] else ""))]
-            for i in stock["items"]], [70 * mm, 35 * mm, 40 * mm, 35 * mm]),
+            for i in levels["items"]], [70 * mm, 35 * mm, 40 * mm, 35 * mm]),
         text(_("Open requests to HQ"), heading),
     ]
-    open_requests = supplies.requests(db, open_only=True)
+    open_requests = supply_requests.requests(db, open_only=True)
     if open_requests:
         story.append(table([[_("Requested"), _("Urgency"), _("Status"), _("Items")]] + [
             [r["requested_at"][:10], urgency[r["urgency"]], status[r["status"]],
@@ -127,7 +128,7 @@ def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja")
     else:
         story.append(text(_("None."), body))
     story.append(text(_("Notes from the day"), heading))
-    day_notes = supplies.notes(db, shelter_id, day)
+    day_notes = notes(db, shelter_id, day)
     for note in day_notes:
         when = datetime.fromisoformat(note["at"]).astimezone(supplies.JST).strftime("%H:%M")
         story.append(text(f"{when} ({note['actor']}): {note['text']}", body))

@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlparse
 
 from flask import (
-    Flask,
+    Response,
     abort,
     current_app,
     g,
@@ -22,6 +22,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_sock import Sock
 
 from shelter.core.node import NodeContext
@@ -48,7 +49,9 @@ def is_api() -> bool:
     return request.path.startswith("/api/")
 
 
-def error_response(status: int, code: str, message: str, **extra: Any):  # type: ignore[no-untyped-def]
+def error_response(status: int, code: str, message: str,
+                   **extra: Any) -> tuple[Response | str, int]:
+    """The answer to a refusal: JSON under /api/ (and /sync), else the error page."""
     if is_api() or request.path == "/sync":
         return jsonify({"error": {"code": code, "message": message, **extra}}), status
     return render_template("error.html", status=status, message=message), status
@@ -168,7 +171,9 @@ def csrf_token() -> str:
     return cast(str, token)
 
 
-def _check_request() -> Any:
+def check_request() -> ResponseReturnValue | None:
+    """Before every view (shelter/web/hooks.py): plain HTTP only for what may travel so,
+    CSRF on every form and on the API called with a session, websockets from our pages."""
     https_port = current_app.config.get("HTTPS_PORT")
     if https_port and not (request.endpoint or "").startswith(PLAIN_HTTP_OK) \
             and request.remote_addr not in ("127.0.0.1", "::1"):
@@ -197,6 +202,3 @@ def _check_request() -> Any:
                 "This form has expired. Please go back, reload the page and try again."))
     return None
 
-
-def init_app(app: Flask) -> None:
-    app.before_request(_check_request)

@@ -22,6 +22,8 @@ from urllib.parse import unquote_to_bytes
 
 from flask import Request
 
+from shelter.core.errors import N_, InvalidInput
+
 MAX_JSON_DEPTH = 32
 _STRING = re.compile(r'"[^"]*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
@@ -30,13 +32,19 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-class MalformedInput(ValueError):
-    """Refused input. ``code`` is the API error code (``malformed_json`` or
+class MalformedInput(InvalidInput, ValueError):
+    """Refused input (400). ``code`` is the API error code (``malformed_json`` or
     ``malformed_text``), ``reason`` what was wrong: ``syntax``, ``depth`` or ``text``."""
 
+    code = "malformed_text"
+    status = 400
+    message = N_("Some of the text sent could not be read. Please type it again.")
+    MESSAGES = {"syntax": N_("The JSON could not be read."),
+                "depth": N_("The JSON is nested too deeply.")}
+
     def __init__(self, code: str, reason: str) -> None:
-        super().__init__(f"{code}: {reason}")
-        self.code, self.reason = code, reason
+        super().__init__(self.MESSAGES.get(reason), code=code, detail=f"{code}: {reason}")
+        self.reason = reason
 
 
 def too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:

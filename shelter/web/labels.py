@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shelter.domain import supplies
+from shelter.domain import catalog
 from shelter.render import words
 from shelter.web import i18n
 from shelter.web.base import node
@@ -51,6 +51,22 @@ def desk() -> dict[str, Any]:
     }
 
 
+def supplies() -> dict[str, Any]:
+    """The words the supplies pages show for codes: movements, sources, urgencies, a
+    request's steps, who an item is for."""
+    _ = i18n.gettext
+    return {
+        "kinds": {"received": _("Received"), "distributed": _("Handed out"),
+                  "transferred": _("Transferred to another shelter"),
+                  "counted": _("Stocktake (set the count)"), "discarded": _("Discarded")},
+        "sources": {"hq_shipment": _("Shipment from HQ"), "donation": _("Donation"),
+                    "purchase": _("Purchase"), "other": _("Other")},
+        "urgency": words.urgency(_), "status": words.request_status(_),
+        "audience": {"everyone": _("Everyone"), "infants": _("Infants"),
+                     "elderly": _("Elderly")},
+    }
+
+
 def hq() -> dict[str, Any]:
     """The words HQ's pages, the public page and hq.js show for codes."""
     _ = i18n.gettext
@@ -60,7 +76,7 @@ def hq() -> dict[str, Any]:
                    "closed": _("Closed")},
         "need": words.needs(_),
         "stale": _("silent"), "never": _("never"),
-        "items": {i["item_id"]: supplies.item_name(i, i18n.current())
-                  for i in supplies.items(node().db)},
+        "items": {i["item_id"]: catalog.item_name(i, i18n.current())
+                  for i in catalog.items(node().db)},
         "request": words.request_status(_), "urgency": words.urgency(_),
     }

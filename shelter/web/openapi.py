@@ -1,326 +1,171 @@
-"""The OpenAPI 3.1 document for /api/v1. Tests check every API route appears here."""
+"""Both OpenAPI 3.1 documents, the node's and HQ's, made from the shapes in
+``shelter.domain.schemas``: this module lists the paths and what each answers, and every
+schema in the documents comes from a shape (tests check each API route appears)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from shelter.domain.households import CONSENTS, LANGUAGES, NEEDS, SEXES, WHEREABOUTS
-from shelter.domain.presence import ACTIONS, AGE_BANDS, CROWDING, DESTINATIONS
-from shelter.domain.supplies import (
-    DISCARD_REASONS,
-    KINDS,
-    MAX_QUANTITY,
-    REQUEST_STATUSES,
-    SOURCES,
-    URGENCIES,
-)
+from pydantic import TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
+from shelter.domain.schemas import desk, hq, supplies
+from shelter.domain.schemas.fields import Error
+from shelter.domain.schemas.households import HouseholdIn, Registered
+
+REF = "#/components/schemas/{model}"
+NODE_SHAPES: dict[str, tuple[Any, JsonSchemaMode]] = {
+    "Error": (Error, "serialization"),
+    "HouseholdIn": (HouseholdIn, "validation"), "Registered": (Registered, "serialization"),
+    "ScanIn": (desk.ScanIn, "validation"), "Scanned": (desk.Scanned, "serialization"),
+    "Headcount": (desk.Headcount, "serialization"),
+    "SyncStatus": (desk.SyncStatus, "serialization"),
+    "Stock": (supplies.Stock, "serialization"),
+    "StockMovementIn": (supplies.StockMovementIn, "validation"),
+    "Moved": (supplies.Moved, "serialization"),
+    "SupplyRequestIn": (supplies.SupplyRequestIn, "validation"),
+    "SupplyRequest": (supplies.SupplyRequest, "serialization"),
+    "SupplyRequests": (supplies.SupplyRequests, "serialization"),
+}
+HQ_SHAPES: dict[str, tuple[Any, JsonSchemaMode]] = {
+    "Error": (Error, "serialization"), "Shelters": (hq.Shelters, "serialization"),
+    "Summary": (hq.Summary, "serialization"),
+    "PublicShelters": (hq.PublicShelters, "serialization"),
+}
+NO_TOKEN = "No or wrong token"
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": _ERROR}}}
+class _Schema(GenerateJsonSchema):
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False  # a property's name says it; "Family Name" adds nothing
+
+
+def components(shapes: dict[str, tuple[Any, JsonSchemaMode]]) -> dict[str, Any]:
+    """The JSON Schemas of ``shapes`` (and of the shapes they are made of), by name."""
+    _, schemas = TypeAdapter.json_schemas(
+        [(name, mode, TypeAdapter(shape)) for name, (shape, mode) in shapes.items()],
+        ref_template=REF, schema_generator=_Schema)
+    return dict(schemas.get("$defs", {}))
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(model=name)}
+
+
+def answer(description: str, shape: str | None = None,
+           media: str = "application/json") -> dict[str, Any]:
+    content: dict[str, Any] = {"schema": ref(shape)} if shape else {}
+    return {"description": description, "content": {media: content}}
+
+
+def path_parameter(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True,
+            "schema": TypeAdapter(str).json_schema()}
+
+
+def refusals(**statuses: str) -> dict[str, Any]:
+    """Error answers, as ``s422="why"``."""
+    return {status[1:]: answer(why, "Error") for status, why in statuses.items()}
+
+
+def post(summary: str, body: str, status: str, result: str, description: str,
+         **errors: str) -> dict[str, Any]:
+    return {"post": {
+        "summary": summary,
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": ref(body)}}},
+        "responses": {status: answer(description, result),
+                      **refusals(s400="Malformed JSON", s401=NO_TOKEN, s415="Not JSON",
+                                 **errors)}}}
+
+
+def get(summary: str, result: str, description: str, **errors: str) -> dict[str, Any]:
+    return {"get": {"summary": summary, "responses": {
+        "200": answer(description, result), **refusals(**errors)}}}
+
+
+def _document(title: str, description: str, shapes: dict[str, tuple[Any, JsonSchemaMode]],
+              paths: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": "1", "description": description},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+                       "schemas": components(shapes)},
+        "security": [{"bearer": []}],
+        "paths": {"/api/v1/openapi.json": {"get": {
+            "summary": "This document", "security": [],
+            "responses": {"200": answer("OpenAPI 3.1")}}}, **paths},
+    }
 
 
 def spec() -> dict[str, Any]:
-    person_in = {
-        "type": "object",
-        "required": ["family_name", "birth_date"],
-        "properties": {
-            "family_name": {"type": "string", "minLength": 1, "maxLength": 40},
-            "given_name": {"type": "string", "maxLength": 40},
-            "family_name_kana": {"type": "string", "maxLength": 60,
-                                 "description": "hiragana or katakana; stored as katakana. "
-                                                "Required when language is ja."},
-            "given_name_kana": {"type": "string", "maxLength": 60},
-            "birth_date": {"type": "string", "format": "date"},
-            "sex": {"enum": list(SEXES)},
-            "needs": {"type": "array", "items": {"enum": list(NEEDS)}},
-            "allergies": {"type": "string", "maxLength": 200},
-        },
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "Shelter node API", "version": "1",
-                 "description": "Evacuation shelter node. Bearer tokens from "
-                                "`shelter token create`."},
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {"type": "object", "required": ["error"], "properties": {
-                    "error": {"type": "object", "required": ["code", "message"], "properties": {
-                        "code": {"type": "string"}, "message": {"type": "string"},
-                        "fields": {"type": "object",
-                                   "additionalProperties": {"type": "string"}}}}}},
-                "HouseholdIn": {
-                    "type": "object",
-                    "required": ["members", "address", "whereabouts", "consent"],
-                    "properties": {
-                        "members": {"type": "array", "minItems": 1, "maxItems": 20,
-                                    "items": person_in},
-                        "address": {"type": "string", "minLength": 1, "maxLength": 200},
-                        "postal_code": {"type": "string", "maxLength": 10,
-                                        "description": "seven digits, like 540-0008"},
-                        "phone": {"type": "string", "maxLength": 20,
-                                  "pattern": "^[0-9０-９+\\-() ]{0,20}$"},
-                        "whereabouts": {"enum": list(WHEREABOUTS)},
-                        "consent": {"enum": list(CONSENTS)},
-                        "language": {"enum": list(LANGUAGES), "default": "ja"},
-                    }},
-                "Registered": {"type": "object",
-                               "required": ["household_id", "members"],
-                               "properties": {
-                                   "household_id": {"type": "string"},
-                                   "registered_at": {"type": "string"},
-                                   "members": {"type": "array", "items": {
-                                       "type": "object",
-                                       "required": ["person_id", "code", "short_code"],
-                                       "properties": {
-                                           "person_id": {"type": "string"},
-                                           "display_name": {"type": "string"},
-                                           "code": {"type": "string",
-                                                    "description": "QR payload, SHC1"},
-                                           "short_code": {"type": "string"}}}}}},
-                "ScanIn": {
-                    "type": "object", "required": ["code", "action"],
-                    "properties": {
-                        "code": {"type": "string", "maxLength": 400,
-                                 "description": "the QR payload (SHC1...) or the short code"},
-                        "action": {"enum": [*ACTIONS, "auto"],
-                                   "description": "auto: check in, or out and back, by where "
-                                                  "the person is"},
-                        "destination": {"enum": list(DESTINATIONS),
-                                        "description": "required with check_out"},
-                        "destination_detail": {"type": "string", "maxLength": 80,
-                                               "description": "which shelter (required "
-                                                              "for other_shelter), or a "
-                                                              "note"}}},
-                "Scanned": {
-                    "type": "object",
-                    "required": ["person_id", "display_name", "presence", "outcome", "action"],
-                    "properties": {
-                        "person_id": {"type": "string"},
-                        "display_name": {"type": "string"},
-                        "household_id": {"type": ["string", "null"]},
-                        "needs": {"type": "array", "items": {"enum": list(NEEDS)}},
-                        "flags": {"type": "array", "items": {"enum": list(NEEDS)}},
-                        "age": {"type": ["integer", "null"]},
-                        "registered_shelter": {"type": "string"},
-                        "provisional": {"type": "boolean",
-                                        "description": "admitted on a card from another "
-                                                       "shelter"},
-                        "card_verified": {"type": "boolean"},
-                        "presence": {"type": "object", "properties": {
-                            "status": {"enum": ["present", "out", "left", "not_arrived",
-                                                "elsewhere"]},
-                            "last_action": {"type": ["string", "null"]},
-                            "since": {"type": ["string", "null"]},
-                            "shelter_id": {"type": ["string", "null"]},
-                            "destination": {"type": "string"},
-                            "destination_detail": {"type": "string"}}},
-                        "household": {"type": "array", "items": {"type": "object"}},
-                        "outcome": {"enum": ["done", "already", "repeated"],
-                                    "description": "repeated: the same scan moments ago, "
-                                                   "counted once"},
-                        "action": {"enum": list(ACTIONS)}}},
-                "Headcount": {
-                    "type": "object",
-                    "required": ["present", "out", "registered", "at_home", "in_car",
-                                 "capacity", "by_need", "by_age", "crowding"],
-                    "properties": {
-                        **{k: {"type": "integer"} for k in (
-                            "present", "out", "registered", "at_home", "in_car", "capacity",
-                            "provisional", "arrivals_last_hour", "departures_last_hour")},
-                        "occupancy": {"type": ["number", "null"]},
-                        "crowding": {"enum": [*CROWDING, "unknown"]},
-                        "by_need": {"type": "object",
-                                    "additionalProperties": {"type": "integer"},
-                                    "description": "people in the building, per need"},
-                        "by_age": {"type": "object",
-                                   "properties": {b: {"type": "integer"}
-                                                  for b in (*AGE_BANDS, "unknown")}},
-                        "shelter_id": {"type": "string"},
-                        "as_of": {"type": "string"}}},
-                "StockMovementIn": {
-                    "type": "object", "required": ["item_id", "kind", "quantity"],
-                    "properties": {
-                        "item_id": {"type": "string"},
-                        "kind": {"enum": list(KINDS)},
-                        "quantity": {"type": "integer", "minimum": 0,
-                                     "maximum": MAX_QUANTITY,
-                                     "description": "units; for counted, the number found "
-                                                    "(0 allowed), else more than 0"},
-                        "lot": {"type": "string", "maxLength": 40},
-                        "expires_on": {"type": "string", "format": "date"},
-                        "source": {"enum": list(SOURCES)},
-                        "code": {"type": "string", "description": "a member's card or "
-                                                                  "short code (hand-outs)"},
-                        "household_id": {"type": "string"},
-                        "destination": {"type": "string", "maxLength": 80},
-                        "reason": {"type": "string", "maxLength": 200,
-                                   "description": f"discards: {', '.join(DISCARD_REASONS)} "
-                                                  "or text; required with a count that "
-                                                  "differs and with override"},
-                        "override": {"type": "boolean",
-                                     "description": "managers: more than is on hand"},
-                        "confirm_repeat": {"type": "boolean",
-                                           "description": "a rationed item again within "
-                                                          "its window"}}},
-                "StockItem": {
-                    "type": "object",
-                    "required": ["item_id", "name", "unit", "on_hand", "days_of_supply"],
-                    "properties": {
-                        "item_id": {"type": "string"}, "name": {"type": "string"},
-                        "name_ja": {"type": "string"}, "unit": {"type": "string"},
-                        "on_hand": {"type": "integer"},
-                        "days_of_supply": {"type": ["number", "null"]},
-                        "daily_need": {"type": ["number", "null"]},
-                        "consumed_24h": {"type": "integer"}, "low": {"type": "boolean"},
-                        "lots": {"type": "array", "items": {"type": "object"}},
-                        "suggested_lot": {"type": ["string", "null"]}}},
-                "SupplyRequestIn": {
-                    "type": "object", "required": ["lines"],
-                    "properties": {
-                        "lines": {"type": "array", "minItems": 1, "maxItems": 40,
-                                  "items": {"type": "object",
-                                            "required": ["item_id", "quantity"],
-                                            "properties": {
-                                                "item_id": {"type": "string"},
-                                                "quantity": {"type": "integer", "minimum": 1,
-                                                             "maximum": MAX_QUANTITY}}}},
-                        "urgency": {"enum": list(URGENCIES), "default": "normal"},
-                        "note": {"type": "string", "maxLength": 500}}},
-                "SupplyRequest": {
-                    "type": "object", "required": ["request_id", "status", "lines"],
-                    "properties": {
-                        "request_id": {"type": "string"},
-                        "status": {"enum": list(REQUEST_STATUSES)},
-                        "urgency": {"enum": list(URGENCIES)},
-                        "lines": {"type": "array"}, "dispatched": {"type": ["array", "null"]},
-                        "received": {"type": ["array", "null"]},
-                        "expected_arrival": {"type": ["string", "null"]},
-                        "history": {"type": "array"}}},
-            },
-        },
-        "security": [{"bearer": []}],
-        "paths": {
-            "/api/v1/openapi.json": {"get": {
-                "summary": "This document", "security": [],
-                "responses": {"200": {"description": "OpenAPI 3.1",
-                                      "content": {"application/json": {}}}}}},
-            "/api/v1/households": {"post": {
-                "summary": "Register a household",
-                "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/HouseholdIn"}}}},
-                "responses": {
-                    "201": {"description": "Registered", "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/Registered"}}}},
-                    "400": _error("Malformed JSON"),
-                    "401": _error("No or wrong token"),
-                    "413": _error("Body too large"),
-                    "415": _error("Not JSON"),
-                    "422": _error("Invalid fields, with a message per field"),
-                }}},
+    """The node's document, for /api/v1/openapi.json on a shelter node."""
+    staff = {"s401": NO_TOKEN, "s403": "A kiosk token"}
+    return _document(
+        "Shelter node API",
+        "Evacuation shelter node. Bearer tokens from `shelter token create`.",
+        NODE_SHAPES, {
+            "/api/v1/households": post(
+                "Register a household", "HouseholdIn", "201", "Registered", "Registered",
+                s413="Body too large", s422="Invalid fields, with a message per field"),
             "/api/v1/persons/{person_id}/card.png": {"get": {
                 "summary": "One person's card as a PNG QR code",
-                "parameters": [{"name": "person_id", "in": "path", "required": True,
-                                "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "PNG",
-                                      "content": {"image/png": {}}},
-                              "404": _error("No such card (or not yours to see)")}}},
+                "parameters": [path_parameter("person_id")],
+                "responses": {"200": answer("PNG", media="image/png"),
+                              **refusals(s404="No such card (or not yours to see)")}}},
             "/api/v1/households/{household_id}/cards.pdf": {"get": {
                 "summary": "The household's cards on an A4 sheet",
-                "parameters": [{"name": "household_id", "in": "path", "required": True,
-                                "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "PDF",
-                                      "content": {"application/pdf": {}}},
-                              "404": _error("No such household (or not yours to see)")}}},
-            "/api/v1/scans": {"post": {
-                "summary": "A card or short code scanned at the desk (volunteer or manager)",
-                "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/ScanIn"}}}},
-                "responses": {
-                    "200": {"description": "The person and their presence",
-                            "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/Scanned"}}}},
-                    "400": _error("Malformed JSON"),
-                    "401": _error("No or wrong token"),
-                    "403": _error("A kiosk token, or a page without its CSRF header"),
-                    "404": _error("No one registered with this short code"),
-                    "409": _error("Going out without being checked in"),
-                    "415": _error("Not JSON"),
-                    "422": _error("Garbled or forged code, unknown action or destination"),
-                }}},
-            "/api/v1/headcount": {"get": {
-                "summary": "This shelter's numbers (volunteer or manager)",
-                "responses": {
-                    "200": {"description": "Headcount", "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/Headcount"}}}},
-                    "401": _error("No or wrong token"),
-                    "403": _error("A kiosk token")}}},
-            "/api/v1/sync-status": {"get": {
-                "summary": "This node's link to HQ (volunteer or manager)",
-                "responses": {
-                    "200": {"description": "enabled false, or the state", "content": {
-                        "application/json": {"schema": {"type": "object", "properties": {
-                            "enabled": {"type": "boolean"}, "state": {"type": "string"},
-                            "connected": {"type": "boolean"},
-                            "last_ok_at": {"type": ["string", "null"]},
-                            "waiting": {"type": "integer"},
-                            "problems": {"type": "integer"}}}}}},
-                    "401": _error("No or wrong token"),
-                    "403": _error("A kiosk token")}}},
-            "/api/v1/stock": {"get": {
-                "summary": "Stock on hand and days of supply (volunteer or manager)",
-                "responses": {
-                    "200": {"description": "Every item", "content": {"application/json": {
-                        "schema": {"type": "object", "required": ["items"], "properties": {
-                            "items": {"type": "array", "items": {
-                                "$ref": "#/components/schemas/StockItem"}},
-                            "population": {"type": "object"},
-                            "low_stock_days": {"type": "number"}}}}}},
-                    "401": _error("No or wrong token"),
-                    "403": _error("A kiosk token")}}},
-            "/api/v1/stock-movements": {"post": {
-                "summary": "Record a movement: volunteers hand out, managers the rest",
-                "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/StockMovementIn"}}}},
-                "responses": {
-                    "201": {"description": "Recorded; the item's new stock",
-                            "content": {"application/json": {"schema": {
-                                "type": "object", "properties": {
-                                    "movements": {"type": "array"},
-                                    "item": {"$ref": "#/components/schemas/StockItem"}}}}}},
-                    "400": _error("Malformed JSON"),
-                    "401": _error("No or wrong token"),
-                    "403": _error("Not allowed for this role (or override by a volunteer)"),
-                    "404": _error("No one registered with this short code"),
-                    "409": _error("More than is on hand, or a rationed item collected "
-                                  "again within its window"),
-                    "415": _error("Not JSON"),
-                    "422": _error("Unknown item, bad quantity, date, reason or code")}}},
+                "parameters": [path_parameter("household_id")],
+                "responses": {"200": answer("PDF", media="application/pdf"),
+                              **refusals(s404="No such household (or not yours to see)")}}},
+            "/api/v1/scans": post(
+                "A card or short code scanned at the desk (volunteer or manager)", "ScanIn",
+                "200", "Scanned", "The person and their presence",
+                s403="A kiosk token, or a page without its CSRF header",
+                s404="No one registered with this short code",
+                s409="Going out without being checked in",
+                s422="Garbled or forged code, unknown action or destination"),
+            "/api/v1/headcount": get("This shelter's numbers (volunteer or manager)",
+                                     "Headcount", "Headcount", **staff),
+            "/api/v1/sync-status": get("This node's link to HQ (volunteer or manager)",
+                                       "SyncStatus", "enabled false, or the state", **staff),
+            "/api/v1/stock": get("Stock on hand and days of supply (volunteer or manager)",
+                                 "Stock", "Every item", **staff),
+            "/api/v1/stock-movements": post(
+                "Record a movement: volunteers hand out, managers the rest",
+                "StockMovementIn", "201", "Moved", "Recorded; the item's new stock",
+                s403="Not allowed for this role (or override by a volunteer)",
+                s404="No one registered with this short code",
+                s409="More than is on hand, or a rationed item collected again within its "
+                     "window",
+                s422="Unknown item, bad quantity, date, reason or code"),
             "/api/v1/supply-requests": {
-                "get": {"summary": "This shelter's requests to HQ and their steps",
-                        "responses": {
-                            "200": {"description": "Requests", "content": {
-                                "application/json": {"schema": {
-                                    "type": "object", "properties": {"requests": {
-                                        "type": "array", "items": {
-                                            "$ref": "#/components/schemas/SupplyRequest"}}}}}}},
-                            "401": _error("No or wrong token"),
-                            "403": _error("A kiosk token")}},
-                "post": {"summary": "Ask HQ for supplies (manager)",
-                         "requestBody": {"required": True, "content": {"application/json": {
-                             "schema": {"$ref": "#/components/schemas/SupplyRequestIn"}}}},
-                         "responses": {
-                             "201": {"description": "Requested", "content": {
-                                 "application/json": {"schema": {
-                                     "$ref": "#/components/schemas/SupplyRequest"}}}},
-                             "400": _error("Malformed JSON"),
-                             "401": _error("No or wrong token"),
-                             "403": _error("Not a manager"),
-                             "415": _error("Not JSON"),
-                             "422": _error("No lines, unknown item, bad quantity")}}},
-        },
-    }
+                **get("This shelter's requests to HQ and their steps", "SupplyRequests",
+                      "Requests", **staff),
+                **post("Ask HQ for supplies (manager)", "SupplyRequestIn", "201",
+                       "SupplyRequest", "Requested", s403="Not a manager",
+                       s422="No lines, unknown item, bad quantity")},
+        })
+
+
+def hq_spec() -> dict[str, Any]:
+    """HQ's document, for /api/v1/openapi.json at the prefecture HQ."""
+    staff = {"s401": NO_TOKEN, "s403": "Not an HQ role"}
+    public = get("Open shelters and how crowded they are: no login, no personal data",
+                 "PublicShelters", "open shelters")
+    public["get"]["security"] = []
+    return _document(
+        "Shelter HQ API",
+        "Prefecture HQ. Bearer tokens from `shelter token create`. Figures per shelter are "
+        "as last synced and computed (`last_synced_at`, `as_of`).",
+        HQ_SHAPES, {
+            "/api/v1/shelters": get("Every shelter HQ knows: the registry and those "
+                                    "syncing (operator or admin)", "Shelters", "shelters",
+                                    **staff),
+            "/api/v1/summary": get("Totals over all shelters (operator or admin)", "Summary",
+                                   "totals", **staff),
+            "/api/v1/public/shelters": public,
+            "/sync": {"get": {"summary": "The sync websocket (docs/sync-protocol.md)",
+                              "security": [], "responses": {"101": {
+                                  "description": "Switching protocols"}}}},
+        })

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, render_template
+from flask.typing import ResponseReturnValue
 
 from shelter.core.tls import ca_paths, fingerprint
 from shelter.web.base import node
@@ -11,14 +12,14 @@ bp = Blueprint("trust", __name__)
 
 
 @bp.get("/trust")
-def trust_page():  # type: ignore[no-untyped-def]
+def trust_page() -> ResponseReturnValue:
     ca_cert, _ = ca_paths(node().data_dir)
     return render_template("trust/trust.html",
                            fingerprint=fingerprint(ca_cert) if ca_cert.exists() else None)
 
 
 @bp.get("/trust/shelter-ca.crt")
-def ca_certificate():  # type: ignore[no-untyped-def]
+def ca_certificate() -> ResponseReturnValue:
     ca_cert, _ = ca_paths(node().data_dir)
     if not ca_cert.exists():
         abort(404)

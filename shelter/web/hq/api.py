@@ -1,289 +1,25 @@
-"""The prefecture HQ's machine side: shelters' events arrive over the /sync websocket, and
-GET /api/v1/shelters and /api/v1/summary answer what HQ knows. The pages staff use are in
-hq_pages.py; the public page and feed in public.py."""
+"""HQ's JSON API: GET /api/v1/shelters and /api/v1/summary answer what HQ knows, and HQ's
+OpenAPI document describes them. Shelters' events arrive over the /sync websocket
+(sync.py); the pages staff use are the other modules here, the public page and feed
+public.py."""
 
 from __future__ import annotations
 
 import json
-import logging
-import threading
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, redirect, url_for
+from flask import Blueprint, Response, jsonify
 
-from shelter.core.backup import own_origins
-from shelter.core.server import HQ_THREADS
-from shelter.domain import presence
-from shelter.domain.settings import STATUSES
 from shelter.hq import stats
-from shelter.web.base import node, require, sock, websocket_view
-from sync import enrollment, protocol
-from sync.apply import acked_seq, apply_batch
-from sync.pull import updates_for
+from shelter.web.base import node, require
+from shelter.web.openapi import hq_spec
 
-bp = Blueprint("hq", __name__)
 api = Blueprint("hq_api", __name__, url_prefix="/api/v1")
-log = logging.getLogger("shelter.sync")
-IDLE_SECONDS = 90.0
-# Batches are applied one at a time anyway (one writer); decoding them only a few at a time
-# keeps HQ's memory flat when hundreds of nodes send at once.
-APPLYING = threading.BoundedSemaphore(4)
-GROUP_FRAMES = 8  # frames already received from one node, applied in one transaction
-COUNTS = stats.TOTAL_FIELDS
-
-
-def _error(code: str, message: str) -> str:
-    return protocol.encode({"type": "error", "code": code, "message": message})
-
-
-def _send_error(ws: Any, code: str, message: str) -> None:
-    ws.send(_error(code, message))
-
-
-# Sync sessions hold a thread each for as long as they last. They may take all but
-# RESERVED_THREADS of HQ's threads, so that the pages and API always answer; sockets that
-# have not said who they are yet may be at most GREETING at once, for HELLO_SECONDS each;
-# and a node id holds one session at a time (a new one closes the old).
-RESERVED_THREADS = 64
-SESSIONS = threading.BoundedSemaphore(HQ_THREADS - RESERVED_THREADS)
-GREETING = threading.BoundedSemaphore(32)
-HELLO_SECONDS = 10.0
-_sessions: dict[tuple[str, str], Any] = {}  # (shelter, node id) -> its session's socket
-_sessions_lock = threading.Lock()
-
-
-@sock.route("/sync", bp=bp)
-@websocket_view
-def sync_socket(ws: Any) -> None:
-    """One node's session: hello (or enroll), then batches answered by acknowledgements."""
-    if not SESSIONS.acquire(blocking=False):
-        _send_error(ws, "busy", "HQ is serving as many nodes as it can; try again shortly")
-        return
-    try:
-        _sync_session(ws)
-    finally:
-        SESSIONS.release()
-
-
-def _sync_session(ws: Any) -> None:
-    ctx = node()
-    if not GREETING.acquire(blocking=False):
-        _send_error(ws, "busy", "too many connections are starting at once; try again")
-        return
-    try:
-        frame = ws.receive(timeout=HELLO_SECONDS)
-    finally:
-        GREETING.release()
-    try:
-        first = protocol.decode(frame or "")
-    except protocol.ProtocolError as refused:
-        _send_error(ws, refused.code, refused.message)
-        return
-    if first.get("protocol") != protocol.PROTOCOL_VERSION:
-        _send_error(ws, "protocol_version", f"HQ speaks sync protocol "
-                    f"{protocol.PROTOCOL_VERSION}; this node speaks {first.get('protocol')}. "
-                    "Update the older one.")
-        return
-    if first["type"] == "enroll":
-        try:
-            with ctx.store.write() as db:
-                credential = enrollment.redeem(db, first["code"], first["node_id"],
-                                               first["shelter_id"], ctx.node_id)
-        except enrollment.EnrollmentError as refused:
-            _send_error(ws, refused.code, refused.message)
-            return
-        log.warning("enrolled node %s for shelter %s", first["node_id"], first["shelter_id"])
-        ws.send(protocol.encode({"type": "enrolled", "credential": credential,
-                                 "hq_id": ctx.node_id, "shelter_id": first["shelter_id"]}))
-        return
-    if first["type"] != "hello":
-        _send_error(ws, "unexpected", "the first message must be hello or enroll")
-        return
-    node_id, shelter_id = first["node_id"], first["shelter_id"]
-    credential_node = first.get("credential_node") or node_id
-    state = enrollment.credential_state(ctx.db, credential_node, shelter_id,
-                                        first["credential"]) \
-        if isinstance(credential_node, str) else "unknown"
-    if state == "revoked":
-        log.warning("refused revoked node %s of shelter %s", credential_node, shelter_id)
-        _send_error(ws, "revoked", "HQ has revoked this node's credential: enroll it again "
-                                   "with a new code")
-        return
-    if state != "ok":
-        _send_error(ws, "unauthorized", "unknown or wrong credential for this node")
-        return
-    if not protocol.valid_node_id(node_id):
-        _send_error(ws, "malformed", "hello: node_id is not a node id")
-        return
-    if credential_node != node_id:  # a restored or copied node: a new epoch, same shelter
-        code = "node_id_taken"
-        with ctx.store.write() as db:
-            taken = enrollment.epoch_refusal(db, credential_node, node_id, ctx.node_id)
-            if taken is None:
-                enrollment.add_epoch(db, credential_node, node_id)
-                if enrollment.is_revoked(db, node_id):  # revoked while this hello was read
-                    taken, code = "HQ has revoked this node's credential", "revoked"
-        if taken is not None:
-            log.warning("refused node %s's claim to speak as %s", credential_node, node_id)
-            _send_error(ws, code, taken)
-            return
-    # One session per node id: a second one (a node reconnecting before HQ noticed the
-    # first was gone) closes the first. Per id, not per credential: a copied data
-    # directory runs as a new epoch beside the original, and both must sync; a credential
-    # has at most MAX_EPOCHS ids, so its holder has at most that many sessions.
-    key = (shelter_id, node_id)
-    with _sessions_lock:
-        previous, _sessions[key] = _sessions.get(key), ws
-    if previous is not None:
-        _close_quietly(previous)  # the same credential again: the newest session wins
-    try:
-        _serve(ws, ctx, node_id, shelter_id, credential_node)
-    finally:
-        with _sessions_lock:
-            if _sessions.get(key) is ws:
-                del _sessions[key]
-
-
-def _close_quietly(ws: Any) -> None:
-    try:
-        ws.close(reason=1000, message="a newer session of this node")
-    except Exception:  # noqa: BLE001, S110 - it was going anyway
-        pass
-
-
-def _serve(ws: Any, ctx: Any, node_id: str, shelter_id: str, credential_node: str) -> None:
-    origins = enrollment.chain(ctx.db, node_id)
-    stats.seen(node_id)
-    ws.send(protocol.encode({"type": "welcome", "protocol": protocol.PROTOCOL_VERSION,
-                             "hq_id": ctx.node_id,
-                             # Every id HQ's own events carry (its epochs): what a node
-                             # takes HQ's steps from.
-                             "hq_ids": own_origins(ctx.db.conn),
-                             "acked_seq": acked_seq(ctx.store, node_id),
-                             "acked": {o: acked_seq(ctx.store, o) for o in origins}}))
-    while ws.connected:
-        frame = ws.receive(timeout=IDLE_SECONDS)
-        if frame is None:
-            break  # silent for too long: the node reconnects when it has something
-        frames = [frame]
-        while len(frames) < GROUP_FRAMES and (more := ws.receive(timeout=0)) is not None:
-            frames.append(more)
-        stats.seen(node_id)
-        if enrollment.is_revoked(ctx.db, credential_node):  # revoked while connected
-            _send_error(ws, "revoked", "HQ has revoked this node's credential")
-            break
-        with APPLYING:
-            if not _handle(ws, ctx, frames, node_id, shelter_id, origins):
-                break
-
-
-def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
-            origins: list[str]) -> bool:
-    """Frames of a node's session that arrived together; False ends the session.
-
-    Batches among them are applied in one transaction (one commit, one fsync, for as many
-    as the node had in flight), and each is acknowledged, in order, after it commits.
-    """
-    messages: list[dict[str, Any] | protocol.ProtocolError] = []
-    for frame in frames:  # inflated and parsed before taking the write lock
-        try:
-            messages.append(protocol.decode(frame))
-        except protocol.ProtocolError as refused:
-            messages.append(refused)
-    answers: list[str | bytes] = []
-    with ctx.applying() as store:
-        for message in messages:
-            if isinstance(message, protocol.ProtocolError):
-                answers.append(_error(message.code, message.message))
-                continue
-            try:
-                answers.append(_answer(store, message, node_id, shelter_id, origins))
-            except Exception as error:  # noqa: BLE001 - one message, not the session
-                log.error("sync message from %s not handled (%s)", node_id,
-                          type(error).__name__)
-                answers.append(_error("not_handled", "HQ could not handle this message"))
-    for answer in answers:
-        ws.send(answer)
-    return bool(ws.connected)
-
-
-def _answer(store: Any, message: dict[str, Any], node_id: str, shelter_id: str,
-            origins: list[str]) -> str | bytes:
-    """HQ's answer to one checked message of a node's session (within its transaction)."""
-    if message["type"] == "ping":
-        return protocol.encode({"type": "pong"})
-    if message["type"] == "events":
-        origin = message.get("origin") or node_id
-        if not isinstance(origin, str) or origin not in origins:
-            return _error("not_your_origin", f"{str(origin)[:40]} is not one of this node's ids")
-        result = apply_batch(store, origin, shelter_id, message["events"])
-        return protocol.encode({**result.ack(message["batch"]), "origin": origin})
-    if message["type"] == "pull":
-        events, cursor = updates_for(store.db, shelter_id, node_id, message["cursor"])
-        return protocol.encode_updates(cursor, events)
-    return _error("unexpected", f"{message['type']} is not expected from a node")
 
 
 @api.get("/openapi.json")
-def openapi():  # type: ignore[no-untyped-def]
-    error = {"description": "No or wrong token", "content": {"application/json": {}}}
-    integer, text = {"type": "integer"}, {"type": "string"}
-    maybe_text = {"type": ["string", "null"]}
-    maybe_number = {"type": ["number", "null"]}
-    counts = {k: integer for k in COUNTS}
-    groups = {"by_need": {"type": "object", "additionalProperties": integer},
-              "by_age": {"type": "object", "additionalProperties": integer}}
-    where = {"shelter_id": text, "name": text, "municipality": text, "address": text,
-             "lat": maybe_number, "lon": maybe_number,
-             "status": {"enum": list(STATUSES)},
-             "crowding": {"enum": [*presence.CROWDING, "unknown", "closed"]},
-             "occupancy": maybe_number, "last_synced_at": maybe_text, "as_of": maybe_text,
-             "stale": {"type": "boolean"}}
-
-    def answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-        return {"description": description, "content": {"application/json": {
-            "schema": schema}}}
-
-    return jsonify({
-        "openapi": "3.1.0",
-        "info": {"title": "Shelter HQ API", "version": "1",
-                 "description": "Prefecture HQ. Bearer tokens from `shelter token create`. "
-                                "Figures per shelter are as last synced and computed "
-                                "(`last_synced_at`, `as_of`)."},
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-        "security": [{"bearer": []}],
-        "paths": {
-            "/api/v1/shelters": {"get": {
-                "summary": "Every shelter HQ knows: the registry and those syncing "
-                           "(operator or admin)",
-                "responses": {"200": answer("shelters", {"type": "object", "properties": {
-                    "shelters": {"type": "array", "items": {"type": "object", "properties": {
-                        **where, **counts, **groups, "contact": text,
-                        "provisional": integer, "arrivals_last_hour": integer,
-                        "departures_last_hour": integer, "open_requests": integer,
-                        "low_stock": {"type": "array", "items": text}}}}}}),
-                    "401": error, "403": error}}},
-            "/api/v1/summary": {"get": {
-                "summary": "Totals over all shelters (operator or admin)",
-                "responses": {"200": answer("totals", {"type": "object", "properties": {
-                    **counts, **groups, "shelters": integer, "shelters_open": integer,
-                    "shelters_stale": integer, "stale_present": integer,
-                    "low_stock_shelters": integer, "open_requests": integer,
-                    "occupancy": maybe_number}}),
-                    "401": error, "403": error}}},
-            "/api/v1/public/shelters": {"get": {
-                "summary": "Open shelters and how crowded they are: no login, no personal "
-                           "data",
-                "security": [],
-                "responses": {"200": answer("open shelters", {"type": "object", "properties": {
-                    "attribution": text,
-                    "shelters": {"type": "array", "items": {
-                        "type": "object", "properties": where,
-                        "additionalProperties": False}}}})}}},
-            "/sync": {"get": {"summary": "The sync websocket (docs/sync-protocol.md)",
-                              "security": [], "responses": {"101": {
-                                  "description": "Switching protocols"}}}},
-        }})
+def openapi() -> Response:
+    return jsonify(hq_spec())
 
 
 def _json(name: str, make: Any) -> Response:
@@ -295,16 +31,11 @@ def _json(name: str, make: Any) -> Response:
 
 @api.get("/shelters")
 @require("operator")
-def shelters_api():  # type: ignore[no-untyped-def]
+def shelters_api() -> Response:
     return _json("api:shelters", lambda rows: {"shelters": rows})
 
 
 @api.get("/summary")
 @require("operator")
-def summary_api():  # type: ignore[no-untyped-def]
+def summary_api() -> Response:
     return _json("api:summary", stats.totals)
-
-
-@bp.get("/")
-def root():  # type: ignore[no-untyped-def]
-    return redirect(url_for("hq_pages.dashboard"))

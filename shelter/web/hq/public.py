@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, Response, jsonify, render_template
 
 from shelter.hq import stats
 from shelter.hq.shelters import ATTRIBUTION
@@ -26,11 +26,11 @@ def public_rows() -> list[dict[str, Any]]:
         return [{k: r[k] for k in PUBLIC_FIELDS}
                 for r in sorted(shown, key=lambda r: (r["municipality"], r["name"]))]
 
-    return stats.cached(node(), "public", make)  # type: ignore[no-any-return]
+    return stats.cached(node(), "public", make)
 
 
 @bp.get("/public")
-def page():  # type: ignore[no-untyped-def]
+def page() -> str:
     rows = public_rows()
     municipalities: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -40,7 +40,7 @@ def page():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/api/v1/public/shelters")
-def feed():  # type: ignore[no-untyped-def]
+def feed() -> Response:
     response = jsonify({"shelters": public_rows(), "attribution": ATTRIBUTION})
     response.headers["Cache-Control"] = f"public, max-age={int(stats.CACHE_SECONDS)}"
     response.headers["Access-Control-Allow-Origin"] = "*"  # other sites may show it

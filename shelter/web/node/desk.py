@@ -4,23 +4,39 @@ headcount. Screens update live over websockets.
 Camera frames are decoded on the node with zxing-cpp: iPad Safari and Chromium on Linux
 have no BarcodeDetector, and decoding on the node needs no third-party code in the page.
 A tablet sends a small JPEG a few times a second over the shelter's LAN and gets back the
-text of any QR code in it; the page then posts the scan to the same API as a handheld
-scanner or a typed code.
+text of any QR code in it; the page then posts the scan as a handheld scanner or a typed
+code does, to the API (``POST /api/v1/scans``), and has the node draw the answer with the
+template of the page that works without JavaScript (``POST /desk/result``).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import time
 from typing import Any
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    get_template_attribute,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from pydantic import TypeAdapter, ValidationError
 
-from shelter.domain import presence
+from shelter.domain import presence, roster
 from shelter.domain.accounts import audit
-from shelter.domain.settings import get_settings
+from shelter.domain.schemas.desk import Scanned
+from shelter.domain.schemas.fields import Error
+from shelter.domain.settings import get_settings, hq_messages
 from shelter.web import labels
 from shelter.web.base import Recheck, current_principal, error_response, node, sock, websocket_view
 from shelter.web.i18n import gettext
@@ -33,11 +49,13 @@ MIN_PUSH_SECONDS = 0.25
 
 
 @bp.before_request
-def _volunteers_only():  # type: ignore[no-untyped-def]
+def _volunteers_only() -> ResponseReturnValue | None:
     principal = current_principal()
     if principal is None:
         if request.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
             return error_response(401, "unauthorized", gettext("Please sign in."))
+        if request.endpoint == "desk.result":  # desk.js, which shows the message
+            return _refused(401, "unauthorized", gettext("Please sign in."))
         return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
     if not principal.can("volunteer"):
         abort(403)
@@ -46,7 +64,7 @@ def _volunteers_only():  # type: ignore[no-untyped-def]
 
 @bp.context_processor
 def _scanning() -> dict[str, bool]:
-    """Every desk page takes scans (desk.js: camera, handheld scanner)."""
+    """Every desk page takes scans (desk.js, desk-camera.js: camera, handheld scanner)."""
     return {"scanning": True}
 
 
@@ -56,25 +74,14 @@ def _actor() -> str:
     return principal.name
 
 
-def recent(limit: int = 8) -> list[dict[str, Any]]:
-    """The last presence changes at this shelter, newest first, for the desk's side list."""
-    ctx = node()
-    rows = ctx.db.query(
-        """SELECT l.person_id, l.action, l.at, p.family_name, p.given_name,
-                  pr.display_name AS card_name
-           FROM presence_log l LEFT JOIN persons p ON p.person_id = l.person_id
-           LEFT JOIN presence pr ON pr.person_id = l.person_id
-           WHERE l.shelter_id = ? ORDER BY l.hlc DESC LIMIT ?""", [ctx.shelter_id, limit])
-    return [{"person_id": r["person_id"], "action": r["action"], "at": r["at"],
-             "display_name": f"{r['family_name']} {r['given_name']}".strip()
-             if r["family_name"] is not None else r["card_name"]} for r in rows]
-
-
 def live_state() -> dict[str, Any]:
+    """What every desk and headcount screen shows live: the headcount, the latest changes
+    here and the link to HQ."""
     from sync.client import sync_status
     ctx = node()
-    return {"headcount": presence.headcount(ctx.db, ctx.shelter_id, get_settings(ctx.db)),
-            "recent": recent(), "sync": sync_status(ctx)}
+    return {"headcount": roster.headcount(ctx.db, ctx.shelter_id, get_settings(ctx.db)),
+            "recent": roster.recent_changes(ctx.db, ctx.shelter_id),
+            "sync": sync_status(ctx)}
 
 
 _shared_lock = threading.Lock()
@@ -88,17 +95,18 @@ def shared_live_state(version: int) -> dict[str, Any]:
     with _shared_lock:
         if _shared["version"] != key:
             _shared.update(version=key, state=live_state())
-        return _shared["state"]  # type: ignore[no-any-return]
+        state: dict[str, Any] = _shared["state"]
+        return state
 
 
 @bp.get("")
-def scan_page():  # type: ignore[no-untyped-def]
+def scan_page() -> ResponseReturnValue:
     return render_template("desk/scan.html", result=None, error=None, state=live_state(),
                            labels=labels.desk())
 
 
 @bp.post("/scan")
-def scan_form():  # type: ignore[no-untyped-def]
+def scan_form() -> ResponseReturnValue:
     """The same scan without JavaScript: a plain form post, answered with a page."""
     ctx = node()
     form = request.form
@@ -116,20 +124,89 @@ def scan_form():  # type: ignore[no-untyped-def]
                            labels=labels.desk())
 
 
+# A scan's answer is a few hundred bytes; a household of thirty, a few thousand.
+MAX_ANSWER_BYTES = 64 * 1024
+MAX_MESSAGE_CHARS = 1000
+# What the panel reads of a scanned person: an answer without one of them is not a scan's.
+PANEL_READS = ("display_name", "age", "presence", "flags", "provisional",
+               "registered_shelter", "card_verified", "household", "household_id",
+               "outcome", "action")
+HOUSEHOLD_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+_scanned: TypeAdapter[Scanned] = TypeAdapter(Scanned)
+_refusal: TypeAdapter[Error] = TypeAdapter(Error)
+
+
+class NotAnAnswer(ValueError):
+    """What was sent is not an answer of ``POST /api/v1/scans``."""
+
+
+def read_answer(text: str) -> tuple[dict[str, Any] | None, str | None]:
+    """A scan's answer (the JSON ``POST /api/v1/scans`` answered, a person or a refusal) as
+    the panel takes it: ``(result, None)`` or ``(None, message)``. Raises NotAnAnswer for
+    anything else: a field the answer has not, one the panel reads missing, a value of
+    another type or outside its choices, or a flag or destination the desk has no word for."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise NotAnAnswer from None
+    if not isinstance(data, dict):
+        raise NotAnAnswer
+    refused = "error" in data
+    try:
+        checked: Any = (_refusal if refused else _scanned).validate_python(data, strict=True)
+    except ValidationError:
+        raise NotAnAnswer from None
+    if checked != data:  # a field the shape has not (the shape's check drops them)
+        raise NotAnAnswer
+    if refused:
+        message = data["error"]["message"]
+        if not message.strip() or len(message) > MAX_MESSAGE_CHARS:
+            raise NotAnAnswer
+        return None, message
+    if any(key not in data for key in PANEL_READS) \
+            or not set(data["flags"]) <= set(roster.DESK_FLAGS) \
+            or data["presence"]["destination"] not in ("", *presence.DESTINATIONS) \
+            or not HOUSEHOLD_ID.fullmatch(data["household_id"] or "-"):
+        raise NotAnAnswer
+    return data, None
+
+
+def _refused(status: int, code: str, message: str) -> ResponseReturnValue:
+    return jsonify({"error": {"code": code, "message": message}}), status
+
+
+@bp.post("/result")
+def result() -> ResponseReturnValue:
+    """The result panel for desk.js, drawn from what ``POST /api/v1/scans`` answered it
+    (the form field ``answer``, that JSON as it came) with the template of the page that
+    works without JavaScript. It only draws: it reads nothing stored and changes nothing,
+    so it shows no one but whom the answer names, and needs no audit entry."""
+    text = request.form.get("answer", "")
+    if (request.content_length or 0) > MAX_ANSWER_BYTES + 1024 \
+            or len(text.encode()) > MAX_ANSWER_BYTES:
+        return _refused(413, "too_large", gettext("What was sent is too large."))
+    try:
+        scanned, error = read_answer(text)
+    except NotAnAnswer:
+        return _refused(400, "not_a_scan", gettext("This is not the answer to a scan."))
+    panel = get_template_attribute("desk/_result.html", "result_panel")
+    return Response(str(panel(scanned, error, labels.desk())), mimetype="text/html")
+
+
 @bp.get("/find")
-def find():  # type: ignore[no-untyped-def]
+def find() -> ResponseReturnValue:
     query = request.args.get("q", "").strip()[:60]
-    found = presence.find(node().db, query) if query else []
+    found = roster.find(node().db, query) if query else []
     if query:
         audit(node().store, _actor(), "find_person", "-", f"q={query} results={len(found)}")
     for person in found:
-        person["status"] = presence.status_here(person["status"], person["shelter_id"],
+        person["status"] = roster.status_here(person["status"], person["shelter_id"],
                                                  node().shelter_id)
     return render_template("desk/find.html", query=query, found=found, labels=labels.desk())
 
 
 @bp.get("/headcount")
-def headcount_page():  # type: ignore[no-untyped-def]
+def headcount_page() -> ResponseReturnValue:
     return render_template("desk/headcount.html", state=live_state(), labels=labels.desk(),
                            from_hq=from_hq())
 
@@ -139,9 +216,7 @@ def from_hq() -> dict[str, Any]:
     db = node().db
     settings = get_settings(db)
     return {"status": settings.get("status", "open"), "contact": settings.get("contact", ""),
-            "messages": list(db.query(
-                "SELECT text, at FROM hq_messages WHERE shelter_id = ? ORDER BY at DESC "
-                "LIMIT 5", [node().shelter_id]))}
+            "messages": hq_messages(db, node().shelter_id)}
 
 
 @sock.route("/live", bp=bp)

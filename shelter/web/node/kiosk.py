@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
 from shelter.domain import households
+from shelter.domain.schemas import households as registration
 from shelter.web.base import node
 from shelter.web.i18n import current, translate_errors
 
@@ -41,18 +43,18 @@ def _form_to_data(form: Any, count: int) -> dict[str, Any]:
 
 def _member_count(form: Any) -> int:
     try:
-        return max(1, min(households.MAX_MEMBERS, int(form.get("count", "1"))))
+        return max(1, min(registration.MAX_MEMBERS, int(form.get("count", "1"))))
     except ValueError:
         return 1
 
 
 @bp.get("/")
-def home():  # type: ignore[no-untyped-def]
+def home() -> ResponseReturnValue:
     return redirect(url_for("kiosk.register"))
 
 
 @bp.get("/kiosk")
-def kiosk_mode():  # type: ignore[no-untyped-def]
+def kiosk_mode() -> ResponseReturnValue:
     """Put this tablet in kiosk mode: every household starts on an empty form."""
     lang = session.get("lang")
     session.clear()
@@ -63,7 +65,7 @@ def kiosk_mode():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/register", methods=["GET", "POST"])
-def register():  # type: ignore[no-untyped-def]
+def register() -> ResponseReturnValue:
     if request.method == "GET":
         return _render_form(_form_to_data(MultiDict(), 1), {}, 1)
     form = request.form
@@ -78,7 +80,7 @@ def register():  # type: ignore[no-untyped-def]
         if lang in LANGUAGES:
             session["lang"] = g.lang = lang
         return _render_form(_form_to_data(form, count), {}, count)
-    if action == "add" and count < households.MAX_MEMBERS:
+    if action == "add" and count < registration.MAX_MEMBERS:
         return _render_form(_form_to_data(form, count + 1), {}, count + 1, focus=count)
     if action == "remove" and count > 1:
         return _render_form(_form_to_data(form, count - 1), {}, count - 1)
@@ -96,13 +98,14 @@ def register():  # type: ignore[no-untyped-def]
 def _render_form(data: dict[str, Any], errors: dict[str, str], count: int,
                  focus: int | None = None) -> str:
     return render_template("kiosk/register.html", data=data, errors=errors, count=count,
-                           needs=households.NEEDS, sexes=households.SEXES,
-                           whereabouts=households.WHEREABOUTS, consents=households.CONSENTS,
+                           needs=registration.NEEDS, sexes=registration.SEXES,
+                           whereabouts=registration.WHEREABOUTS,
+                           consents=registration.CONSENTS,
                            focus=focus, kiosk=session.get("kiosk", False))
 
 
 @bp.get("/register/cards")
-def cards():  # type: ignore[no-untyped-def]
+def cards() -> ResponseReturnValue:
     household_id = session.get("own")
     household = households.get_household(node().db, household_id) if household_id else None
     if household is None:
@@ -112,7 +115,7 @@ def cards():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/register/done")
-def done():  # type: ignore[no-untyped-def]
+def done() -> ResponseReturnValue:
     """Finish: forget the household so the next person sees an empty form."""
     session.pop("own", None)
     return redirect(url_for("kiosk.register"), code=303)

@@ -1,0 +1,162 @@
+"""The desk's shapes: a scan (POST /api/v1/scans) and what it answers, the headcount, and
+the node's link to HQ. A scan's shape is checked first; whether the code names someone,
+and whether the action fits where they are, only ``presence.scan`` can say."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, NotRequired
+
+from pydantic import ConfigDict, ValidationInfo
+from typing_extensions import TypedDict
+
+from shelter.core.errors import N_
+from shelter.domain.presence import ACTIONS, DESTINATIONS, DETAIL_LIMIT
+from shelter.domain.roster import CROWDING
+from shelter.domain.schemas.fields import BLANK, Body, Choice, Refusal, Rule, When, refuse
+from shelter.domain.schemas.households import Need
+from shelter.domain.schemas.patterns import SPACE, one_line
+
+GARBLED = Refusal("garbled", N_("This code cannot be read. Scan it again or type the short "
+                                "code printed under the QR."))
+WHAT_TO_DO = Refusal("invalid_action", N_("Choose what to do: check in, go out, return or "
+                                          "check out."))
+PRESENCE = ("present", "out", "left", "not_arrived", "elsewhere")
+
+
+@dataclass(frozen=True)
+class Code(Rule):
+    """What a card's QR code or its typed short code reads: some text, at most 400 long
+    (which person it names, and whether the card is genuine, the scan decides); with
+    ``optional``, nothing at all (empty or null) is no card."""
+
+    optional: bool = False
+
+    def check(self, value: Any, info: ValidationInfo) -> Any:
+        if self.optional and not value:
+            return value
+        if not isinstance(value, str) or not value.strip() or len(value) > 400:
+            raise refuse(GARBLED.message, GARBLED.code)
+        return value
+
+    @property
+    def needs_value(self) -> bool:
+        return not self.optional
+
+    def schema(self) -> dict[str, Any]:
+        code = {"type": "string", "maxLength": 400, "pattern": f"[^{SPACE}]"}
+        return {"anyOf": [code, {"const": ""}, {"type": "null"}]} if self.optional else code
+
+
+@dataclass(frozen=True)
+class Detail(Rule):
+    """Where to, in words (which shelter): one line, at most 80; needed for another
+    shelter."""
+
+    def check(self, value: Any, info: ValidationInfo) -> str:
+        detail = value.strip() if isinstance(value, str) else None if value else ""
+        if detail is None or len(detail) > DETAIL_LIMIT or any(ord(ch) < 32 for ch in detail):
+            raise refuse(N_("Too long or not valid text."), "invalid_destination")
+        if info.data.get("destination") == "other_shelter" and not detail:
+            raise refuse(N_("Say which shelter."), "invalid_destination")
+        return detail
+
+    def schema(self) -> dict[str, Any]:
+        return {"anyOf": [{"type": "string", "pattern": detail_line()}, *BLANK]}
+
+
+def detail_line(required: bool = False) -> str:
+    return one_line(DETAIL_LIMIT, required, f"[^{SPACE}\\u0000-\\u001f]", "[^\\u0000-\\u001f]")
+
+
+def _which_shelter(schema: dict[str, Any]) -> None:
+    schema["if"] = {"required": ["action", "destination"], "properties": {
+        "action": {"const": "check_out"}, "destination": {"const": "other_shelter"}}}
+    schema["then"] = {"required": ["destination_detail"], "properties": {
+        "destination_detail": {"type": "string", "pattern": detail_line(required=True)}}}
+
+
+class ScanIn(Body):
+    """A card (or short code) scanned at the desk, and what to do: ``auto`` checks in, or
+    out and back, by where the person is. Checking out needs where to, and another
+    shelter needs which one."""
+
+    model_config = ConfigDict(json_schema_extra=_which_shelter)
+    missing: ClassVar[dict[str, Refusal]] = {"action": WHAT_TO_DO, "code": GARBLED}
+
+    action: Annotated[str, Choice((*ACTIONS, "auto"), WHAT_TO_DO.message, WHAT_TO_DO.code)]
+    destination: Annotated[Any, When(("check_out",), Choice(
+        DESTINATIONS, N_("Choose where the person is going."), "invalid_destination"),
+        key="action")] = ""
+    destination_detail: Annotated[Any, When(("check_out",), Detail(), key="action")] = ""
+    code: Annotated[str, Code()]
+
+
+class PresenceNow(TypedDict):
+    status: Annotated[str, Choice(PRESENCE)]
+    last_action: str | None
+    since: str | None
+    shelter_id: str | None
+    destination: str
+    destination_detail: str
+
+
+class HouseholdMember(TypedDict):
+    person_id: str
+    display_name: str
+    status: Annotated[str, Choice(PRESENCE)]
+
+
+class Scanned(TypedDict):
+    """The person scanned, as the desk sees them, and what the scan did (``repeated``: the
+    same scan moments ago, counted once)."""
+
+    person_id: str
+    display_name: str
+    family_name_kana: NotRequired[str]
+    given_name_kana: NotRequired[str]
+    household_id: NotRequired[str | None]
+    needs: NotRequired[list[Need]]
+    flags: NotRequired[list[Need]]
+    age: NotRequired[int | None]
+    registered_shelter: NotRequired[str]
+    provisional: NotRequired[bool]  # admitted on a card from another shelter
+    card_verified: NotRequired[bool]
+    household: NotRequired[list[HouseholdMember]]
+    presence: PresenceNow
+    outcome: Annotated[str, Choice(("done", "already", "repeated"))]
+    action: Annotated[str, Choice(ACTIONS)]
+
+
+class Headcount(TypedDict):
+    """This shelter's numbers; ``by_need`` and ``by_age`` (0-5, 6-17, 18-64, 65+, unknown)
+    count the people in the building."""
+
+    shelter_id: NotRequired[str]
+    present: int
+    out: int
+    registered: int
+    at_home: int
+    in_car: int
+    capacity: int
+    occupancy: NotRequired[float | None]
+    crowding: Annotated[str, Choice((*CROWDING, "unknown"))]
+    by_need: dict[str, int]
+    by_age: dict[str, int]
+    provisional: NotRequired[int]
+    arrivals_last_hour: NotRequired[int]
+    departures_last_hour: NotRequired[int]
+    as_of: NotRequired[str]
+
+
+class SyncStatus(TypedDict):
+    """``enabled`` false when this node does not sync; else the state of its link."""
+
+    enabled: NotRequired[bool]
+    state: NotRequired[str]
+    connected: NotRequired[bool]
+    revoked: NotRequired[bool]
+    refused: NotRequired[int]  # updates from HQ this node would not take
+    last_ok_at: NotRequired[str | None]
+    waiting: NotRequired[int]
+    problems: NotRequired[int]

@@ -1,0 +1,58 @@
+"""HQ's supply request queue: what the shelters ask for, the most urgent first, the sum per
+item, and HQ's steps on each (acknowledge, dispatch), which go down to the shelter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from shelter.core.errors import Conflict, InvalidInput
+from shelter.hq import board
+from shelter.hq import requests as hq_requests
+from shelter.web import i18n, labels
+from shelter.web.base import node, require
+from shelter.web.hq import actor
+
+bp = Blueprint("hq_requests", __name__, url_prefix="/hq/requests")
+
+
+@bp.get("")
+@require("operator")
+def requests_page(problem: str | None = None, status: int = 200) -> tuple[str, int]:
+    ctx = node()
+    queue = hq_requests.open_requests(ctx.db, board.shelter_names(ctx))
+    return render_template(
+        "hq/requests.html", queue=queue, demand=hq_requests.demand(queue),
+        item_names=hq_requests.item_names(ctx.db, i18n.current()), labels=labels.hq(),
+        problem=problem), status
+
+
+def _request_or_404(request_id: str) -> dict[str, Any]:
+    found = hq_requests.find(node().db, request_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.post("/<request_id>/acknowledge")
+@require("operator")
+def acknowledge(request_id: str) -> Response | tuple[str, int]:
+    found = _request_or_404(request_id)
+    try:
+        hq_requests.acknowledge(node().store, actor(), found, request.form)
+    except Conflict as refused:
+        return requests_page(refused.text(i18n.gettext), refused.status)
+    return redirect(url_for("hq_requests.requests_page"))
+
+
+@bp.post("/<request_id>/dispatch")
+@require("operator")
+def dispatch(request_id: str) -> Response | tuple[str, int]:
+    found = _request_or_404(request_id)
+    try:
+        hq_requests.dispatch(node().store, actor(), found, request.form)
+    except (Conflict, InvalidInput) as refused:
+        return requests_page(refused.text(i18n.gettext), refused.status)
+    return redirect(url_for("hq_requests.requests_page"))
