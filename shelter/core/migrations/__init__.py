@@ -1,7 +1,8 @@
 """The schema, as numbered migrations (sqlite-utils): each runs once per database, in
 order, when ``shelter.core.db.connect`` opens it. A released step never changes: its name is
 recorded in every database's ``_sqlite_migrations`` table. A new table or column is a new
-step, a function ``mNNN_what(db)`` at the end of the newest module here and of ``STEPS``.
+step, a function ``mNNN_what(db)`` at the end of the newest module here: ``STEPS``
+finds it by its number.
 
     node.py      steps 1-5: a shelter on its own (events, registry, access, presence,
                  supplies)
@@ -10,46 +11,26 @@ step, a function ``mNNN_what(db)`` at the end of the newest module here and of `
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
+from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from shelter.core.migrations.network import (
-    m006_sync_receiving,
-    m007_shelter_aware_state,
-    m008_enrollment,
-    m009_presence_flags,
-    m010_sync_outbox,
-    m011_hq_registry_and_stats,
-    m012_trust,
-    m013_sign_in_attempts,
-    m014_accounts_planted_over_sync,
-    m015_refusal_messages,
-)
-from shelter.core.migrations.node import (
-    m001_event_store,
-    m002_registry,
-    m003_access,
-    m004_presence,
-    m005_supplies,
-)
+from shelter.core.migrations import network, node
 
-STEPS = (
-    m001_event_store,
-    m002_registry,
-    m003_access,
-    m004_presence,
-    m005_supplies,
-    m006_sync_receiving,
-    m007_shelter_aware_state,
-    m008_enrollment,
-    m009_presence_flags,
-    m010_sync_outbox,
-    m011_hq_registry_and_stats,
-    m012_trust,
-    m013_sign_in_attempts,
-    m014_accounts_planted_over_sync,
-    m015_refusal_messages,
-)
 
+def _steps() -> tuple[Callable[[Database], None], ...]:
+    """Every ``mNNN_`` function of the modules, by number; a gap or a repeat is a bug."""
+    found = sorted((fn for module in (node, network) for name, fn in vars(module).items()
+                    if re.fullmatch(r"m\d{3}_\w+", name)), key=lambda fn: fn.__name__)
+    numbers = [int(fn.__name__[1:4]) for fn in found]
+    if numbers != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"migration steps out of order: {numbers}")
+    return tuple(found)
+
+
+STEPS = _steps()
 migrations = Migrations("shelter")
 for step in STEPS:  # by its function's name, the name recorded in each database
     migrations()(step)

@@ -128,21 +128,26 @@ class Scanned(TypedDict):
     action: Annotated[str, Choice(ACTIONS)]
 
 
-class Headcount(TypedDict):
-    """This shelter's numbers; ``by_need`` and ``by_age`` (0-5, 6-17, 18-64, 65+, unknown)
-    count the people in the building."""
+class Counts(TypedDict):
+    """A headcount's numbers, at a shelter or summed over many: ``by_need`` and ``by_age``
+    (0-5, 6-17, 18-64, 65+, unknown) count the people in the building."""
 
-    shelter_id: NotRequired[str]
     present: int
     out: int
     registered: int
     at_home: int
     in_car: int
     capacity: int
-    occupancy: NotRequired[float | None]
-    crowding: Annotated[str, Choice((*CROWDING, "unknown"))]
     by_need: dict[str, int]
     by_age: dict[str, int]
+
+
+class Headcount(Counts):
+    """This shelter's numbers."""
+
+    shelter_id: NotRequired[str]
+    occupancy: NotRequired[float | None]
+    crowding: Annotated[str, Choice((*CROWDING, "unknown"))]
     provisional: NotRequired[int]
     arrivals_last_hour: NotRequired[int]
     departures_last_hour: NotRequired[int]

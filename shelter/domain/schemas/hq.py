@@ -10,6 +10,7 @@ from pydantic import ConfigDict
 from typing_extensions import TypedDict
 
 from shelter.domain.roster import CROWDING
+from shelter.domain.schemas.desk import Counts
 from shelter.domain.schemas.fields import Choice
 from shelter.domain.settings import STATUSES
 
@@ -41,7 +42,7 @@ class PublicShelters(TypedDict):
     attribution: str
 
 
-class ShelterRow(TypedDict):
+class ShelterRow(Counts):
     """One shelter HQ knows (the registry's, or one that syncs), with its headcount."""
 
     shelter_id: str
@@ -51,19 +52,11 @@ class ShelterRow(TypedDict):
     lat: NotRequired[float | None]
     lon: NotRequired[float | None]
     contact: NotRequired[str]
-    present: int
-    out: int
-    registered: int
-    at_home: int
-    in_car: int
-    capacity: int
     provisional: NotRequired[int]
     arrivals_last_hour: NotRequired[int]
     departures_last_hour: NotRequired[int]
     occupancy: NotRequired[float | None]
     crowding: Crowding
-    by_need: dict[str, int]
-    by_age: dict[str, int]
     low_stock: NotRequired[list[str]]
     supply_days: NotRequired[dict[str, Any]]
     open_requests: NotRequired[int]
@@ -77,17 +70,9 @@ class Shelters(TypedDict):
     shelters: list[ShelterRow]
 
 
-class Summary(TypedDict):
+class Summary(Counts):
     """Totals over all shelters, with the headcount's names."""
 
-    present: int
-    out: int
-    registered: int
-    at_home: int
-    in_car: int
-    capacity: int
-    by_need: dict[str, int]
-    by_age: dict[str, int]
     shelters: int
     shelters_open: int
     shelters_stale: int
