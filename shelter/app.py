@@ -20,10 +20,9 @@ from shelter.core.node import NodeContext
 from shelter.hq import refresher
 from shelter.web import errors, hooks, templating, trust
 from shelter.web.hq import api as hq_api
-from shelter.web.hq import dashboard, enquiry, exports, public, shelters
+from shelter.web.hq import dashboard, enquiry, exports, public, shelters, sync_socket
 from shelter.web.hq import requests as hq_requests
 from shelter.web.hq import staff as hq_staff
-from shelter.web.hq import sync as hq_sync
 from shelter.web.node import api, desk, kiosk, staff, supplies_pages
 from shelter.web.templating import Look
 
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Every route of each role, by blueprint: a role serves these and nothing else.
 ROUTES: dict[str, tuple[Blueprint, ...]] = {
     "node": (staff.bp, trust.bp, kiosk.bp, api.bp, desk.bp, supplies_pages.bp),
-    "hq": (hq_staff.bp, trust.bp, hq_sync.bp, hq_api.api, dashboard.bp, shelters.bp,
+    "hq": (hq_staff.bp, trust.bp, sync_socket.bp, hq_api.api, dashboard.bp, shelters.bp,
            hq_requests.bp, enquiry.bp, exports.bp, public.bp),
 }
 # What the pages both roles share show: where "back to the start" leads, the staff menu,

@@ -272,6 +272,8 @@ def test_public_page_and_feed_show_open_shelters_and_nobody(world):
     client = world["app"].test_client()  # no login
     feed = client.get("/api/v1/public/shelters")
     assert feed.status_code == 200
+    # Other sites may cache the public feed (the private pages' no-store overrode this).
+    assert feed.headers["Cache-Control"].startswith("public, max-age=")
     shelters = feed.get_json()["shelters"]
     assert {s["shelter_id"] for s in shelters} >= {B}  # A is "full": still listed
     assert all(s["status"] in ("open", "full") for s in shelters)
@@ -345,7 +347,7 @@ def test_hqs_rules_and_drawings_need_no_request():
     """Consent, demand and the map are plain functions: the same answer from a view, the
     CLI or a test, with no Flask request around them."""
     from shelter.domain.enquiry import may_be_told
-    from shelter.hq.requests import demand
+    from shelter.hq.queue import demand
     from shelter.render.drawings import chart_svg, map_svg
 
     told = {(consent, relation): may_be_told(consent, relation)

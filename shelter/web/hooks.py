@@ -44,6 +44,8 @@ def _headers(response: Response) -> Response:
         "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
         "script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
     # Pages that show people (names at the desk, enquiries at HQ) stay out of any cache.
-    if request.path.startswith(("/register", "/staff", "/api/", "/desk", "/hq", "/kiosk")):
+    # The public feed is the exception: other sites may cache it (web/hq/public.py).
+    if request.path.startswith(("/register", "/staff", "/api/", "/desk", "/hq", "/kiosk")) \
+            and not request.path.startswith("/api/v1/public/"):
         response.headers["Cache-Control"] = "no-store"
     return response

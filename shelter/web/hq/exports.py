@@ -10,7 +10,7 @@ from flask import Blueprint, Response, abort, request
 from shelter.domain.accounts import audit
 from shelter.domain.supplies import JST
 from shelter.hq import board, stats
-from shelter.hq import requests as hq_requests
+from shelter.hq import queue as hq_queue
 from shelter.render import exports
 from shelter.render.report import situation_report
 from shelter.web import i18n
@@ -41,8 +41,8 @@ def report_pdf() -> Response:
     if language not in i18n.STAFF_LANGUAGES:
         abort(400)
     ctx = node()
-    queue = hq_requests.open_requests(ctx.db, board.shelter_names(ctx))
-    pdf = situation_report(stats.cached_overview(ctx), queue, hq_requests.demand(queue),
+    queue = hq_queue.open_requests(ctx.db, board.shelter_names(ctx))
+    pdf = situation_report(stats.cached_overview(ctx), queue, hq_queue.demand(queue),
                            language)
     audit(ctx.store, actor(), "situation_report", "prefecture", f"language={language}")
     return Response(pdf, mimetype="application/pdf", headers={

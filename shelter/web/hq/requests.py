@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from shelter.core.errors import Conflict, InvalidInput
 from shelter.hq import board
-from shelter.hq import requests as hq_requests
+from shelter.hq import queue as hq_queue
 from shelter.web import i18n, labels
 from shelter.web.base import node, require
 from shelter.web.hq import actor
@@ -22,15 +22,15 @@ bp = Blueprint("hq_requests", __name__, url_prefix="/hq/requests")
 @require("operator")
 def requests_page(problem: str | None = None, status: int = 200) -> tuple[str, int]:
     ctx = node()
-    queue = hq_requests.open_requests(ctx.db, board.shelter_names(ctx))
+    queue = hq_queue.open_requests(ctx.db, board.shelter_names(ctx))
     return render_template(
-        "hq/requests.html", queue=queue, demand=hq_requests.demand(queue),
-        item_names=hq_requests.item_names(ctx.db, i18n.current()), labels=labels.hq(),
+        "hq/requests.html", queue=queue, demand=hq_queue.demand(queue),
+        item_names=hq_queue.item_names(ctx.db, i18n.current()), labels=labels.hq(),
         problem=problem), status
 
 
 def _request_or_404(request_id: str) -> dict[str, Any]:
-    found = hq_requests.find(node().db, request_id)
+    found = hq_queue.find(node().db, request_id)
     if found is None:
         abort(404)
     return found
@@ -41,7 +41,7 @@ def _request_or_404(request_id: str) -> dict[str, Any]:
 def acknowledge(request_id: str) -> Response | tuple[str, int]:
     found = _request_or_404(request_id)
     try:
-        hq_requests.acknowledge(node().store, actor(), found, request.form)
+        hq_queue.acknowledge(node().store, actor(), found, request.form)
     except Conflict as refused:
         return requests_page(refused.text(i18n.gettext), refused.status)
     return redirect(url_for("hq_requests.requests_page"))
@@ -52,7 +52,7 @@ def acknowledge(request_id: str) -> Response | tuple[str, int]:
 def dispatch(request_id: str) -> Response | tuple[str, int]:
     found = _request_or_404(request_id)
     try:
-        hq_requests.dispatch(node().store, actor(), found, request.form)
+        hq_queue.dispatch(node().store, actor(), found, request.form)
     except (Conflict, InvalidInput) as refused:
         return requests_page(refused.text(i18n.gettext), refused.status)
     return redirect(url_for("hq_requests.requests_page"))

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from shelter.core.errors import InvalidInput
 from shelter.domain.accounts import audit
 from shelter.domain.settings import STATUSES
-from shelter.hq import board, configure, requests
+from shelter.hq import board, configure, queue
 from shelter.hq.shelters import registry_entry
 from shelter.render import drawings
 from shelter.web import i18n, labels
@@ -40,8 +40,8 @@ def shelter_page(shelter_id: str, problem: str | None = None,
     return render_template(
         "hq/shelter.html", s=row, registry=registry_entry(db, shelter_id),
         nodes=enrollment.nodes_of(db, shelter_id), labels=labels.hq(),
-        requests=requests.of_shelter(db, shelter_id),
-        item_names=requests.item_names(db, i18n.current()), statuses=STATUSES,
+        requests=queue.of_shelter(db, shelter_id),
+        item_names=queue.item_names(db, i18n.current()), statuses=STATUSES,
         charts=drawings.charts(db, shelter_id, i18n.gettext), problem=problem,
         refused=refused_events(db, shelter_id), reason=refusal_text), status
 
