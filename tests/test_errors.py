@@ -16,7 +16,6 @@ import re
 from datetime import date
 
 import pytest
-from babel.messages.pofile import read_po
 
 import shelter
 import sync
@@ -36,7 +35,8 @@ from shelter.domain.accounts import create_token
 from shelter.domain.households import ValidationError
 from shelter.domain.signin import TooManyAttempts
 
-from .conftest import ROOT, VALID_HOUSEHOLD
+from .conftest import VALID_HOUSEHOLD
+from .test_docs import _catalog as catalog
 
 # Every error class the system raises on purpose, by module: each must be in the tree.
 NAMED = {
@@ -67,12 +67,6 @@ def everything() -> set[type[ShelterError]]:
         found.add(cls)
         todo.extend(cls.__subclasses__())
     return found
-
-
-def catalog(locale: str) -> dict[str, str]:
-    path = ROOT / "shelter" / "translations" / locale / "LC_MESSAGES" / "messages.po"
-    with path.open("rb") as f:
-        return {m.id: m.string for m in read_po(f) if m.id}
 
 
 # --- the tree -------------------------------------------------------------------------------
