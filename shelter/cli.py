@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from pathlib import Path
 
 import click
@@ -68,23 +67,28 @@ DATA = click.option("--data", "data", required=True, type=click.Path(file_okay=F
               help="Pretend the wall clock is off by this many seconds (drills, tests).")
 @click.option("--sync-max-backoff", type=float, default=60.0, hidden=True,
               help="Longest wait between sync attempts, in seconds (tests shorten it).")
+@click.option("--enroll-retry-wait", type=click.FloatRange(min=0), default=1.5, hidden=True,
+              help="First wait before trying enrollment again, doubling (tests shorten it).")
 def node_command(data: str, port: int, http_port: int | None, host: str,
                  shelter_id: str | None, shelter_name: str | None, hq_url: str | None,
                  enroll_code: str | None, clock_offset: float,
-                 sync_max_backoff: float) -> None:
+                 sync_max_backoff: float, enroll_retry_wait: float) -> None:
     ctx = _node(data, shelter_id)
     if shelter_name and get_settings(ctx.db)["shelter_name"] != shelter_name:
         change_settings(ctx.store, {"shelter_name": shelter_name})
     if hq_url:
-        ctx = _connect_to_hq(ctx, hq_url, enroll_code)
+        ctx = _connect_to_hq(ctx, hq_url, enroll_code, shelter_id, enroll_retry_wait)
     sys.exit(run_node(ctx, port, http_port, host, clock_offset,
                       sync_max_backoff=sync_max_backoff))
 
 
-def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None) -> NodeContext:
+def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None,
+                   shelter_given: str | None = None,
+                   retry_wait: float = 1.5) -> NodeContext:
     """The node, enrolled with HQ (with ``enroll_code`` the first time, or again after HQ
     revoked it: then under a new node id, since whoever held the old credential may have
-    used the old id's sequence numbers)."""
+    used the old id's sequence numbers). Without ``shelter_given`` (--shelter-id) a node
+    that issued no card yet takes the shelter id the code is for."""
     from shelter.core import backup, meta
     from sync import client, enrollment
 
@@ -100,22 +104,23 @@ def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None) -> No
     if not enroll_code:
         raise ShelterCommandError("this node is not enrolled with HQ yet: start it once "
                                   "with --enroll CODE (from `shelter hq enroll`)")
-    for attempt in range(5):  # a link that drops at the first try should not need a person
-        try:
-            hq_id = client.enroll(ctx, hq_url, enroll_code)
-            break
-        except client.SyncRefused as refused:
-            if refused.code != "busy" or attempt == 4:  # busy: HQ at its limit, try again
-                raise ShelterCommandError(f"enrollment failed: {refused}") from None
-            time.sleep(1 + attempt)
-        except enrollment.EnrollmentError as refused:
-            raise ShelterCommandError(f"enrollment failed: {refused}") from None
-        except OSError as error:
-            if attempt == 4:
-                raise ShelterCommandError(f"cannot reach HQ at {hq_url}: {error}") from None
-            time.sleep(1 + attempt)
-    click.echo(f"enrolled with HQ {hq_id}")
-    return ctx
+    # A fresh node (no card issued) started without --shelter-id becomes the code's shelter.
+    fresh = not ctx.db.execute("SELECT 1 FROM persons LIMIT 1").fetchone()
+    try:
+        enrolled = client.enroll(ctx, hq_url, enroll_code,
+                                 shelter_from_code=shelter_given is None and fresh,
+                                 first_wait=retry_wait)
+    except (client.SyncRefused, enrollment.EnrollmentError) as refused:
+        if refused.code == "used_code":
+            raise ShelterCommandError(
+                "enrollment failed: this enrollment code was already used (each code works "
+                "once). Ask HQ for a new one (`shelter hq enroll`) and start the node again "
+                "with it.") from None
+        raise ShelterCommandError(f"enrollment failed: {refused}") from None
+    except (OSError, client.SimpleWebsocketError) as error:  # tried again, or definite
+        raise ShelterCommandError(f"cannot reach HQ at {hq_url}: {error}") from None
+    click.echo(f"enrolled with HQ {enrolled.hq_id} for shelter {enrolled.shelter_id}")
+    return _node(str(ctx.data_dir)) if enrolled.shelter_id != ctx.shelter_id else ctx
 
 
 def _new_card_key(ctx: NodeContext, node_id: str) -> None:

@@ -5,25 +5,30 @@ Each session: connect (with a timeout), say hello with the node's credential, le
 HQ's welcome how far it has applied this node's events, send everything after that in
 batches, and record each acknowledgement durably. When the node has nothing to send it
 waits for a local write (or pings every few seconds). Any failure ends the session; the
-next starts after an exponential back-off with jitter. Writes made while a batch is on the
-wire are simply in the next batch: the cursor is HQ's acknowledgement, never "what I read".
+next starts after a back-off with jitter that grows only while sessions deliver nothing,
+and batches shrink to what a thin link carries (docs/sync-protocol.md). Writes made while
+a batch is on the wire are simply in the next batch: the cursor is HQ's acknowledgement,
+never "what I read".
 """
 
 from __future__ import annotations
 
 import json
 import random
+import secrets
 import socket
 import ssl
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from simple_websocket import Client, ConnectionClosed
+from simple_websocket.errors import SimpleWebsocketError
 
 from shelter.core import backup, meta
 from shelter.core.errors import N_, Forbidden
@@ -38,6 +43,7 @@ IDLE_PING_SECONDS = 10.0
 MAX_BACKOFF = 60.0
 READ_LIMIT = 2000  # events read from the store per round (then cut into batches)
 WINDOW = 24  # batches on the wire before waiting for HQ's acknowledgement
+THIN_WINDOW = 2  # ... while a thin link keeps batches small (protocol.BatchSize)
 
 
 class SyncRefused(Forbidden):
@@ -103,10 +109,59 @@ def _expect(ws: Any, wanted: str, timeout: float) -> dict[str, Any]:
             return message
 
 
-def enroll(ctx: NodeContext, hq_url: str, code: str) -> str:
+ENROLL_ATTEMPTS = 5
+ENROLL_FIRST_WAIT = 1.5  # seconds, doubling: 1.5 + 3 + 6 + 12, about 20 s of waiting
+BUSY_CODES = frozenset({"busy"})  # HQ's refusals that mean "later", not "no"
+
+
+class Enrolled(NamedTuple):
+    hq_id: str
+    shelter_id: str  # the shelter the code was for (the node's own, from now on)
+
+
+def _transient(error: BaseException) -> bool:
+    """Whether an enrollment try failed on the way (retry) rather than with an answer."""
+    if isinstance(error, SyncRefused):
+        return error.code in BUSY_CODES
+    if isinstance(error, urllib.error.HTTPError):
+        return error.code >= 500
+    reason = getattr(error, "reason", None)  # urllib wraps what the socket raised
+    if isinstance(error, ssl.SSLCertVerificationError) \
+            or isinstance(reason, ssl.SSLCertVerificationError):
+        return False  # not HQ's certificate: trying again will not change it
+    if isinstance(error, SimpleWebsocketError):
+        status = getattr(error, "status_code", None)
+        return status is None or status >= 500
+    return isinstance(error, OSError)  # refused, reset, SSLEOFError, timeouts
+
+
+def enroll(ctx: NodeContext, hq_url: str, code: str, *, shelter_from_code: bool = False,
+           attempts: int = ENROLL_ATTEMPTS, first_wait: float = ENROLL_FIRST_WAIT
+           ) -> Enrolled:
     """Redeem an enrollment code: check HQ's CA against the code's pin, keep the CA, and
-    store the credential HQ gives. Returns HQ's id."""
+    store the credential HQ gives. ``shelter_from_code``: the node (no card issued yet)
+    takes the shelter id the code is for; open the node again to see it.
+
+    Failures on the way (connection refused or reset, TLS cut short, timeouts, HQ's 5xx
+    or busy) are tried again, ``attempts`` in all with a doubling wait; an answer from
+    HQ (a refused code, another shelter's) ends it at once; after the last try its error
+    is raised. Every try carries the same random proof, so a try whose answer was lost
+    after HQ spent the code gets the same credential when tried again
+    (``enrollment.redeem``), never a "used" code."""
     secret, pin = enrollment.parse_code(code)
+    proof = secrets.token_urlsafe(32)  # in memory only, for this call's tries
+    for attempt in range(attempts):
+        try:
+            return _enroll_once(ctx, hq_url, secret, pin, proof, shelter_from_code)
+        except (OSError, SimpleWebsocketError, SyncRefused) as error:
+            if attempt == attempts - 1 or not _transient(error):
+                raise  # the last try's error, or HQ's answer
+        time.sleep(first_wait * 2 ** attempt * random.uniform(0.75, 1.25))
+    raise AssertionError("unreachable")
+
+
+def _enroll_once(ctx: NodeContext, hq_url: str, secret: str, pin: str, proof: str,
+                 shelter_from_code: bool) -> Enrolled:
     parts = urlsplit(hq_url)
     unverified = ssl._create_unverified_context()  # noqa: S323 - checked against the pin below
     with urllib.request.urlopen(f"https://{parts.netloc}/trust/shelter-ca.crt",  # noqa: S310
@@ -122,14 +177,26 @@ def enroll(ctx: NodeContext, hq_url: str, code: str) -> str:
     try:
         ws.send(protocol.encode({"type": "enroll", "protocol": protocol.PROTOCOL_VERSION,
                                  "node_id": ctx.node_id, "shelter_id": ctx.shelter_id,
+                                 "shelter_from_code": shelter_from_code, "proof": proof,
                                  "code": secret}))
         answer_message = _expect(ws, "enrolled", CONNECT_TIMEOUT)
     finally:
         close_socket(ws)
-    meta.commit(ctx.store, {"hq_url": hq_url, "hq_credential": answer_message["credential"],
-                            "hq_credential_node": ctx.node_id,
-                            "hq_id": answer_message["hq_id"]})
-    return str(answer_message["hq_id"])
+    shelter_id = str(answer_message["shelter_id"])
+    with ctx.store.write() as db:
+        if shelter_id != ctx.shelter_id:  # asked for (shelter_from_code), or HQ is wrong
+            # The id is printed on every card: it may change only before the first one
+            # (NodeContext's rule; opened again, the node's key then stands for it).
+            if not shelter_from_code or db.execute("SELECT 1 FROM persons LIMIT 1").fetchone():
+                raise enrollment.EnrollmentError(
+                    "wrong_shelter", f"HQ enrolled this node for shelter {shelter_id}, but "
+                                     f"it already issued cards as {ctx.shelter_id}")
+            meta.put(db, "shelter_id", shelter_id)
+        for key, value in {"hq_url": hq_url, "hq_credential": answer_message["credential"],
+                           "hq_credential_node": ctx.node_id,
+                           "hq_id": answer_message["hq_id"]}.items():
+            meta.put(db, key, str(value))
+    return Enrolled(str(answer_message["hq_id"]), shelter_id)
 
 
 class SyncClient(threading.Thread):
@@ -141,14 +208,16 @@ class SyncClient(threading.Thread):
         self.data_dir = Path(data_dir)
         self.stop_event = stop
         self.max_backoff = max_backoff
+        self.sizes = protocol.BatchSize()
+        self.progressed = False  # this session: HQ took a new event, or all was done
 
     def run(self) -> None:
         ctx = NodeContext(self.data_dir, role="node")
         delay = 1.0
         while not self.stop_event.is_set():
+            self.progressed = False
             try:
                 self.session(ctx)
-                delay = 1.0
             except SyncRefused as refused:
                 if refused.code == "busy":  # HQ at its limit: like a link down, try again
                     self.status(ctx, "offline: HQ busy")
@@ -163,8 +232,11 @@ class SyncClient(threading.Thread):
                 self.status(ctx, f"offline: {type(error).__name__}")
             except Exception as error:  # noqa: BLE001 - the thread must outlive any bug
                 self.status(ctx, f"error: {type(error).__name__}")
+            if self.progressed:  # the link carries something, however little: go on
+                delay = 1.0
             self.stop_event.wait(delay * random.uniform(1.0, 1.5))
-            delay = min(delay * 2, self.max_backoff)
+            if not self.progressed:  # only a session that delivered nothing backs off
+                delay = min(delay * 2, self.max_backoff)
 
     def status(self, ctx: NodeContext, state: str) -> None:
         try:
@@ -191,6 +263,9 @@ class SyncClient(threading.Thread):
             acked = {ctx.node_id: int(welcome["acked_seq"])}
             if isinstance(welcome.get("acked"), dict):
                 acked.update({k: int(v) for k, v in welcome["acked"].items()})
+            known = json.loads(meta.get(ctx.db, "sync_acked") or "{}")
+            if any(seq > int(known.get(o, 0)) for o, seq in acked.items()):
+                self.progressed = True  # HQ took what the last session's link cut off
             values = {"sync_acked": json.dumps(acked)}
             if isinstance(welcome.get("hq_ids"), list):
                 values["hq_ids"] = json.dumps([str(i) for i in welcome["hq_ids"]])
@@ -207,48 +282,63 @@ class SyncClient(threading.Thread):
 
         Up to WINDOW batches are on the wire at once, so that reading and compressing the
         next ones overlaps HQ's applying the previous ones. HQ answers each in order; its
-        ``acked_seq`` is the cursor, whatever was sent.
+        ``acked_seq`` is the cursor, whatever was sent. On a thin link (``self.sizes``)
+        batches are smaller and at most THIN_WINDOW are on the wire, so that each
+        connection's few KB carry whole batches and a larger one follows each ack.
         """
         batch_id = 0
         sent = dict(acked)
-        in_flight: deque[str] = deque()  # the origin of each batch not yet acknowledged
+        in_flight: deque[tuple[str, int]] = deque()  # (origin, events) of each unacked batch
         seen = -1
-        while not self.stop_event.is_set() and ws.connected:
-            rows: list[dict[str, Any]] = []
-            origin = ctx.node_id
-            if len(in_flight) < WINDOW:
-                for origin in backup.own_origins(ctx.db.conn):
-                    if origin not in acked:
-                        continue  # an id HQ does not count as ours (before a re-enrollment)
-                    rows = list(ctx.db.query(
-                        "SELECT * FROM events WHERE node_id = ? AND seq > ? ORDER BY seq "
-                        "LIMIT ?", [origin, sent.get(origin, acked.get(origin, 0)),
-                                    READ_LIMIT]))
-                    if rows:
-                        break
-            if rows:
-                for batch in protocol.batches([protocol.wire_text(r) for r in rows]):
-                    batch_id += 1
-                    ws.send(protocol.encode_batch(batch_id, batch, origin))
-                    in_flight.append(origin)
-                    drills.crash_point("after_send")
-                sent[origin] = int(rows[-1]["seq"])
-                if len(in_flight) < WINDOW:
+        try:
+            while not self.stop_event.is_set() and ws.connected:
+                rows: list[dict[str, Any]] = []
+                origin = ctx.node_id
+                window = THIN_WINDOW if self.sizes.thin else WINDOW
+                if len(in_flight) < window:
+                    for origin in backup.own_origins(ctx.db.conn):
+                        if origin not in acked:
+                            continue  # an id HQ does not count as ours (before re-enrolling)
+                        rows = list(ctx.db.query(
+                            "SELECT * FROM events WHERE node_id = ? AND seq > ? ORDER BY seq "
+                            "LIMIT ?", [origin, sent.get(origin, acked.get(origin, 0)), min(
+                                READ_LIMIT, (window - len(in_flight)) * self.sizes.limit)]))
+                        if rows:
+                            break
+                if rows:
+                    for batch in protocol.batches([protocol.wire_text(r) for r in rows],
+                                                  max_events=self.sizes.limit):
+                        batch_id += 1
+                        ws.send(protocol.encode_batch(batch_id, batch, origin))
+                        in_flight.append((origin, len(batch)))
+                        drills.crash_point("after_send")
+                    sent[origin] = int(rows[-1]["seq"])
+                    if len(in_flight) < window:
+                        continue
+                if in_flight:
+                    if not self.acknowledged(ctx, ws, in_flight, acked):
+                        while in_flight:  # HQ asked to go back: let the rest answer first
+                            self.acknowledged(ctx, ws, in_flight, acked)
+                        sent = dict(acked)
                     continue
-            if in_flight:
-                if not self.acknowledged(ctx, ws, in_flight.popleft(), acked):
-                    while in_flight:  # HQ asked to go back: let the rest answer first
-                        self.acknowledged(ctx, ws, in_flight.popleft(), acked)
-                    sent = dict(acked)
-                continue
-            self.pull(ctx, ws)  # caught up: what HQ has for us (also a keepalive)
-            seen = ctx.watcher.wait(seen, IDLE_PING_SECONDS)
+                self.pull(ctx, ws)  # caught up: what HQ has for us (also a keepalive)
+                self.progressed = True
+                seen = ctx.watcher.wait(seen, IDLE_PING_SECONDS)
+        finally:
+            if in_flight:  # the link did not carry this batch: smaller ones next time
+                self.sizes.lost(in_flight[0][1])
 
-    def acknowledged(self, ctx: NodeContext, ws: Any, origin: str,
+    def acknowledged(self, ctx: NodeContext, ws: Any, in_flight: deque[tuple[str, int]],
                      acked: dict[str, int]) -> bool:
-        """Wait for the next ack and store it; False when HQ asks for events again."""
+        """Wait for the ack of the oldest batch in flight and store it; False when HQ asks
+        for events again."""
+        origin = in_flight[0][0]
         ack = _expect(ws, "ack", ACK_TIMEOUT)
+        in_flight.popleft()
+        self.sizes.acknowledged()
         drills.crash_point("before_ack_saved")
+        if int(ack["acked_seq"]) > acked.get(origin, 0):
+            self.progressed = True
         acked[origin] = int(ack["acked_seq"])
         problems = len(ack.get("quarantined") or []) + len(ack.get("conflicts") or [])
         values = {"sync_acked": json.dumps(acked), "sync_last_ok_at": utc_now_iso()}

@@ -8,6 +8,7 @@ of HQ's CA certificate (DER)>``.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
 
+from shelter.core import meta
 from shelter.core.errors import N_, Forbidden
 from shelter.core.events import EventStore
 from shelter.core.shortcode import ALPHABET
@@ -61,27 +63,43 @@ def parse_code(code: str) -> tuple[str, str]:
     return parts[1], parts[2]
 
 
-def redeem(db: Database, secret: str, node_id: str, shelter_id: str,
-           hq_id: str | None = None) -> str:
+PROOF_MIN = 32  # characters of the node's enrollment proof (secrets.token_urlsafe(32): 43)
+
+
+def redeem(db: Database, secret: str, node_id: str, shelter_id: str | None,
+           hq_id: str | None = None, proof: str | None = None) -> str:
     """Spend a code: returns the node's new credential. Codes work once, for one shelter,
-    for a week, for a node id HQ has never seen."""
-    row = db.execute("SELECT shelter_id, expires_at, used_at FROM hq_enrollments "
+    for a week, for a node id HQ has never seen. ``shelter_id`` None: the code's shelter
+    (a fresh node takes it; ``code_shelter`` says which).
+
+    ``proof``: a random secret the node sent with its first try and keeps in memory. The
+    credential is then derived from it (an HMAC under HQ's own key), so the node that
+    redeemed the code, retrying because HQ's answer was lost, gets the same credential
+    again; anyone else (the code alone, or with the node id, which cards show) meets
+    ``used_code``, as before."""
+    row = db.execute("SELECT shelter_id, expires_at, used_at, node_id FROM hq_enrollments "
                      "WHERE code_hash = ?", [_hash(secret)]).fetchone()
     if row is None:
         raise EnrollmentError("unknown_code", "HQ did not issue this enrollment code")
+    expired = datetime.fromisoformat(row[1]) < datetime.now(UTC)
     if row[2] is not None:
-        raise EnrollmentError("used_code", "this enrollment code was already used")
-    if datetime.fromisoformat(row[1]) < datetime.now(UTC):
+        again = _again(db, secret, node_id, proof, row[3]) if not expired else None
+        if again is None:
+            raise EnrollmentError("used_code", "this enrollment code was already used")
+        return again
+    if expired:
         raise EnrollmentError("expired_code", "this enrollment code has expired")
-    if row[0] != shelter_id:
+    if shelter_id is not None and row[0] != shelter_id:
         raise EnrollmentError("wrong_shelter",
                               f"this code is for shelter {row[0]}, not {shelter_id}")
+    shelter_id = row[0]
     if db.execute("SELECT 1 FROM hq_credentials WHERE node_id = ?", [node_id]).fetchone() \
             or unbound_but_seen(db, node_id, hq_id):
         # Bound to a credential (or seen) already, revoked or not: whoever held it may
         # have used its sequence numbers. A node enrolling again does so under a new id.
         raise EnrollmentError("node_id_taken", f"node id {node_id} is already in use at HQ")
-    credential = "shc_" + secrets.token_urlsafe(32)
+    credential = _derived(db, secret, node_id, proof) if _proof_ok(proof) \
+        else "shc_" + secrets.token_urlsafe(32)
     now = datetime.now(UTC).isoformat()
     db.execute("UPDATE hq_enrollments SET used_at = ?, node_id = ? WHERE code_hash = ?",
                [now, node_id, _hash(secret)])
@@ -89,6 +107,40 @@ def redeem(db: Database, secret: str, node_id: str, shelter_id: str,
                "VALUES (?, ?, ?, ?)", [node_id, shelter_id, _hash(credential), now])
     db.execute("INSERT OR IGNORE INTO sync_origins (node_id, shelter_id) VALUES (?, ?)",
                [node_id, shelter_id])
+    return credential
+
+
+def code_shelter(db: Database, secret: str) -> str | None:
+    row = db.execute("SELECT shelter_id FROM hq_enrollments WHERE code_hash = ?",
+                     [_hash(secret)]).fetchone()
+    return str(row[0]) if row else None
+
+
+def _proof_ok(proof: str | None) -> bool:
+    return isinstance(proof, str) and PROOF_MIN <= len(proof) <= 256
+
+
+def _derived(db: Database, secret: str, node_id: str, proof: str | None) -> str:
+    """The credential a code, a node id and that node's proof make, under HQ's key (kept
+    in HQ's meta; the proof is never stored, so HQ's database alone cannot remake it)."""
+    key = meta.once(db, "enrollment_key", lambda: secrets.token_hex(32))
+    mac = hmac.new(bytes.fromhex(key), "\n".join((_hash(secret), node_id, str(proof))
+                                                  ).encode(), hashlib.sha256)
+    return "shc_" + base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
+
+
+def _again(db: Database, secret: str, node_id: str, proof: str | None,
+           bound_node: str | None) -> str | None:
+    """The credential again, for the node the code was spent for, proving it with the same
+    proof, while the code is still within its week and the credential is not revoked."""
+    if not _proof_ok(proof) or bound_node is None \
+            or not hmac.compare_digest(bound_node, node_id):
+        return None
+    row = db.execute("SELECT credential_hash, revoked FROM hq_credentials WHERE node_id = ?",
+                     [node_id]).fetchone()
+    credential = _derived(db, secret, node_id, proof)
+    if row is None or row[1] or not hmac.compare_digest(row[0], _hash(credential)):
+        return None
     return credential
 
 
@@ -194,11 +246,13 @@ def add_epoch(db: Database, credential_node: str, node_id: str) -> None:
 
 # Each in a write transaction of its own, for HQ's /sync endpoint and its pages.
 
-def enroll(store: EventStore, secret: str, node_id: str, shelter_id: str,
-           hq_id: str | None) -> str:
-    """``redeem`` the code, committed: the node's new credential (EnrollmentError: why not)."""
+def enroll(store: EventStore, secret: str, node_id: str, shelter_id: str | None,
+           hq_id: str | None, proof: str | None = None) -> tuple[str, str]:
+    """``redeem`` the code, committed: the node's new credential and its shelter
+    (EnrollmentError: why not)."""
     with store.write() as db:
-        return redeem(db, secret, node_id, shelter_id, hq_id)
+        credential = redeem(db, secret, node_id, shelter_id, hq_id, proof)
+        return credential, str(code_shelter(db, secret))
 
 
 def claim_epoch(store: EventStore, credential_node: str, node_id: str,

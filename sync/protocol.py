@@ -176,6 +176,30 @@ def batches(events: Iterable[Any], max_events: int = MAX_BATCH_EVENTS,
         yield batch
 
 
+class BatchSize:
+    """How many events the next batch may hold, learned from the link: a session that dies
+    with a batch on the wire sends batches half that size next time (down to one event),
+    each acknowledged batch doubles it again (up to ``normal``). Kept in memory only: a
+    restarted client starts at ``normal``, and a thin link shrinks it again within a few
+    sessions."""
+
+    def __init__(self, normal: int = MAX_BATCH_EVENTS) -> None:
+        self.normal = normal
+        self.limit = normal
+
+    @property
+    def thin(self) -> bool:
+        """Whether the link has cut a batch short since the last run of acknowledgements."""
+        return self.limit < self.normal
+
+    def acknowledged(self) -> None:
+        self.limit = min(self.normal, self.limit * 2)
+
+    def lost(self, events: int) -> None:
+        """The link did not carry a batch of ``events`` events."""
+        self.limit = max(1, events // 2)
+
+
 # --- frames ---------------------------------------------------------------------------------
 
 def encode_batch(batch_id: int, events: list[Any], origin: str | None = None) -> bytes:

@@ -5,6 +5,8 @@ and drops connections at random points, from a fixed seed so a failure can be re
     proxy.chaos = True    # faults from now on (each new connection draws its fate)
     proxy.chaos = False   # healed: new connections pass untouched
     proxy.cut_all()       # cut every open connection now
+    proxy.thin = (6000, 14000)  # a thin link: each connection cut after 6-14 KB (both ways)
+    proxy.cut_points = [7000, 9000]  # or exactly these, connection after connection
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ MAX_STALL = 3.0
 
 @dataclass
 class Fate:
-    kind: str  # "pass", "delay", "stall", "cut", "drop"
+    kind: str  # "pass", "delay", "stall", "cut", "drop", "thin" (cut after exactly N bytes)
     after_bytes: int = 0
     delay: float = 0.0
     stall: float = 0.0
@@ -36,6 +38,11 @@ class FaultProxy:
     chaos: bool = False
     port: int = 0
     log: list[str] = field(default_factory=list)
+    # A thin link, whatever ``chaos`` says: every connection carries exactly N bytes (both
+    # directions together), N drawn from ``thin`` or taken in turn from ``cut_points``.
+    thin: tuple[int, int] | None = None
+    cut_points: list[int] | None = None
+    moved: list[int] = field(default_factory=list)  # bytes each ended connection carried
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -70,6 +77,13 @@ class FaultProxy:
 
     def _fate(self) -> Fate:
         with self._lock:
+            if self.cut_points or self.thin:
+                if self.cut_points:
+                    after = self.cut_points[len(self.log) % len(self.cut_points)]
+                else:
+                    after = self._random.randint(*(self.thin or (0, 0)))
+                self.log.append(f"thin after={after}")
+                return Fate("thin", after_bytes=after)
             if not self.chaos:
                 return Fate("pass")
             r = self._random
@@ -110,6 +124,10 @@ class FaultProxy:
                     data = source.recv(CHUNK)
                     if not data:
                         return
+                    if fate.kind == "thin" and moved + len(data) >= fate.after_bytes:
+                        (b if source is a else a).sendall(data[:fate.after_bytes - moved])
+                        moved = fate.after_bytes
+                        return
                     moved += len(data)
                     if fate.kind in ("cut", "stall") and moved > fate.after_bytes:
                         if fate.kind == "cut":
@@ -123,6 +141,8 @@ class FaultProxy:
         except OSError:
             return
         finally:
+            with self._lock:
+                self.moved.append(moved)
             for s in (a, b):
                 try:
                     s.close()

@@ -81,14 +81,18 @@ def _sync_session(ws: Any) -> None:
         return
     if first["type"] == "enroll":
         try:
-            credential = enrollment.enroll(ctx.store, first["code"], first["node_id"],
-                                           first["shelter_id"], ctx.node_id)
+            # shelter_from_code: a fresh node takes the shelter the code is for.
+            credential, shelter_id = enrollment.enroll(
+                ctx.store, first["code"], first["node_id"],
+                None if first.get("shelter_from_code") is True else first["shelter_id"],
+                ctx.node_id, first.get("proof") if isinstance(first.get("proof"), str)
+                else None)
         except enrollment.EnrollmentError as refused:
             _send_error(ws, refused.code, refused.message)
             return
-        log.warning("enrolled node %s for shelter %s", first["node_id"], first["shelter_id"])
+        log.warning("enrolled node %s for shelter %s", first["node_id"], shelter_id)
         ws.send(protocol.encode({"type": "enrolled", "credential": credential,
-                                 "hq_id": ctx.node_id, "shelter_id": first["shelter_id"]}))
+                                 "hq_id": ctx.node_id, "shelter_id": shelter_id}))
         return
     if first["type"] != "hello":
         _send_error(ws, "unexpected", "the first message must be hello or enroll")
