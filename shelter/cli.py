@@ -105,7 +105,10 @@ def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None,
         raise ShelterCommandError("this node is not enrolled with HQ yet: start it once "
                                   "with --enroll CODE (from `shelter hq enroll`)")
     # A fresh node (no card issued) started without --shelter-id becomes the code's shelter.
-    fresh = not ctx.db.execute("SELECT 1 FROM persons LIMIT 1").fetchone()
+    # "Fresh": no card issued, and no shelter id ever given (it is still the node's own id;
+    # a node set up as Y once keeps Y, and a code for X is refused as before).
+    fresh = ctx.shelter_id == ctx.node_id and \
+        not ctx.db.execute("SELECT 1 FROM persons LIMIT 1").fetchone()
     try:
         enrolled = client.enroll(ctx, hq_url, enroll_code,
                                  shelter_from_code=shelter_given is None and fresh,

@@ -149,7 +149,9 @@ def enroll(ctx: NodeContext, hq_url: str, code: str, *, shelter_from_code: bool 
     after HQ spent the code gets the same credential when tried again
     (``enrollment.redeem``), never a "used" code."""
     secret, pin = enrollment.parse_code(code)
-    proof = secrets.token_urlsafe(32)  # in memory only, for this call's tries
+    # Kept in the data directory (0600) until enrolled: a node killed after HQ spent the
+    # code for it, restarted with the same code, still gets its credential.
+    proof = meta.once(ctx.db, "enroll_proof", lambda: secrets.token_urlsafe(32))
     for attempt in range(attempts):
         try:
             return _enroll_once(ctx, hq_url, secret, pin, proof, shelter_from_code)

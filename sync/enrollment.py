@@ -98,7 +98,7 @@ def redeem(db: Database, secret: str, node_id: str, shelter_id: str | None,
         # Bound to a credential (or seen) already, revoked or not: whoever held it may
         # have used its sequence numbers. A node enrolling again does so under a new id.
         raise EnrollmentError("node_id_taken", f"node id {node_id} is already in use at HQ")
-    credential = _derived(db, secret, node_id, proof) if _proof_ok(proof) \
+    credential = _derived(db, secret, node_id, proof) if proof_ok(proof) \
         else "shc_" + secrets.token_urlsafe(32)
     now = datetime.now(UTC).isoformat()
     db.execute("UPDATE hq_enrollments SET used_at = ?, node_id = ? WHERE code_hash = ?",
@@ -116,7 +116,8 @@ def code_shelter(db: Database, secret: str) -> str | None:
     return str(row[0]) if row else None
 
 
-def _proof_ok(proof: str | None) -> bool:
+def proof_ok(proof: object) -> bool:
+    """A node's enrollment proof: text of 32 to 256 characters."""
     return isinstance(proof, str) and PROOF_MIN <= len(proof) <= 256
 
 
@@ -133,7 +134,7 @@ def _again(db: Database, secret: str, node_id: str, proof: str | None,
            bound_node: str | None) -> str | None:
     """The credential again, for the node the code was spent for, proving it with the same
     proof, while the code is still within its week and the credential is not revoked."""
-    if not _proof_ok(proof) or bound_node is None \
+    if not proof_ok(proof) or bound_node is None \
             or not hmac.compare_digest(bound_node, node_id):
         return None
     row = db.execute("SELECT credential_hash, revoked FROM hq_credentials WHERE node_id = ?",

@@ -15,6 +15,7 @@ import time
 import pytest
 import requests
 
+from shelter.core import tls
 from shelter.core.node import NodeContext
 from shelter.core.server import free_loopback_port as free_port
 from shelter.domain.cards import parse_code
@@ -198,10 +199,62 @@ def test_a_code_for_another_shelter_is_refused_with_the_reason(hq, tmp_path):
     issued = NodeContext(tmp_path / "y", shelter_id=y)
     register_household(issued.store, issued.identity, copy.deepcopy(VALID_HOUSEHOLD))
     code = new_code(hq, X)
-    for data, extra in ((issued.data_dir, ()), (tmp_path / "fresh", ("--shelter-id", y))):
+    set_up = NodeContext(tmp_path / "set-up", shelter_id=y)  # given once, no card yet
+    set_up.db.conn.close()
+    for data, extra in ((issued.data_dir, ()), (tmp_path / "fresh", ("--shelter-id", y)),
+                        (set_up.data_dir, ())):
         refused = run_cli("node", "--data", str(data), "--port", str(free_port()), *extra,
                           "--hq", hq.url, "--enroll", code, check=False)
         assert refused.returncode == 1, refused.stdout
         assert f"this code is for shelter {X}, not {y}" in refused.stderr, refused.stderr
         assert not spent(hq, code)
     assert NodeContext(issued.data_dir).shelter_id == y
+    assert NodeContext(set_up.data_dir).shelter_id == y
+
+
+@pytest.mark.parametrize("node_id, proof", [("a\nb" * 10, None), ("N" + "é" * 9, None),
+                                            ("NABCDEFGH2", "short"), ("NABCDEFGH2", 7)])
+def test_a_malformed_enroll_is_refused_with_a_reason_and_spends_nothing(hq, tmp_path,
+                                                                       node_id, proof):
+    ctx = NodeContext(tmp_path / "n", shelter_id=X)
+    code = new_code(hq, X)
+    ca, _ = tls.ca_paths(hq.data)  # pinned as the code would pin it
+    (ctx.data_dir / client.HQ_CA_FILE).write_text(ca.read_text())
+    ws = client._connect(ctx.data_dir, hq.url)
+    try:
+        ws.send(protocol.encode({"type": "enroll", "protocol": protocol.PROTOCOL_VERSION,
+                                 "node_id": node_id, "shelter_id": X,
+                                 "code": code.split(".")[1], "proof": proof}))
+        with pytest.raises(client.SyncRefused) as refused:
+            client._expect(ws, "enrolled", 10)
+        assert refused.value.code == "malformed", refused.value
+    finally:
+        client.close_socket(ws)
+    assert not spent(hq, code)
+
+
+def test_a_node_restarted_after_its_answer_was_lost_still_gets_its_credential(
+        hq, tmp_path, monkeypatch):
+    """The last try's answer lost and the node stopped: started again with the same code,
+    it proves it is the node HQ spent the code for (its proof is kept in its data
+    directory until it is enrolled)."""
+    real = client._expect
+
+    def losing(ws, wanted, timeout):
+        real(ws, wanted, timeout)
+        raise ConnectionResetError("the answer was lost on the way")
+
+    monkeypatch.setattr(client, "_expect", losing)
+    ctx = NodeContext(tmp_path / "n", shelter_id=X)
+    code = new_code(hq, X)
+    with pytest.raises(ConnectionResetError):
+        client.enroll(ctx, hq.url, code, attempts=1)
+    assert spent(hq, code)
+    monkeypatch.setattr(client, "_expect", real)
+    ctx.db.conn.close()
+    again = NodeContext(tmp_path / "n")  # the restart: a new process, the same directory
+    client.enroll(again, hq.url, code, first_wait=0.05)
+    credential = again.db.execute("SELECT value FROM meta WHERE key = 'hq_credential'"
+                                  ).fetchone()[0]
+    assert credential_at_hq(hq, again.node_id) == (
+        hashlib.sha256(credential.encode()).hexdigest(), X)

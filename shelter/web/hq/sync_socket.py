@@ -80,13 +80,18 @@ def _sync_session(ws: Any) -> None:
                     "Update the older one.")
         return
     if first["type"] == "enroll":
+        proof = first.get("proof")
+        if not protocol.valid_node_id(first["node_id"]) or (
+                proof is not None and not enrollment.proof_ok(proof)):
+            _send_error(ws, "malformed", "an enroll message names a node id (N and nine "
+                        "letters or digits) and, if it has a proof, 32 to 256 characters")
+            return
         try:
             # shelter_from_code: a fresh node takes the shelter the code is for.
             credential, shelter_id = enrollment.enroll(
                 ctx.store, first["code"], first["node_id"],
                 None if first.get("shelter_from_code") is True else first["shelter_id"],
-                ctx.node_id, first.get("proof") if isinstance(first.get("proof"), str)
-                else None)
+                ctx.node_id, proof)
         except enrollment.EnrollmentError as refused:
             _send_error(ws, refused.code, refused.message)
             return
