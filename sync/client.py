@@ -212,12 +212,13 @@ class SyncClient(threading.Thread):
         self.max_backoff = max_backoff
         self.sizes = protocol.BatchSize()
         self.progressed = False  # this session: HQ took a new event, or all was done
+        self.shrinking = False  # this session lost a batch that a smaller one may replace
 
     def run(self) -> None:
         ctx = NodeContext(self.data_dir, role="node")
         delay = 1.0
         while not self.stop_event.is_set():
-            self.progressed = False
+            self.progressed = self.shrinking = False
             try:
                 self.session(ctx)
             except SyncRefused as refused:
@@ -234,10 +235,13 @@ class SyncClient(threading.Thread):
                 self.status(ctx, f"offline: {type(error).__name__}")
             except Exception as error:  # noqa: BLE001 - the thread must outlive any bug
                 self.status(ctx, f"error: {type(error).__name__}")
-            if self.progressed:  # the link carries something, however little: go on
+            # The link carries something, however little, or a smaller batch may get through
+            # where this one did not: go on. Only a session that delivered nothing, even
+            # at one event a batch, backs off.
+            if self.progressed or self.shrinking:
                 delay = 1.0
             self.stop_event.wait(delay * random.uniform(1.0, 1.5))
-            if not self.progressed:  # only a session that delivered nothing backs off
+            if not (self.progressed or self.shrinking):
                 delay = min(delay * 2, self.max_backoff)
 
     def status(self, ctx: NodeContext, state: str) -> None:
@@ -328,6 +332,7 @@ class SyncClient(threading.Thread):
                 seen = ctx.watcher.wait(seen, IDLE_PING_SECONDS)
         finally:
             if in_flight:  # the link did not carry this batch: smaller ones next time
+                self.shrinking = in_flight[0][1] > 1
                 self.sizes.lost(in_flight[0][1])
 
     def acknowledged(self, ctx: NodeContext, ws: Any, in_flight: deque[tuple[str, int]],
