@@ -12,7 +12,7 @@ import click
 import shelter.hq  # noqa: F401  (the domain's projections, HQ's store hooks)
 from shelter.core import atrest, keys, server, tls
 from shelter.core.errors import ShelterError
-from shelter.core.node import DB_FILE, NodeContext
+from shelter.core.node import DB_FILE, NodeContext, cards_issued
 from shelter.domain import accounts
 from shelter.domain.settings import change_settings, get_settings
 from shelter.launch import hq_listener, node_listeners, start_sync
@@ -107,8 +107,7 @@ def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None,
     # A fresh node (no card issued) started without --shelter-id becomes the code's shelter.
     # "Fresh": no card issued, and no shelter id ever given (it is still the node's own id;
     # a node set up as Y once keeps Y, and a code for X is refused as before).
-    fresh = ctx.shelter_id == ctx.node_id and \
-        not ctx.db.execute("SELECT 1 FROM persons LIMIT 1").fetchone()
+    fresh = ctx.shelter_id == ctx.node_id and not cards_issued(ctx.db)
     try:
         enrolled = client.enroll(ctx, hq_url, enroll_code,
                                  shelter_from_code=shelter_given is None and fresh,

@@ -33,7 +33,7 @@ from simple_websocket.errors import SimpleWebsocketError
 from shelter.core import backup, meta
 from shelter.core.errors import N_, Forbidden
 from shelter.core.events import utc_now_iso
-from shelter.core.node import NodeContext
+from shelter.core.node import NodeContext, cards_issued
 from sync import drills, enrollment, protocol, pull
 
 HQ_CA_FILE = "hq-ca.crt"
@@ -189,7 +189,7 @@ def _enroll_once(ctx: NodeContext, hq_url: str, secret: str, pin: str, proof: st
         if shelter_id != ctx.shelter_id:  # asked for (shelter_from_code), or HQ is wrong
             # The id is printed on every card: it may change only before the first one
             # (NodeContext's rule; opened again, the node's key then stands for it).
-            if not shelter_from_code or db.execute("SELECT 1 FROM persons LIMIT 1").fetchone():
+            if not shelter_from_code or cards_issued(db):
                 raise enrollment.EnrollmentError(
                     "wrong_shelter", f"HQ enrolled this node for shelter {shelter_id}, but "
                                      f"it already issued cards as {ctx.shelter_id}")

@@ -68,11 +68,17 @@ PROOF_MIN = 32  # characters of the node's enrollment proof (secrets.token_urlsa
 
 def redeem(db: Database, secret: str, node_id: str, shelter_id: str | None,
            hq_id: str | None = None, proof: str | None = None) -> str:
-    """Spend a code: returns the node's new credential. Codes work once, for one shelter,
-    for a week, for a node id HQ has never seen. ``shelter_id`` None: the code's shelter
-    (a fresh node takes it; ``code_shelter`` says which).
+    """``spend``, for the credential alone."""
+    return spend(db, secret, node_id, shelter_id, hq_id, proof)[0]
 
-    ``proof``: a random secret the node sent with its first try and keeps in memory. The
+
+def spend(db: Database, secret: str, node_id: str, shelter_id: str | None,
+          hq_id: str | None = None, proof: str | None = None) -> tuple[str, str]:
+    """Spend a code: returns the node's new credential and the code's shelter. Codes work
+    once, for one shelter, for a week, for a node id HQ has never seen. ``shelter_id``
+    None: the code's shelter (a fresh node takes it).
+
+    ``proof``: a random secret the node sent with its first try and keeps until enrolled. The
     credential is then derived from it (an HMAC under HQ's own key), so the node that
     redeemed the code, retrying because HQ's answer was lost, gets the same credential
     again; anyone else (the code alone, or with the node id, which cards show) meets
@@ -86,7 +92,7 @@ def redeem(db: Database, secret: str, node_id: str, shelter_id: str | None,
         again = _again(db, secret, node_id, proof, row[3]) if not expired else None
         if again is None:
             raise EnrollmentError("used_code", "this enrollment code was already used")
-        return again
+        return again, row[0]
     if expired:
         raise EnrollmentError("expired_code", "this enrollment code has expired")
     if shelter_id is not None and row[0] != shelter_id:
@@ -107,13 +113,7 @@ def redeem(db: Database, secret: str, node_id: str, shelter_id: str | None,
                "VALUES (?, ?, ?, ?)", [node_id, shelter_id, _hash(credential), now])
     db.execute("INSERT OR IGNORE INTO sync_origins (node_id, shelter_id) VALUES (?, ?)",
                [node_id, shelter_id])
-    return credential
-
-
-def code_shelter(db: Database, secret: str) -> str | None:
-    row = db.execute("SELECT shelter_id FROM hq_enrollments WHERE code_hash = ?",
-                     [_hash(secret)]).fetchone()
-    return str(row[0]) if row else None
+    return credential, shelter_id
 
 
 def proof_ok(proof: object) -> bool:
@@ -252,8 +252,7 @@ def enroll(store: EventStore, secret: str, node_id: str, shelter_id: str | None,
     """``redeem`` the code, committed: the node's new credential and its shelter
     (EnrollmentError: why not)."""
     with store.write() as db:
-        credential = redeem(db, secret, node_id, shelter_id, hq_id, proof)
-        return credential, str(code_shelter(db, secret))
+        return spend(db, secret, node_id, shelter_id, hq_id, proof)
 
 
 def claim_epoch(store: EventStore, credential_node: str, node_id: str,

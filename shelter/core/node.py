@@ -36,6 +36,12 @@ class NodeIdentity:
     signing_key_pem: str
 
 
+def cards_issued(db: Database) -> bool:
+    """Whether this node registered anyone: their cards carry its shelter id, which may
+    then never change."""
+    return db.execute("SELECT 1 FROM persons LIMIT 1").fetchone() is not None
+
+
 class NodeContext:
     """Everything a request needs to reach the node's state. Connections are per thread."""
 
@@ -74,7 +80,7 @@ class NodeContext:
             existing = meta.get(db, "shelter_id")
             if existing and existing != shelter_id:
                 # The id is printed on every card: it may change only before the first one.
-                if db.execute("SELECT count(*) FROM persons").fetchone()[0]:
+                if cards_issued(db):
                     raise ValueError(f"this data directory belongs to shelter {existing}; "
                                      "cards were already issued under that id")
                 meta.put(db, "shelter_id", shelter_id)
