@@ -10,30 +10,14 @@ from pathlib import Path
 import click
 
 import shelter.hq  # noqa: F401  (the domain's projections, HQ's store hooks)
-from shelter.core import atrest, keys, server, tls
-from shelter.core.errors import ShelterError
+from shelter.commands import backup as backup_commands
+from shelter.commands import hq as hq_commands
+from shelter.commands.common import DATA, ShelterCommandError, open_node
+from shelter.core import atrest, keys, server
 from shelter.core.node import DB_FILE, NodeContext, cards_issued
 from shelter.domain import accounts
 from shelter.domain.settings import change_settings, get_settings
-from shelter.launch import hq_listener, node_listeners, start_sync
-
-
-# Both bases have ``message``; click declares its own final. Here both mean the English
-# text the operator reads, so there is no catalog template to keep apart from it.
-class ShelterCommandError(ShelterError, click.ClickException):  # type: ignore[misc]
-    """A command that cannot go ahead: click prints ``message`` and exits with status 1."""
-
-    code = "command_failed"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, detail=message)  # ClickException keeps it as .message
-
-
-def _node(data: str, shelter_id: str | None = None) -> NodeContext:
-    try:
-        return NodeContext(data, shelter_id=shelter_id)
-    except ValueError as error:
-        raise ShelterCommandError(str(error)) from None
+from shelter.launch import node_listeners, start_sync
 
 
 @click.group(help="Shelter: evacuation shelter nodes and the prefecture HQ.")
@@ -43,10 +27,6 @@ def main(click_ctx: click.Context) -> None:
     # readable by its owner alone; the data directory is also tightened on every start.
     previous = os.umask(atrest.UMASK)
     click_ctx.call_on_close(lambda: os.umask(previous))
-
-
-DATA = click.option("--data", "data", required=True, type=click.Path(file_okay=False),
-                    help="The node's data directory (made if missing).")
 
 
 @main.command("node", help="Run a shelter node: HTTPS on --port, plain HTTP for "
@@ -73,7 +53,7 @@ def node_command(data: str, port: int, http_port: int | None, host: str,
                  shelter_id: str | None, shelter_name: str | None, hq_url: str | None,
                  enroll_code: str | None, clock_offset: float,
                  sync_max_backoff: float, enroll_retry_wait: float) -> None:
-    ctx = _node(data, shelter_id)
+    ctx = open_node(data, shelter_id)
     if shelter_name and get_settings(ctx.db)["shelter_name"] != shelter_name:
         change_settings(ctx.store, {"shelter_name": shelter_name})
     if hq_url:
@@ -100,7 +80,7 @@ def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None,
     if revoked and enroll_code:
         _, new_id = backup.new_epoch(ctx.db.conn, "enrolled again after HQ revoked the node")
         _new_card_key(ctx, new_id)
-        ctx = _node(str(ctx.data_dir))
+        ctx = open_node(str(ctx.data_dir))
     if not enroll_code:
         raise ShelterCommandError("this node is not enrolled with HQ yet: start it once "
                                   "with --enroll CODE (from `shelter hq enroll`)")
@@ -122,7 +102,7 @@ def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None,
     except (OSError, client.SimpleWebsocketError) as error:  # tried again, or definite
         raise ShelterCommandError(f"cannot reach HQ at {hq_url}: {error}") from None
     click.echo(f"enrolled with HQ {enrolled.hq_id} for shelter {enrolled.shelter_id}")
-    return _node(str(ctx.data_dir)) if enrolled.shelter_id != ctx.shelter_id else ctx
+    return open_node(str(ctx.data_dir)) if enrolled.shelter_id != ctx.shelter_id else ctx
 
 
 def _new_card_key(ctx: NodeContext, node_id: str) -> None:
@@ -152,122 +132,6 @@ def run_node(ctx: NodeContext, port: int, http_port: int | None, host: str,
         stop.set()
 
 
-@main.group("hq", invoke_without_command=True,
-            help="Run the prefecture HQ (with --data and --port), or manage it.")
-@click.option("--data", "data", default=None, type=click.Path(file_okay=False),
-              help="HQ's data directory (made if missing).")
-@click.option("--port", type=int, default=9443, show_default=True, help="HTTPS port.")
-@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
-@click.option("--stale-minutes", type=click.FloatRange(min=0.05), default=None,
-              help="An open shelter not synced for this long is shown as silent (default 60; "
-                   "remembered).")
-@click.pass_context
-def hq_group(click_ctx: click.Context, data: str | None, port: int, host: str,
-             stale_minutes: float | None) -> None:
-    if click_ctx.invoked_subcommand is not None:
-        return
-    if not data:
-        raise click.UsageError("shelter hq needs --data DIR (and --port P)")
-    ctx = _hq(data)
-    if stale_minutes is not None:
-        from shelter.core import meta
-        meta.commit(ctx.store, {"hq_stale_minutes": f"{stale_minutes:g}"})
-    sys.exit(run_hq(ctx, port, host))
-
-
-def _hq(data: str) -> NodeContext:
-    try:
-        return NodeContext(data, role="hq")
-    except ValueError as error:
-        raise ShelterCommandError(str(error)) from None
-
-
-def run_hq(ctx: NodeContext, port: int, host: str) -> int:
-    listener, lines = hq_listener(ctx, port, host)
-    click.echo("\n".join(lines))
-    sys.stdout.flush()
-    return server.supervise([listener])
-
-
-@hq_group.command("import", help="Import or update the shelter registry from GSI GeoJSON/CSV "
-                                   "or the standard open-data CSV (指定緊急避難場所一覧).")
-@DATA
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
-def hq_import(data: str, file: str) -> None:
-    from shelter.hq.shelters import ImportProblem, import_file
-
-    ctx = _hq(data)
-    try:
-        done = import_file(ctx.store, Path(file))
-    except ImportProblem as problem:
-        raise ShelterCommandError(str(problem)) from None
-    click.echo(f"{done['format']}: {done['shelters']} shelters in {done['municipalities']} "
-               f"municipalities ({done['new']} new, {done['updated']} updated, "
-               f"{done['skipped']} rows skipped)")
-
-
-@hq_group.command("enroll", help="Print a one-time enrollment code for a shelter's node.")
-@DATA
-@click.option("--shelter", "shelter_id", required=True, help="The shelter's id.")
-def hq_enroll(data: str, shelter_id: str) -> None:
-    from shelter.domain.cards import valid_id
-    from sync import enrollment
-    if not valid_id(shelter_id):
-        raise ShelterCommandError("a shelter id is upper-case letters, digits and '-'")
-    ctx = _hq(data)
-    ca_cert = tls.ensure_ca(ctx.data_dir, "Prefecture HQ")  # HQ may be serving: CA only
-    import ssl
-    der = ssl.PEM_cert_to_DER_cert(ca_cert.read_text())
-    with ctx.store.write() as db:
-        code = enrollment.issue_code(db, shelter_id, der)
-    click.echo(code)
-
-
-@hq_group.command("revoke", help="Revoke a shelter node's sync credential (a stolen or "
-                                   "replaced laptop): HQ refuses it from now on.")
-@DATA
-@click.option("--node", "node_id", required=True, help="The node's id (HQ's sync page).")
-def hq_revoke(data: str, node_id: str) -> None:
-    from shelter.domain.accounts import audit
-    from sync import enrollment
-    ctx = _hq(data)
-    with ctx.store.write() as db:
-        revoked = enrollment.revoke(db, node_id)
-    if not revoked:
-        raise ShelterCommandError(f"HQ has no enrolled node {node_id}")
-    audit(ctx.store, "cli", "revoke_node", node_id, " ".join(revoked))
-    click.echo(f"revoked {', '.join(revoked)}; enroll the shelter again with "
-               "`shelter hq enroll`")
-
-
-@main.command("backup", help="Copy the node's (or HQ's) database to a file while it runs.")
-@DATA
-@click.option("--to", "to_file", required=True, type=click.Path(dir_okay=False),
-              help="The backup file to write (must not exist).")
-def backup_command(data: str, to_file: str) -> None:
-    from shelter.core import backup
-    try:
-        size = backup.backup(Path(data), Path(to_file))
-    except (ValueError, OSError) as error:
-        raise ShelterCommandError(str(error)) from None
-    click.echo(f"backed up to {to_file} ({size:,} bytes)")
-
-
-@main.command("restore", help="Bring a backup back as a new epoch (the current database "
-                              "is kept aside). Run it while the node is stopped.")
-@DATA
-@click.option("--from", "from_file", required=True,
-              type=click.Path(dir_okay=False, exists=True), help="The backup file.")
-def restore_command(data: str, from_file: str) -> None:
-    from shelter.core import backup
-    try:
-        old, new = backup.restore(Path(data), Path(from_file))
-    except (ValueError, OSError) as error:
-        raise ShelterCommandError(str(error)) from None
-    click.echo(f"restored; new epoch: node {old} continues as {new} (sequence numbers "
-               "are never reused)")
-
-
 @main.group("user", help="Staff accounts.")
 def user_group() -> None:
     pass
@@ -285,7 +149,7 @@ def _open_for_role(data: str, role: str) -> NodeContext:
         raise click.BadParameter(f"{role!r} is an HQ role and {data} holds no HQ yet: make "
                                  f"it first with `shelter hq --data {data}`",
                                  param_hint="'--role'")
-    ctx = _node(data)
+    ctx = open_node(data)
     try:
         accounts.check_role(ctx.db, role)
     except accounts.RoleError as error:
@@ -340,3 +204,8 @@ def token_create(data: str, role: str, label: str) -> None:
 def demo_command(data: str, port: int, http_port: int, hq_port: int, minutes: float) -> None:
     from shelter import demo
     sys.exit(demo.run(Path(data), port, http_port, hq_port, minutes))
+
+
+main.add_command(hq_commands.hq_group)
+main.add_command(backup_commands.backup_command)
+main.add_command(backup_commands.restore_command)

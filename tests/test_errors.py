@@ -47,7 +47,7 @@ NAMED = {
     "shelter.domain.signin": "TooManyAttempts", "shelter.domain.households": "ValidationError",
     "shelter.domain.presence": "ScanError", "shelter.domain.supplies": "SupplyError",
     "shelter.hq.shelters": "ImportProblem", "shelter.web.inputs": "MalformedInput",
-    "shelter.cli": "ShelterCommandError",
+    "shelter.commands.common": "ShelterCommandError",
 }
 KINDS = (InvalidInput, NotFound, Forbidden, Conflict, TooMany, Internal)
 SNAKE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")

@@ -27,7 +27,7 @@ Where each named error of the system sits:
     Forbidden      sync.enrollment.EnrollmentError, sync.client.SyncRefused
     TooMany        signin.TooManyAttempts
     Internal       authority.Refused, events.UnknownEventType (bugs, never user input)
-    ShelterError   cli.ShelterCommandError (also a click exception: the CLI prints it)
+    ShelterError   commands.common.ShelterCommandError (also a click exception: the CLI prints it)
 
 ``str(error)`` stays the English detail the raiser gave, for logs and the CLI; ``message``
 is what a person is shown, translated where they read it. Errors between machines

@@ -1,0 +1,37 @@
+"""What every `shelter` subcommand shares: its error, and opening a data directory."""
+
+from __future__ import annotations
+
+import click
+
+from shelter.core.errors import ShelterError
+from shelter.core.node import NodeContext
+
+
+# Both bases have ``message``; click declares its own final. Here both mean the English
+# text the operator reads, so there is no catalog template to keep apart from it.
+class ShelterCommandError(ShelterError, click.ClickException):  # type: ignore[misc]
+    """A command that cannot go ahead: click prints ``message`` and exits with status 1."""
+
+    code = "command_failed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, detail=message)  # ClickException keeps it as .message
+
+
+DATA = click.option("--data", "data", required=True, type=click.Path(file_okay=False),
+                    help="The node's data directory (made if missing).")
+
+
+def open_node(data: str, shelter_id: str | None = None) -> NodeContext:
+    try:
+        return NodeContext(data, shelter_id=shelter_id)
+    except ValueError as error:
+        raise ShelterCommandError(str(error)) from None
+
+
+def open_hq(data: str) -> NodeContext:
+    try:
+        return NodeContext(data, role="hq")
+    except ValueError as error:
+        raise ShelterCommandError(str(error)) from None

@@ -1,0 +1,95 @@
+"""`shelter hq`: run the prefecture HQ, or manage it (the registry, enrollment codes,
+revocation)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from shelter.commands.common import DATA, ShelterCommandError, open_hq
+from shelter.core import server, tls
+from shelter.core.node import NodeContext
+from shelter.launch import hq_listener
+
+
+@click.group("hq", invoke_without_command=True,
+            help="Run the prefecture HQ (with --data and --port), or manage it.")
+@click.option("--data", "data", default=None, type=click.Path(file_okay=False),
+              help="HQ's data directory (made if missing).")
+@click.option("--port", type=int, default=9443, show_default=True, help="HTTPS port.")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--stale-minutes", type=click.FloatRange(min=0.05), default=None,
+              help="An open shelter not synced for this long is shown as silent (default 60; "
+                   "remembered).")
+@click.pass_context
+def hq_group(click_ctx: click.Context, data: str | None, port: int, host: str,
+             stale_minutes: float | None) -> None:
+    if click_ctx.invoked_subcommand is not None:
+        return
+    if not data:
+        raise click.UsageError("shelter hq needs --data DIR (and --port P)")
+    ctx = open_hq(data)
+    if stale_minutes is not None:
+        from shelter.core import meta
+        meta.commit(ctx.store, {"hq_stale_minutes": f"{stale_minutes:g}"})
+    sys.exit(run_hq(ctx, port, host))
+
+
+def run_hq(ctx: NodeContext, port: int, host: str) -> int:
+    listener, lines = hq_listener(ctx, port, host)
+    click.echo("\n".join(lines))
+    sys.stdout.flush()
+    return server.supervise([listener])
+
+
+@hq_group.command("import", help="Import or update the shelter registry from GSI GeoJSON/CSV "
+                                   "or the standard open-data CSV (指定緊急避難場所一覧).")
+@DATA
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def hq_import(data: str, file: str) -> None:
+    from shelter.hq.shelters import ImportProblem, import_file
+
+    ctx = open_hq(data)
+    try:
+        done = import_file(ctx.store, Path(file))
+    except ImportProblem as problem:
+        raise ShelterCommandError(str(problem)) from None
+    click.echo(f"{done['format']}: {done['shelters']} shelters in {done['municipalities']} "
+               f"municipalities ({done['new']} new, {done['updated']} updated, "
+               f"{done['skipped']} rows skipped)")
+
+
+@hq_group.command("enroll", help="Print a one-time enrollment code for a shelter's node.")
+@DATA
+@click.option("--shelter", "shelter_id", required=True, help="The shelter's id.")
+def hq_enroll(data: str, shelter_id: str) -> None:
+    from shelter.domain.cards import valid_id
+    from sync import enrollment
+    if not valid_id(shelter_id):
+        raise ShelterCommandError("a shelter id is upper-case letters, digits and '-'")
+    ctx = open_hq(data)
+    ca_cert = tls.ensure_ca(ctx.data_dir, "Prefecture HQ")  # HQ may be serving: CA only
+    import ssl
+    der = ssl.PEM_cert_to_DER_cert(ca_cert.read_text())
+    with ctx.store.write() as db:
+        code = enrollment.issue_code(db, shelter_id, der)
+    click.echo(code)
+
+
+@hq_group.command("revoke", help="Revoke a shelter node's sync credential (a stolen or "
+                                   "replaced laptop): HQ refuses it from now on.")
+@DATA
+@click.option("--node", "node_id", required=True, help="The node's id (HQ's sync page).")
+def hq_revoke(data: str, node_id: str) -> None:
+    from shelter.domain.accounts import audit
+    from sync import enrollment
+    ctx = open_hq(data)
+    with ctx.store.write() as db:
+        revoked = enrollment.revoke(db, node_id)
+    if not revoked:
+        raise ShelterCommandError(f"HQ has no enrolled node {node_id}")
+    audit(ctx.store, "cli", "revoke_node", node_id, " ".join(revoked))
+    click.echo(f"revoked {', '.join(revoked)}; enroll the shelter again with "
+               "`shelter hq enroll`")
