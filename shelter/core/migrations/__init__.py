@@ -7,6 +7,7 @@ finds it by its number.
     node.py      steps 1-5: a shelter on its own (events, registry, access, presence,
                  supplies)
     network.py   steps 6-15: sync, enrollment, the outbox, HQ's read models, trust
+    resilience.py  steps 16-18: courier bundles, replacement from HQ, the standby
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from collections.abc import Callable
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from shelter.core.migrations import network, node
+from shelter.core.migrations import network, node, resilience
 
 
 def _steps() -> tuple[Callable[[Database], None], ...]:
     """Every ``mNNN_`` function of the modules, by number; a gap or a repeat is a bug."""
-    found = sorted((fn for module in (node, network) for name, fn in vars(module).items()
+    found = sorted((fn for module in (node, network, resilience) for name, fn in vars(module).items()
                     if re.fullmatch(r"m\d{3}_\w+", name)), key=lambda fn: fn.__name__)
     numbers = [int(fn.__name__[1:4]) for fn in found]
     if numbers != list(range(1, len(found) + 1)):
