@@ -12,10 +12,14 @@
 (c) reconnect: --nodes nodes with --per-node events each connecting at once (sync clients
     in this process, HQ real): seconds until all are caught up.
 
+(d) thin link: --thin-events events pushed over a link that cuts every connection after
+    --thin-kb KB, and over a plain one, interleaved --rounds times: events per second
+    delivered to HQ on each, and the ratio (scripts/bench_sync_thin.py; 0 events skips it).
+
 (a) and (b) run --rounds times, interleaved; the summary line gives their medians.
 
     .venv/bin/python scripts/bench_sync.py [--events 100000] [--rounds 3] [--nodes 200]
-        [--per-node 500]
+        [--per-node 500] [--thin-events 2000] [--thin-kb 8]
 """
 
 from __future__ import annotations
@@ -350,6 +354,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--per-node", type=int, default=500)
+    parser.add_argument("--thin-events", type=int, default=2000)
+    parser.add_argument("--thin-kb", type=float, default=8.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -361,6 +367,10 @@ def main() -> int:
                 "hq_peak_memory_mib", "check_us_per_event", "check_share_of_hq_cpu")
         emit(part="backlog_median", rounds=len(rounds),
              **{k: round(statistics.median(r[k] for r in rounds), 3) for k in keys})
+        if args.thin_events:
+            from scripts import bench_sync_thin  # it builds on this module's helpers
+            bench_sync_thin.thin_link(tmp / "thin", args.thin_events, args.thin_kb,
+                                      args.rounds)
         if args.nodes:
             reconnect(tmp / "reconnect", args.nodes, args.per_node)
     return 0

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -76,7 +77,7 @@ def node_and_baseline(data: Path, scratch: Path) -> Iterator[tuple[int, int]]:
 
 def load(bench: str, port: int, path: str, headers: dict[str, str], clients: int,
          seconds: float, body_for: BodyFor | None, ok: int, rate: float = 0.0,
-         method: str = "POST") -> dict[str, float]:
+         method: str = "POST", tls: Any = None) -> dict[str, float]:
     """Each client sends its next request as soon as the last is answered; or, with
     ``rate``, on a fixed schedule of that many requests per second per client. Latency is
     then counted from when the request was due, so a slow answer that delays the next
@@ -86,7 +87,8 @@ def load(bench: str, port: int, path: str, headers: dict[str, str], clients: int
     stop_at = time.monotonic() + seconds
 
     def client(i: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=tls) \
+            if tls is not None else http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         n = 0
         interval = 1.0 / rate if rate else 0.0
         due = time.perf_counter() + interval * i / clients  # desks out of step

@@ -19,20 +19,25 @@ from shelter.core.errors import N_
 from shelter.core.node import NodeContext
 from shelter.hq import refresher
 from shelter.web import errors, hooks, templating, trust
+from shelter.web import standby as standby_pages
 from shelter.web.hq import api as hq_api
 from shelter.web.hq import dashboard, enquiry, exports, public, shelters, sync_socket
 from shelter.web.hq import requests as hq_requests
 from shelter.web.hq import staff as hq_staff
-from shelter.web.node import api, desk, kiosk, staff, supplies_pages
+from shelter.web.node import api, desk, kiosk, staff, standby_socket, supplies_pages
 from shelter.web.templating import Look
+from sync.standby_dir import StandbyContext
 
 ROOT = Path(__file__).resolve().parent.parent
 
 # Every route of each role, by blueprint: a role serves these and nothing else.
 ROUTES: dict[str, tuple[Blueprint, ...]] = {
-    "node": (staff.bp, trust.bp, kiosk.bp, api.bp, desk.bp, supplies_pages.bp),
+    "node": (staff.bp, trust.bp, kiosk.bp, api.bp, desk.bp, supplies_pages.bp,
+             standby_socket.bp),
     "hq": (hq_staff.bp, trust.bp, sync_socket.bp, hq_api.api, dashboard.bp, shelters.bp,
            hq_requests.bp, enquiry.bp, exports.bp, public.bp),
+    # A standby at the shelter (`shelter standby`): its status, and that it is one.
+    "standby": (trust.bp, standby_pages.bp),
 }
 # What the pages both roles share show: where "back to the start" leads, the staff menu,
 # and the name in the header (a shelter's is its own, from its settings).
@@ -40,6 +45,7 @@ LOOKS: dict[str, Look] = {
     "node": Look(start="kiosk.register", staff_menu="staff/_menu_node.html"),
     "hq": Look(start="hq_dashboard.dashboard", staff_menu="staff/_menu_hq.html",
                brand=N_("Prefecture HQ")),
+    "standby": Look(start="standby_page.status_page", staff_menu="staff/_menu_node.html"),
 }
 # What a role runs beside its routes: HQ keeps its read models following the log.
 START: dict[str, Callable[[NodeContext], None]] = {
@@ -69,13 +75,17 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
         # would sit unread for a whole ping interval. The live screen sends its own
         # keepalive instead. A camera frame is a small JPEG.
         SOCK_SERVER_OPTIONS={"max_message_size": 1_500_000},
+        # `shelter node --sync-standby`: seconds a write waits for the standby (None: none).
+        STANDBY_WAIT_SECONDS=None,
     )
     app.config.from_prefixed_env("SHELTER")
     if test_config:
         app.config.update(test_config)
-    node = NodeContext(app.config["DATA_DIR"], role=app.config["ROLE"],
-                       shelter_id=app.config["SHELTER_ID"],
-                       clock_offset_seconds=float(app.config["CLOCK_OFFSET_SECONDS"]))
+    # A standby's directory has no identity of its own to open (sync/standby_dir.py).
+    context = StandbyContext if app.config["ROLE"] == "standby" else NodeContext
+    node = context(app.config["DATA_DIR"], role=app.config["ROLE"],
+                   shelter_id=app.config["SHELTER_ID"],
+                   clock_offset_seconds=float(app.config["CLOCK_OFFSET_SECONDS"]))
     app.extensions["shelter"] = node
     app.secret_key = node.secret_key
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Japanese stays readable

@@ -11,13 +11,16 @@ import click
 
 import shelter.hq  # noqa: F401  (the domain's projections, HQ's store hooks)
 from shelter.commands import backup as backup_commands
+from shelter.commands import bundle as bundle_commands
 from shelter.commands import hq as hq_commands
+from shelter.commands import standby as standby_commands
 from shelter.commands.common import DATA, ShelterCommandError, open_node
+from shelter.commands.replace import rebuild_if_pending
 from shelter.core import atrest, keys, server
 from shelter.core.node import DB_FILE, NodeContext, cards_issued
 from shelter.domain import accounts
 from shelter.domain.settings import change_settings, get_settings
-from shelter.launch import node_listeners, start_sync
+from shelter.launch import node_listeners, start_backups, start_sync
 
 
 @click.group(help="Shelter: evacuation shelter nodes and the prefecture HQ.")
@@ -49,17 +52,51 @@ def main(click_ctx: click.Context) -> None:
               help="Longest wait between sync attempts, in seconds (tests shorten it).")
 @click.option("--enroll-retry-wait", type=click.FloatRange(min=0), default=1.5, hidden=True,
               help="First wait before trying enrollment again, doubling (tests shorten it).")
+@click.option("--sync-standby", is_flag=True, default=False,
+              help="Answer a scan or registration only once the standby (`shelter standby`) "
+                   "has stored it; without it for a second, go on alone and say so.")
+@click.option("--standby-wait", type=click.FloatRange(min=0.05, max=30), default=1.0,
+              hidden=True, help="Seconds a write waits for the standby (tests lengthen it).")
+@click.option("--backup-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Back the database up by itself into this directory (a USB stick): "
+                   "rotating, integrity-checked copies; the desk shows the last good one.")
+@click.option("--backup-every", type=click.FloatRange(min=0, min_open=True, max=60),
+              default=None, help="Minutes between backups, at most 60 (default 15).")
+@click.option("--backup-keep", type=click.IntRange(min=1), default=None,
+              help="How many backups to keep in --backup-dir (default 24).")
 def node_command(data: str, port: int, http_port: int | None, host: str,
                  shelter_id: str | None, shelter_name: str | None, hq_url: str | None,
                  enroll_code: str | None, clock_offset: float,
-                 sync_max_backoff: float, enroll_retry_wait: float) -> None:
+                 sync_max_backoff: float, enroll_retry_wait: float,
+                 backup_dir: Path | None, backup_every: float | None,
+                 backup_keep: int | None, sync_standby: bool = False,
+                 standby_wait: float = 1.0) -> None:
+    backups = _backup_options(data, backup_dir, backup_every, backup_keep)
     ctx = open_node(data, shelter_id)
     if shelter_name and get_settings(ctx.db)["shelter_name"] != shelter_name:
         change_settings(ctx.store, {"shelter_name": shelter_name})
     if hq_url:
         ctx = _connect_to_hq(ctx, hq_url, enroll_code, shelter_id, enroll_retry_wait)
+        rebuild_if_pending(ctx, enroll_retry_wait)  # a replacement code: rebuild from HQ
     sys.exit(run_node(ctx, port, http_port, host, clock_offset,
-                      sync_max_backoff=sync_max_backoff))
+                      sync_max_backoff=sync_max_backoff, backups=backups,
+                      standby_wait=standby_wait if sync_standby else None))
+
+
+def _backup_options(data: str, directory: Path | None, every: float | None,
+                    keep: int | None) -> tuple[Path | None, float, int]:
+    """--backup-dir, --backup-every, --backup-keep, checked: the latter two need the first,
+    which must lie outside the data directory (a copy beside the original is no backup)."""
+    from shelter.core.backups import DEFAULT_EVERY_MINUTES, DEFAULT_KEEP
+    if directory is None:
+        if every is not None or keep is not None:
+            raise click.UsageError("--backup-every and --backup-keep need --backup-dir")
+        return None, DEFAULT_EVERY_MINUTES, DEFAULT_KEEP
+    inside = Path(directory).resolve()
+    if inside == Path(data).resolve() or Path(data).resolve() in inside.parents:
+        raise click.BadParameter("choose a directory outside the data directory (a USB "
+                                 "stick)", param_hint="'--backup-dir'")
+    return directory, every or DEFAULT_EVERY_MINUTES, keep or DEFAULT_KEEP
 
 
 def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None,
@@ -120,11 +157,15 @@ def _new_card_key(ctx: NodeContext, node_id: str) -> None:
 
 def run_node(ctx: NodeContext, port: int, http_port: int | None, host: str,
              clock_offset: float = 0.0, banner: str = "",
-             sync_max_backoff: float = 60.0) -> int:
-    listeners, lines = node_listeners(ctx, port, http_port, host, clock_offset)
+             sync_max_backoff: float = 60.0,
+             backups: tuple[Path | None, float, int] = (None, 15.0, 24),
+             standby_wait: float | None = None) -> int:
+    listeners, lines = node_listeners(ctx, port, http_port, host, clock_offset,
+                                      standby_wait=standby_wait)
+    stop = threading.Event()
+    lines += start_backups(ctx, stop, *backups)
     click.echo("\n".join(lines) + ("\n" + banner if banner else ""), err=False)
     sys.stdout.flush()
-    stop = threading.Event()
     start_sync(ctx, stop, sync_max_backoff)
     try:
         return server.supervise(listeners)
@@ -209,3 +250,8 @@ def demo_command(data: str, port: int, http_port: int, hq_port: int, minutes: fl
 main.add_command(hq_commands.hq_group)
 main.add_command(backup_commands.backup_command)
 main.add_command(backup_commands.restore_command)
+main.add_command(standby_commands.standby_code_command)
+main.add_command(standby_commands.standby_command)
+main.add_command(standby_commands.promote_command)
+main.add_command(bundle_commands.node_bundle_group)
+hq_commands.hq_group.add_command(bundle_commands.hq_bundle_group)

@@ -26,8 +26,30 @@
     if (s.waiting) text += " · " + format(L.words.sync_waiting, { n: s.waiting });
     return text;
   }
+  function backupText(b) {  // templates/desk/_counts.html: backup_line, its twin
+    var w = L.words, text = "";
+    if (b.missing) text = w.backup_error.missing + " · ";
+    else if (b.error) text = (w.backup_error[b.error] || w.backup_error.failed) + " · ";
+    text += b.last_ok_at ? format(w.backup_last, { time: live.japanTime(b.last_ok_at) })
+                         : w.backup_none;
+    if (b.stale) text += " · " + w.backup_stale;
+    if (b.same_disk && !b.missing) text += " · " + w.backup_same_disk;
+    return text;
+  }
+  function standbyText(b) {  // templates/desk/_counts.html: standby_line, its twin
+    var w = L.standby, behind = format(w.behind, { n: b.behind });
+    if (b.alone) return w.alone + (b.behind ? " · " + behind : "");
+    if (!b.connected) return w.off;
+    return b.behind ? behind : w.ok;
+  }
   function showLive(s) {
     var h = s.headcount;
+    setAll("[data-standby]", function (n) {
+      if (!s.standby) return;
+      n.textContent = standbyText(s.standby);
+      n.className = "sync-line standby-line " + (s.standby.connected && !s.standby.alone
+                                                 ? "sync-on" : "sync-off");
+    });
     setAll("[data-count]", function (n) {
       if (h[n.dataset.count] !== undefined) n.textContent = h[n.dataset.count];
     });
@@ -44,6 +66,13 @@
       if (!s.sync) return;
       n.textContent = syncText(s.sync);
       n.className = "sync-line " + (s.sync.connected ? "sync-on" : "sync-off");
+    });
+    setAll("[data-backup]", function (n) {
+      var b = s.backup;
+      if (!b) return;
+      n.textContent = backupText(b);
+      n.className = "sync-line backup-line " + (b.missing || b.stale || b.error
+                                                ? "sync-off backup-warn" : "sync-on");
     });
     var recent = document.getElementById("recent");
     if (recent && s.recent) {

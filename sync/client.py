@@ -21,7 +21,6 @@ import ssl
 import threading
 import time
 import urllib.error
-import urllib.request
 from collections import deque
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,7 +33,7 @@ from shelter.core import backup, meta
 from shelter.core.errors import N_, Forbidden
 from shelter.core.events import utc_now_iso
 from shelter.core.node import NodeContext, cards_issued
-from sync import drills, enrollment, protocol, pull
+from sync import drills, enrollment, history, hq_ca, protocol, pull
 
 HQ_CA_FILE = "hq-ca.crt"
 CONNECT_TIMEOUT = 15.0
@@ -111,6 +110,7 @@ def _expect(ws: Any, wanted: str, timeout: float) -> dict[str, Any]:
 
 ENROLL_ATTEMPTS = 5
 ENROLL_FIRST_WAIT = 1.5  # seconds, doubling: 1.5 + 3 + 6 + 12, about 20 s of waiting
+ENROLL_DEADLINE = 90.0  # seconds for the whole enrollment, all tries
 BUSY_CODES = frozenset({"busy"})  # HQ's refusals that mean "later", not "no"
 
 
@@ -136,8 +136,8 @@ def _transient(error: BaseException) -> bool:
 
 
 def enroll(ctx: NodeContext, hq_url: str, code: str, *, shelter_from_code: bool = False,
-           attempts: int = ENROLL_ATTEMPTS, first_wait: float = ENROLL_FIRST_WAIT
-           ) -> Enrolled:
+           attempts: int = ENROLL_ATTEMPTS, first_wait: float = ENROLL_FIRST_WAIT,
+           deadline: float = ENROLL_DEADLINE) -> Enrolled:
     """Redeem an enrollment code: check HQ's CA against the code's pin, keep the CA, and
     store the credential HQ gives. ``shelter_from_code``: the node (no card issued yet)
     takes the shelter id the code is for; open the node again to see it.
@@ -147,41 +147,37 @@ def enroll(ctx: NodeContext, hq_url: str, code: str, *, shelter_from_code: bool 
     HQ (a refused code, another shelter's) ends it at once; after the last try its error
     is raised. Every try carries the same random proof, so a try whose answer was lost
     after HQ spent the code gets the same credential when tried again
-    (``enrollment.redeem``), never a "used" code."""
+    (``enrollment.redeem``), never a "used" code. No try starts, and no answer is waited
+    for, after ``deadline`` seconds (HQ's certificate is read capped: ``sync.hq_ca``)."""
     secret, pin = enrollment.parse_code(code)
     # Kept in the data directory (0600) until enrolled: a node killed after HQ spent the
     # code for it, restarted with the same code, still gets its credential.
     proof = meta.once(ctx.db, "enroll_proof", lambda: secrets.token_urlsafe(32))
+    until = time.monotonic() + deadline
     for attempt in range(attempts):
+        wait = first_wait * 2 ** attempt * random.uniform(0.75, 1.25)
         try:
-            return _enroll_once(ctx, hq_url, secret, pin, proof, shelter_from_code)
+            return _enroll_once(ctx, hq_url, secret, pin, proof, shelter_from_code, until)
         except (OSError, SimpleWebsocketError, SyncRefused) as error:
-            if attempt == attempts - 1 or not _transient(error):
+            if attempt == attempts - 1 or not _transient(error) \
+                    or time.monotonic() + wait >= until:
                 raise  # the last try's error, or HQ's answer
-        time.sleep(first_wait * 2 ** attempt * random.uniform(0.75, 1.25))
+        time.sleep(wait)
     raise AssertionError("unreachable")
 
 
 def _enroll_once(ctx: NodeContext, hq_url: str, secret: str, pin: str, proof: str,
-                 shelter_from_code: bool) -> Enrolled:
-    parts = urlsplit(hq_url)
-    unverified = ssl._create_unverified_context()  # noqa: S323 - checked against the pin below
-    with urllib.request.urlopen(f"https://{parts.netloc}/trust/shelter-ca.crt",  # noqa: S310
-                                context=unverified, timeout=CONNECT_TIMEOUT) as answer:
-        pem = answer.read().decode()
-    der = ssl.PEM_cert_to_DER_cert(pem)
-    if enrollment.ca_pin(der) != pin:
-        raise enrollment.EnrollmentError(
-            "wrong_hq", f"the HQ at {hq_url} is not the one that issued this code "
-                        "(its certificate does not match)")
+                 shelter_from_code: bool, until: float) -> Enrolled:
+    pem = hq_ca.fetch(hq_url, pin, until, CONNECT_TIMEOUT)
     (ctx.data_dir / HQ_CA_FILE).write_text(pem)
     ws = _connect(ctx.data_dir, hq_url)
     try:
         ws.send(protocol.encode({"type": "enroll", "protocol": protocol.PROTOCOL_VERSION,
                                  "node_id": ctx.node_id, "shelter_id": ctx.shelter_id,
                                  "shelter_from_code": shelter_from_code, "proof": proof,
-                                 "code": secret}))
-        answer_message = _expect(ws, "enrolled", CONNECT_TIMEOUT)
+                                 "code": secret, "card_key": ctx.public_key}))
+        answer_message = _expect(ws, "enrolled", max(0.1, min(CONNECT_TIMEOUT,
+                                                              until - time.monotonic())))
     finally:
         close_socket(ws)
     shelter_id = str(answer_message["shelter_id"])
@@ -198,6 +194,7 @@ def _enroll_once(ctx: NodeContext, hq_url: str, secret: str, pin: str, proof: st
                            "hq_credential_node": ctx.node_id,
                            "hq_id": answer_message["hq_id"]}.items():
             meta.put(db, key, str(value))
+        history.note_enrolled(db, ctx.node_id, answer_message)  # a rebuild, the card key
     return Enrolled(str(answer_message["hq_id"]), shelter_id)
 
 
@@ -211,6 +208,7 @@ class SyncClient(threading.Thread):
         self.stop_event = stop
         self.max_backoff = max_backoff
         self.sizes = protocol.BatchSize()
+        self.pull_sizes = protocol.BatchSize(protocol.PULL_LIMIT)  # the same, for pulls
         self.progressed = False  # this session: HQ took a new event, or all was done
         self.shrinking = False  # this session lost a batch that a smaller one may replace
 
@@ -235,12 +233,12 @@ class SyncClient(threading.Thread):
                 self.status(ctx, f"offline: {type(error).__name__}")
             except Exception as error:  # noqa: BLE001 - the thread must outlive any bug
                 self.status(ctx, f"error: {type(error).__name__}")
-            # The link carries something, however little, or a smaller batch may get through
-            # where this one did not: go on. Only a session that delivered nothing, even
-            # at one event a batch, backs off.
-            if self.progressed or self.shrinking:
-                delay = 1.0
-            self.stop_event.wait(delay * random.uniform(1.0, 1.5))
+            # The link carries something, or a smaller batch may get through: straight back.
+            # Only a session that delivered nothing, even at one event a batch, backs off.
+            going_on = self.progressed or self.shrinking
+            delay = 1.0 if going_on else delay
+            self.stop_event.wait(random.uniform(0.1, 0.4) if going_on
+                                 else delay * random.uniform(1.0, 1.5))
             if not (self.progressed or self.shrinking):
                 delay = min(delay * 2, self.max_backoff)
 
@@ -278,6 +276,7 @@ class SyncClient(threading.Thread):
             if meta.get(ctx.db, "pull_hq_id") != welcome["hq_id"]:
                 values.update(pull_hq_id=welcome["hq_id"], **{pull.CURSOR_KEY: "0"})
             meta.commit(ctx.store, values)
+            history.publish_card_keys(ctx.store, acked)  # once per id: HQ keeps its key
             self.status(ctx, "connected")
             self.push(ctx, ws, acked)
         finally:
@@ -356,12 +355,23 @@ class SyncClient(threading.Thread):
         return not ack.get("need_from")
 
     def pull(self, ctx: NodeContext, ws: Any) -> None:
-        for _ in range(100):  # bounded: at most 100 x PULL_LIMIT events per round
+        """HQ's updates, in pages of at most ``pull_sizes.limit`` events: a page the link
+        cut off halves it (down to one), each page that arrives doubles it and is progress;
+        a page shorter than asked for is the last."""
+        for _ in range(100):  # bounded: at most 100 pages a round
             cursor = int(meta.get(ctx.db, pull.CURSOR_KEY) or 0)
-            ws.send(protocol.encode({"type": "pull", "cursor": cursor}))
-            updates = _expect(ws, "updates", ACK_TIMEOUT)
+            limit = self.pull_sizes.limit
+            ws.send(protocol.encode({"type": "pull", "cursor": cursor, "limit": limit}))
+            try:
+                updates = _expect(ws, "updates", ACK_TIMEOUT)
+            except (OSError, ConnectionClosed):  # the link did not carry the answer
+                self.pull_sizes.lost(limit)
+                self.shrinking = self.shrinking or limit > 1
+                raise
             pull.apply_pulled(ctx.store, updates["events"], int(updates["cursor"]))
-            if len(updates["events"]) < pull.PULL_LIMIT:
+            self.pull_sizes.acknowledged()
+            self.progressed = True
+            if len(updates["events"]) < limit:
                 return
 
 

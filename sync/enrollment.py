@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
 
-from shelter.core import meta
+from shelter.core import authority, meta
 from shelter.core.errors import N_, Forbidden
 from shelter.core.events import EventStore
 from shelter.core.shortcode import ALPHABET
@@ -45,12 +45,16 @@ def ca_pin(ca_der: bytes) -> str:
     return hashlib.sha256(ca_der).hexdigest()[:PIN_LENGTH].upper()
 
 
-def issue_code(db: Database, shelter_id: str, ca_der: bytes) -> str:
+def issue_code(db: Database, shelter_id: str, ca_der: bytes, replace: bool = False) -> str:
+    """A new one-time code for ``shelter_id``'s node. ``replace``: for a new laptop of a
+    shelter whose node is gone; its credential may download the shelter's history
+    (sync/history.py)."""
     secret = "".join(secrets.choice(ALPHABET) for _ in range(20))
     now = datetime.now(UTC)
-    db.execute("INSERT INTO hq_enrollments (code_hash, shelter_id, created_at, expires_at) "
-               "VALUES (?, ?, ?, ?)", [_hash(secret), shelter_id, now.isoformat(),
-                                       (now + timedelta(days=CODE_DAYS)).isoformat()])
+    db.execute("INSERT INTO hq_enrollments (code_hash, shelter_id, created_at, expires_at, "
+               "replacement) VALUES (?, ?, ?, ?, ?)",
+               [_hash(secret), shelter_id, now.isoformat(),
+                (now + timedelta(days=CODE_DAYS)).isoformat(), int(replace)])
     return f"{PREFIX}.{secret}.{ca_pin(ca_der)}"
 
 
@@ -73,7 +77,8 @@ def redeem(db: Database, secret: str, node_id: str, shelter_id: str | None,
 
 
 def spend(db: Database, secret: str, node_id: str, shelter_id: str | None,
-          hq_id: str | None = None, proof: str | None = None) -> tuple[str, str]:
+          hq_id: str | None = None, proof: str | None = None,
+          card_key: str | None = None) -> tuple[str, str]:
     """Spend a code: returns the node's new credential and the code's shelter. Codes work
     once, for one shelter, for a week, for a node id HQ has never seen. ``shelter_id``
     None: the code's shelter (a fresh node takes it).
@@ -83,8 +88,8 @@ def spend(db: Database, secret: str, node_id: str, shelter_id: str | None,
     redeemed the code, retrying because HQ's answer was lost, gets the same credential
     again; anyone else (the code alone, or with the node id, which cards show) meets
     ``used_code``, as before."""
-    row = db.execute("SELECT shelter_id, expires_at, used_at, node_id FROM hq_enrollments "
-                     "WHERE code_hash = ?", [_hash(secret)]).fetchone()
+    row = db.execute("SELECT shelter_id, expires_at, used_at, node_id, replacement "
+                     "FROM hq_enrollments WHERE code_hash = ?", [_hash(secret)]).fetchone()
     if row is None:
         raise EnrollmentError("unknown_code", "HQ did not issue this enrollment code")
     expired = datetime.fromisoformat(row[1]) < datetime.now(UTC)
@@ -109,11 +114,26 @@ def spend(db: Database, secret: str, node_id: str, shelter_id: str | None,
     now = datetime.now(UTC).isoformat()
     db.execute("UPDATE hq_enrollments SET used_at = ?, node_id = ? WHERE code_hash = ?",
                [now, node_id, _hash(secret)])
-    db.execute("INSERT INTO hq_credentials (node_id, shelter_id, credential_hash, created_at) "
-               "VALUES (?, ?, ?, ?)", [node_id, shelter_id, _hash(credential), now])
+    db.execute("INSERT INTO hq_credentials (node_id, shelter_id, credential_hash, created_at, "
+               "replacement) VALUES (?, ?, ?, ?, ?)",
+               [node_id, shelter_id, _hash(credential), now, row[4]])
     db.execute("INSERT OR IGNORE INTO sync_origins (node_id, shelter_id) VALUES (?, ?)",
                [node_id, shelter_id])
+    if authority.valid_card_key(card_key):
+        # The key the node signs its cards with, for this new id, bound by the code: a node
+        # replacing it verifies the shelter's old cards (sync/history.py).
+        db.execute("INSERT OR IGNORE INTO card_keys (node_id, public_key, shelter_id) "
+                   "VALUES (?, ?, ?)", [node_id, card_key, shelter_id])
     return credential, shelter_id
+
+
+def enrolled_extras(db: Database, node_id: str, card_key: object) -> dict[str, bool]:
+    """What an ``enrolled`` answer says beyond the credential: whether the code was a
+    replacement (the node rebuilds from HQ's history) and whether HQ holds the node's
+    card key as it sent it (then the node need not publish it)."""
+    row = db.execute("SELECT public_key FROM card_keys WHERE node_id = ?", [node_id]).fetchone()
+    return {"replace": is_replacement(db, node_id),
+            "card_key": row is not None and row[0] == card_key}
 
 
 def proof_ok(proof: object) -> bool:
@@ -232,6 +252,29 @@ def is_revoked(db: Database, node_id: str) -> bool:
     return row is None or bool(row[0])
 
 
+def is_replacement(db: Database, node_id: str) -> bool:
+    """Whether ``node_id``'s credential came from a replacement code (`--replace`)."""
+    row = db.execute("SELECT replacement FROM hq_credentials WHERE node_id = ?",
+                     [node_id]).fetchone()
+    return row is not None and bool(row[0])
+
+
+REBUILD_DAYS = CODE_DAYS  # how long a replacement credential may download its history
+
+
+def may_rebuild(db: Database, origins: list[str]) -> bool:
+    """Whether a session speaking for ``origins`` (one credential's ids) may download its
+    shelter's history: only a replacement credential, not revoked, within REBUILD_DAYS of
+    being redeemed. A stolen laptop's credential, or the replacement's own a month on,
+    gets nothing it does not hold already."""
+    if not origins or len(origins) > MAX_EPOCHS:
+        return False
+    since = (datetime.now(UTC) - timedelta(days=REBUILD_DAYS)).isoformat()
+    return db.execute(f"SELECT 1 FROM hq_credentials WHERE node_id IN "
+                      f"({','.join('?' * len(origins))}) AND replacement = 1 AND revoked = 0 "
+                      "AND created_at >= ?", [*origins, since]).fetchone() is not None
+
+
 def add_epoch(db: Database, credential_node: str, node_id: str) -> None:
     """A restored or copied node continues under a new id with the same credential
     (``epoch_refusal`` said it may)."""
@@ -248,11 +291,12 @@ def add_epoch(db: Database, credential_node: str, node_id: str) -> None:
 # Each in a write transaction of its own, for HQ's /sync endpoint and its pages.
 
 def enroll(store: EventStore, secret: str, node_id: str, shelter_id: str | None,
-           hq_id: str | None, proof: str | None = None) -> tuple[str, str]:
+           hq_id: str | None, proof: str | None = None,
+           card_key: str | None = None) -> tuple[str, str]:
     """``redeem`` the code, committed: the node's new credential and its shelter
     (EnrollmentError: why not)."""
     with store.write() as db:
-        return spend(db, secret, node_id, shelter_id, hq_id, proof)
+        return spend(db, secret, node_id, shelter_id, hq_id, proof, card_key)
 
 
 def claim_epoch(store: EventStore, credential_node: str, node_id: str,

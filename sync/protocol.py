@@ -23,6 +23,9 @@ from shelter.core.events import EVENT_FIELDS
 PROTOCOL_VERSION = 1
 MAX_BATCH_EVENTS = 500
 MAX_BATCH_BYTES = 256 * 1024  # compressed, on the wire
+# Events in one `updates` answer: a `pull` may ask for fewer (`limit`, 1 to this), so that
+# an answer fits what a thin link carries (sync/client.py).
+PULL_LIMIT = 500
 MAX_DECOMPRESSED_BYTES = 8 * 1024 * 1024  # a batch that inflates past this is refused
 # Events that stay on the node that made them (shelter/core/authority.py: LOCAL_ONLY) travel as
 # stubs (same id, seq and clock; no payload) so the sequence has no holes.
@@ -234,11 +237,19 @@ _REQUIRED: dict[str, dict[str, type | tuple[type, ...]]] = {
     "error": {"code": str, "message": str},
     "ping": {},
     "pong": {},
+    # A replacing node downloads its shelter's history (sync/history.py).
+    "history": {"part": int, "after": int, "limit": int},
+    "history_page": {"part": int, "after": int, "events": list, "nodes": list},
 }
 
 
-def decode(frame: str | bytes | bytearray) -> dict[str, Any]:
-    """One received frame as a checked message, or ProtocolError saying what is wrong."""
+Shapes = dict[str, dict[str, type | tuple[type, ...]]]
+
+
+def decode(frame: str | bytes | bytearray, shapes: Shapes | None = None) -> dict[str, Any]:
+    """One received frame as a checked message, or ProtocolError saying what is wrong.
+    ``shapes``: the messages of another exchange (the standby's, sync/standby.py) instead
+    of HQ's."""
     if isinstance(frame, bytes | bytearray):
         inflater = zlib.decompressobj()
         try:
@@ -263,7 +274,7 @@ def decode(frame: str | bytes | bytearray) -> dict[str, Any]:
         raise ProtocolError("malformed", "the frame is not JSON") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ProtocolError("malformed", "a message is an object with a type")
-    shape = _REQUIRED.get(message["type"])
+    shape = (_REQUIRED if shapes is None else shapes).get(message["type"])
     if shape is None:
         raise ProtocolError("unknown_message", f"unknown message type {message['type']!r}")
     for field, kind in shape.items():
@@ -274,4 +285,13 @@ def decode(frame: str | bytes | bytearray) -> dict[str, Any]:
                                              "the wrong type")
     if len(message.get("events") or ()) > MAX_BATCH_EVENTS:
         raise ProtocolError("too_large", f"at most {MAX_BATCH_EVENTS} events in a batch")
+    if message["type"] == "history" and not (message["part"] in (1, 2)
+                                             and 1 <= message["limit"] <= MAX_BATCH_EVENTS):
+        raise ProtocolError("malformed", "history: part is 1 or 2, limit a whole number "
+                                         f"from 1 to {MAX_BATCH_EVENTS}")
+    if message["type"] == "pull" and "limit" in message:  # optional: older nodes omit it
+        limit = message["limit"]
+        if type(limit) is not int or not 1 <= limit <= PULL_LIMIT:
+            raise ProtocolError("malformed", "pull: limit must be a whole number from 1 to "
+                                             f"{PULL_LIMIT}")
     return message

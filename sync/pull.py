@@ -4,7 +4,8 @@ What concerns a shelter: HQ's steps on its supply requests (acknowledged, dispat
 presence changes elsewhere of people registered at it (so it can show "moved to B"),
 settings HQ sets for it, and messages from HQ: HQ's outbox (sync/outbox.py) lists them as
 they happen. HQ answers a `pull` from a cursor (a position in that outbox) with at most
-PULL_LIMIT events and the cursor to ask from next.
+PULL_LIMIT events (or the pull's own `limit`, fewer, on a thin link) and the cursor to ask
+from next.
 The node applies them in one transaction and saves the cursor in the same one.
 """
 
@@ -27,8 +28,8 @@ from shelter.core.events import (
 from shelter.core.sql import insert_row
 from sync.apply import quarantine
 from sync.protocol import EVENT_FIELDS, check_event, hlc_wall_ms
+from sync.protocol import PULL_LIMIT as PULL_LIMIT  # most events in one answer
 
-PULL_LIMIT = 500
 CURSOR_KEY = "pull_cursor"
 
 

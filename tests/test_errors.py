@@ -47,7 +47,8 @@ NAMED = {
     "shelter.domain.signin": "TooManyAttempts", "shelter.domain.households": "ValidationError",
     "shelter.domain.presence": "ScanError", "shelter.domain.supplies": "SupplyError",
     "shelter.hq.shelters": "ImportProblem", "shelter.web.inputs": "MalformedInput",
-    "shelter.commands.common": "ShelterCommandError",
+    "shelter.commands.common": "ShelterCommandError", "sync.standby": "StandbyError",
+    "sync.bundle": "BundleRefused",
 }
 KINDS = (InvalidInput, NotFound, Forbidden, Conflict, TooMany, Internal)
 SNAKE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")

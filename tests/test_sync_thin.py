@@ -123,3 +123,101 @@ def test_any_cut_points_deliver_everything_in_order_exactly_once(hq, cuts, peopl
         finally:
             stop.set()
             proxy.stop()
+
+
+def news(hq, tmp: Path, count: int) -> tuple[Path, str, set[str]]:
+    """A node (no backlog of its own) whose shelter HQ has sent ``count`` messages since it
+    last pulled; returns its data directory, its shelter and the messages' event ids."""
+    from shelter.domain.settings import send_message
+    shelter_id = f"E27100000{next(SHELTERS):05d}"
+    data = tmp / "node"
+    backlog(data, shelter_id, 0, hq.data, hq.url)
+    hq_ctx = NodeContext(hq.data, role="hq")
+    with hq_ctx.store.write():
+        for n in range(count):
+            send_message(hq_ctx.store, shelter_id,
+                         f"お知らせ{n}: 給水車は{n % 24}時{n * 7 % 60}分に第{n % 9 + 1}駐車場へ。"
+                         f"連絡先{n * 7919 % 99991:05d}-{n * 104729 % 9973:04d}。"
+                         f"毛布{n * 13 % 200}枚、簡易トイレ{n % 17}基を配布します。")
+    hq_ctx.db.conn.close()
+    sent = {r[0] for r in read(hq.data / "shelter.db", "SELECT e.event_id FROM events e "
+                               "JOIN sync_outbox o USING (event_id) WHERE o.shelter_id = ?",
+                               (shelter_id,))}
+    assert len(sent) == count
+    return data, shelter_id, sent
+
+
+def pulled(data: Path) -> list[str]:
+    return [r[0] for r in read(data / "shelter.db",
+                               "SELECT event_id FROM events WHERE type = 'hq_message'")]
+
+
+def test_hq_updates_too_big_for_one_connection_come_down_page_by_page(hq, tmp_path):
+    """400 messages from HQ (an `updates` answer of all of them is 14.5 KB compressed,
+    more than a connection carries after the handshake's 3.3 KB) through a link cut after
+    6-14 KB: pulls shrink to what it carries, each page that arrives is progress (no
+    back-off, even with the longest back-off at 60 s), and every message comes down
+    exactly once."""
+    data, _, sent = news(hq, tmp_path, 400)
+    seed = int(os.environ.get("FAULT_SEED", "1516"))
+    proxy = FaultProxy(hq.port, seed=seed, thin=(6000, 14000)).start()
+    ctx = NodeContext(data)
+    meta.commit(ctx.store, {"hq_url": f"https://127.0.0.1:{proxy.port}"})
+    ctx.db.conn.close()
+    stop = threading.Event()
+    client.SyncClient(data, stop, max_backoff=60.0).start()
+    try:
+        wait_until(lambda: len(pulled(data)) >= len(sent), timeout=30, interval=0.1,
+                   what=f"HQ's 400 messages through a thin link (seed {seed}; "
+                        f"{len(proxy.log)} connections so far)")
+    finally:
+        stop.set()
+        proxy.stop()
+    got = pulled(data)
+    assert sorted(got) == sorted(sent)  # each once, none missing
+    assert read(data / "shelter.db", "SELECT count(*) FROM hq_messages")[0][0] == 400
+    assert len(proxy.log) > 1 and all(moved <= 14000 for moved in proxy.moved)
+
+
+def test_a_pull_without_a_limit_still_gets_everything_and_a_bad_limit_is_refused(hq,
+                                                                                 tmp_path):
+    """Nodes from before `limit` send `pull` with a cursor alone: HQ answers up to 500
+    events, as before. A limit outside 1-500 is refused as malformed, with the reason,
+    and the session goes on."""
+    import ssl
+
+    from simple_websocket import Client
+
+    from sync import protocol
+    data, shelter_id, sent = news(hq, tmp_path, 30)
+    ctx = NodeContext(data)
+    credential, node_id = meta.get(ctx.db, "hq_credential"), ctx.node_id
+    ctx.db.conn.close()
+    ws = Client.connect(f"wss://127.0.0.1:{hq.port}/sync",
+                        ssl_context=ssl.create_default_context(cafile=hq.verify))
+
+    def ask(message: dict) -> dict:
+        ws.send(protocol.encode(message))
+        answer = ws.receive(timeout=30)
+        assert answer is not None, "HQ did not answer within 30 s"
+        return protocol.decode(answer)
+
+    try:
+        assert ask({"type": "hello", "protocol": 1, "node_id": node_id,
+                    "shelter_id": shelter_id, "credential": credential})["type"] == "welcome"
+        everything = ask({"type": "pull", "cursor": 0})
+        assert {e["event_id"] for e in everything["events"]} == sent
+        seven = ask({"type": "pull", "cursor": 0, "limit": 7})
+        assert [e["event_id"] for e in seven["events"]] == \
+            [e["event_id"] for e in everything["events"]][:7]
+        rest = ask({"type": "pull", "cursor": seven["cursor"], "limit": 500})
+        assert [e["event_id"] for e in seven["events"] + rest["events"]] == \
+            [e["event_id"] for e in everything["events"]]
+        assert rest["cursor"] == everything["cursor"]
+        for bad in (0, 501, -1, "7", True, None, 2.5):
+            refused = ask({"type": "pull", "cursor": 0, "limit": bad})
+            assert (refused["type"], refused["code"]) == ("error", "malformed"), bad
+            assert "limit must be a whole number from 1 to 500" in refused["message"]
+        assert ask({"type": "pull", "cursor": everything["cursor"]})["events"] == []
+    finally:
+        client.close_socket(ws)

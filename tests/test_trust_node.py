@@ -218,7 +218,8 @@ def test_an_epoch_added_while_a_revocation_runs_is_born_revoked(tmp_path):
     assert enrollment.credential_state(hq.db, "NEPOCH0001", HERE, credential) == "revoked"
     with hq.store.write() as db:
         for n in range(enrollment.MAX_EPOCHS):
-            db.execute("INSERT INTO hq_credentials SELECT ?, shelter_id, credential_hash, "
+            db.execute("INSERT INTO hq_credentials (node_id, shelter_id, credential_hash, "
+                       "created_at, revoked) SELECT ?, shelter_id, credential_hash, "
                        "created_at, 0 FROM hq_credentials WHERE node_id = 'NSTOLEN001'",
                        [f"NMANY{n:05d}"])
         assert "already has" in enrollment.epoch_refusal(db, "NSTOLEN001", "NONEMORE01",

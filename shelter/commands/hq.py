@@ -64,9 +64,13 @@ def hq_import(data: str, file: str) -> None:
 @hq_group.command("enroll", help="Print a one-time enrollment code for a shelter's node.")
 @DATA
 @click.option("--shelter", "shelter_id", required=True, help="The shelter's id.")
-def hq_enroll(data: str, shelter_id: str) -> None:
+@click.option("--replace", is_flag=True,
+              help="For a new laptop of a shelter whose node is gone: the node rebuilds the "
+                   "shelter from what HQ holds.")
+def hq_enroll(data: str, shelter_id: str, replace: bool) -> None:
+    from shelter.domain.accounts import audit
     from shelter.domain.cards import valid_id
-    from sync import enrollment
+    from sync import enrollment, history
     if not valid_id(shelter_id):
         raise ShelterCommandError("a shelter id is upper-case letters, digits and '-'")
     ctx = open_hq(data)
@@ -74,7 +78,18 @@ def hq_enroll(data: str, shelter_id: str) -> None:
     import ssl
     der = ssl.PEM_cert_to_DER_cert(ca_cert.read_text())
     with ctx.store.write() as db:
-        code = enrollment.issue_code(db, shelter_id, der)
+        code = enrollment.issue_code(db, shelter_id, der, replace=replace)
+    if replace:  # this code opens the shelter's records to whoever redeems it first
+        audit(ctx.store, "cli", "replacement_code", shelter_id, "")
+        if not history.has_history(ctx.db, shelter_id):
+            click.echo(f"note: HQ holds no records of shelter {shelter_id}: the new node "
+                       "will start empty", err=True)
+        live = sorted({str(n["node_id"]) for n in enrollment.nodes_of(ctx.db, shelter_id)
+                       if not n["revoked"]})
+        if live:  # a lost laptop's credential still syncs, into the new node's history too
+            click.echo(f"note: node {', '.join(live)} of shelter {shelter_id} is not revoked: "
+                       "if the old laptop was lost or stolen, revoke it first (shelter hq "
+                       "revoke --data DIR --node ID)", err=True)
     click.echo(code)
 
 

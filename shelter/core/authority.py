@@ -9,16 +9,20 @@ refused, with the reason; nothing here writes. docs/security.md has the table in
 * A node may originate node types about its own shelter only.
 * HQ originates HQ types, about any shelter; a node takes from HQ only HQ types about its
   own shelter, and the moves elsewhere of people it registered.
+* A node publishes the card key of its own ids only, and a key once held for an id is
+  never replaced (``card_key_refusal``).
 * Local-only types (accounts and tokens: they hold password and token hashes) never leave
   their store: they travel as stubs, and a real one arriving over sync is refused.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
+from shelter.core import lineage, meta
 from shelter.core.errors import Internal
 from shelter.core.sql import in_chunks
 
@@ -51,6 +55,9 @@ RULES: dict[str, Rule] = {
     "item_added": Rule("node", "catalog"),
     # A norm is the shelter's own reckoning of its days of supply; HQ keeps its own.
     "item_changed": Rule("node", "own_store"),
+    # The key a node signs its cards with, for one of its own ids (``card_key_refusal``):
+    # HQ keeps it, so that a node replacing a lost one verifies the shelter's old cards.
+    "card_key_published": Rule("node", "payload"),
     # What HQ says.
     "supply_request_acknowledged": Rule("hq", "request"),
     "supply_dispatched": Rule("hq", "request"),
@@ -98,7 +105,9 @@ class Sender:
     """Who is saying it, as this store knows them.
 
     ``kind``: "self" (this store's own append), "node" (a node's batch at HQ, its shelter
-    from the credential it presented) or "hq" (HQ's updates pulled by a node).
+    from the credential it presented; at a node, ``here`` "node": the events of the node
+    this one replaced, downloaded from HQ, sync/history.py) or "hq" (HQ's updates pulled
+    by a node).
     ``here``: this store's side ("node" or "hq"); ``shelter_id``: the sender's shelter
     (for "self" on a node and for "hq", the node's own shelter: what may be said here).
     ``hq_ids``: for "hq", the ids HQ speaks under (its epochs), when known.
@@ -117,10 +126,13 @@ class Batch:
     def __init__(self) -> None:
         self.requests: dict[str, str] = {}
         self.people: set[str] = set()
+        self.card_keys: dict[str, str] = {}  # node id -> the key published for it
 
     def note(self, event_type: str, payload: dict[str, Any]) -> None:
         """An event of the batch that was accepted (call only then)."""
-        if event_type == "supply_requested":
+        if event_type == "card_key_published":
+            self.card_keys.setdefault(str(payload.get("node_id")), str(payload.get("public_key")))
+        elif event_type == "supply_requested":
             self.requests[str(payload.get("request_id"))] = str(payload.get("shelter_id"))
         elif event_type == "household_registered" and isinstance(payload.get("members"),
                                                                  list):
@@ -149,7 +161,10 @@ def refusal(db: Any, sender: Sender, event_type: str, payload: dict[str, Any],
             return _only(rule.origin, event_type)
     else:  # from HQ, at a node
         return _from_hq(db, sender, rule, event_type, payload, node_id, batch)
-    return _concerns_own(db, sender, rule, event_type, payload, batch)
+    refused = _concerns_own(db, sender, rule, event_type, payload, batch)
+    if refused is None and event_type == "card_key_published":
+        return card_key_refusal(db, sender, payload, node_id, batch)
+    return refused
 
 
 def _only(origin: Side, event_type: str) -> Refusal:
@@ -207,6 +222,47 @@ def _new_people(db: Any, payload: dict[str, Any], batch: Batch | None) -> Refusa
 
 # Ids an event creates: a second event may not create the same one again.
 _NEW_IDS = {"supply_requested": _new_request, "household_registered": _new_people}
+_CARD_KEY = re.compile(r"^[A-Z2-7]{52}$")  # an Ed25519 public key in base32 (core/keys.py)
+
+
+def card_key_refusal(db: Any, sender: Sender, payload: dict[str, Any], node_id: str,
+                     batch: Batch | None = None) -> Refusal | None:
+    """A node publishes the public key its cards are signed with: for one of its own ids
+    only (``node_id`` made the event), and never in place of another key this store holds
+    for that id: a thief with a shelter's laptop must not replace the key its old cards are
+    checked against. The first key told for an id stands."""
+    owner, public = payload.get("node_id"), payload.get("public_key")
+    if not isinstance(owner, str) or not 0 < len(owner) <= 32:
+        return Refusal(N_("%(field)s: a value that cannot be used"), {"field": "node_id"})
+    if not valid_card_key(public):
+        return Refusal(N_("%(field)s: a value that cannot be used"), {"field": "public_key"})
+    if owner != node_id and not _same_node(db, sender, owner, node_id):
+        return Refusal(N_("a node may publish the card key of its own node ids only"), {})
+    row = db.execute("SELECT public_key FROM card_keys WHERE node_id = ?", [owner]).fetchone()
+    known = row[0] if row is not None else (batch.card_keys.get(owner) if batch else None)
+    if known is not None and known != public:
+        return Refusal(N_("node %(node)s has another card key here already: a card key "
+                          "is never replaced"), {"node": owner})
+    return None
+
+
+def valid_card_key(value: Any) -> bool:
+    """Whether ``value`` is a card key as nodes publish them (an Ed25519 public key)."""
+    return isinstance(value, str) and _CARD_KEY.match(value) is not None
+
+
+def _same_node(db: Any, sender: Sender, owner: str, node_id: str) -> bool:
+    """Whether ``owner`` is another id of the node that made the event: an epoch of it
+    (here: its earlier ids; at HQ: an id of the same credential) or, at a node rebuilt
+    from HQ, an id of the node it replaced."""
+    if sender.kind == "self":
+        return owner in (meta.get(db, "previous_node_ids") or "").split(",")
+    if sender.here == "hq":
+        return db.execute(
+            "SELECT 1 FROM hq_credentials a JOIN hq_credentials b USING (credential_hash) "
+            "WHERE a.node_id = ? AND b.node_id = ? AND a.shelter_id = b.shelter_id",
+            [owner, node_id]).fetchone() is not None
+    return owner in lineage.inherited(db) and node_id in lineage.inherited(db)
 
 
 def _from_hq(db: Any, sender: Sender, rule: Rule, event_type: str, payload: dict[str, Any],

@@ -23,8 +23,10 @@ from shelter.core.ids import new_node_id
 DB_FILE = "shelter.db"
 
 
-def backup(data_dir: Path, to_file: Path) -> int:
-    """Copy the node's database to ``to_file`` while it runs. Returns the size in bytes."""
+def backup(data_dir: Path, to_file: Path, make_dirs: bool = True) -> int:
+    """Copy the node's database to ``to_file`` while it runs. Returns the size in bytes.
+    ``make_dirs=False``: a missing directory is an error (FileNotFoundError), not made
+    (a USB stick pulled must not become a directory on the laptop's own disk)."""
     source_path = Path(data_dir) / DB_FILE
     if not source_path.exists():
         raise ValueError(f"there is no node database in {data_dir}")
@@ -34,7 +36,8 @@ def backup(data_dir: Path, to_file: Path) -> int:
         raise ValueError(f"{to_file} exists; choose a new file name")
     # The copy holds what the database holds (secrets, personal data): only its owner may
     # read it, wherever it goes; directories made for it are 0700 (shelter/core/atrest.py).
-    atrest.make_dirs(to_file.parent)
+    if make_dirs:
+        atrest.make_dirs(to_file.parent)
     try:
         atrest.private_file(to_file, exclusive=True)  # SQLite gives its journal this mode
     except FileExistsError:

@@ -23,8 +23,10 @@ Where each named error of the system sits:
                    presence.ScanError and supplies.SupplyError (these two choose their
                    status per refusal: 404 for an unknown card, 409 for a conflict...),
                    clock.ClockDriftError, shelters.ImportProblem,
-                   inputs.MalformedInput (400), sync.protocol.ProtocolError (400)
-    Forbidden      sync.enrollment.EnrollmentError, sync.client.SyncRefused
+                   inputs.MalformedInput (400), sync.protocol.ProtocolError (400),
+                   sync.bundle.BundleRefused (400)
+    Forbidden      sync.enrollment.EnrollmentError, sync.client.SyncRefused,
+                   sync.standby.StandbyError
     TooMany        signin.TooManyAttempts
     Internal       authority.Refused, events.UnknownEventType (bugs, never user input)
     ShelterError   commands.common.ShelterCommandError (also a click exception: the CLI prints it)

@@ -61,6 +61,11 @@ class NodeContext:
         self._watcher_lock = threading.Lock()
         db = dbmod.connect(self.db_path)  # migrates
         self.role = meta.once(db, "role", lambda: role or "node")
+        if self.role in ("standby", "promoting"):  # sync/standby_dir.py: it follows a node
+            db.conn.close()  # and would speak under that node's own id
+            raise ValueError(f"{self.data_dir} is a standby's data directory: it follows its "
+                             f"node. `shelter promote --data {self.data_dir}` makes it the "
+                             "shelter's node")
         if role is not None and role != self.role:
             db.conn.close()
             raise ValueError(f"{self.data_dir} holds a {self.role}'s data, not a {role}'s")

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,8 +94,9 @@ def app_env(data_dir: Path, **config: Any) -> dict[str, str]:
     return env
 
 
-def supervise(listeners: list[Listener]) -> int:
-    """Run the listeners until SIGTERM/SIGINT; restart one that dies (at most once a second)."""
+def supervise(listeners: list[Listener], until: Callable[[], bool] | None = None) -> int:
+    """Run the listeners until SIGTERM/SIGINT (or ``until()`` says so: a standby promoted,
+    which then serves as the node); restart one that dies (at most once a second)."""
     stopping = False
 
     def stop(signum: int, _frame: Any) -> None:
@@ -108,7 +110,7 @@ def supervise(listeners: list[Listener]) -> int:
             listener.start()
     last_restart: dict[str, float] = {}
     try:
-        while not stopping:
+        while not stopping and not (until is not None and until()):
             time.sleep(0.2)
             for listener in listeners:
                 assert listener.process is not None

@@ -6,6 +6,7 @@ with the core's pipeline when imported; importing this package registers them al
 # Registers every domain event's projection (and value checks) with the core's pipeline.
 from shelter.domain import (  # noqa: E402, F401
     accounts,
+    card_keys,
     catalog,
     day_notes,
     households,

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from shelter.core import authority, meta
+from shelter.core import authority, lineage, meta
 from shelter.core.errors import N_, InvalidInput
 from shelter.core.events import Event, EventStore, projection
 
@@ -79,10 +79,11 @@ def save_manager_settings(store: EventStore, form: Mapping[str, str]) -> None:
 
 @projection("settings_changed")
 def _apply_settings_changed(db: Database, event: Event) -> None:
-    """A node's own settings go to `settings`; another node's (at HQ) to `shelter_settings`
-    under the shelter that node belongs to."""
+    """A node's own settings go to `settings` (also those of the node it replaced, rebuilt
+    from HQ: shelter/core/lineage.py); another node's (at HQ) to `shelter_settings` under
+    the shelter that node belongs to."""
     own = meta.get(db, "node_id")
-    if own is None or own == event.node_id:
+    if own is None or own == event.node_id or event.node_id in lineage.inherited(db):
         for key, value in event.payload.items():
             db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) "
                        "DO UPDATE SET value = excluded.value", [key, value])

@@ -17,6 +17,6 @@ def japan_time(iso: object, seconds: bool = False) -> str:
         return ""
     try:
         moment = datetime.fromisoformat(iso).astimezone(JST)
-    except ValueError:
+    except (ValueError, OverflowError):  # 9999-12-31T23:59:59Z is no time in Japan
         return ""
     return moment.strftime("%H:%M:%S" if seconds else "%H:%M")

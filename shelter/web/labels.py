@@ -32,6 +32,11 @@ def desk() -> dict[str, Any]:
                          "welfare_shelter": _("Welfare shelter (福祉避難所)"),
                          "other_shelter": _("Another shelter")},
         "crowding": words.crowding(_),
+        # The standby at the shelter (templates/desk/_counts.html: standby_line).
+        "standby": {"ok": _("Standby: up to date"), "behind": _("Standby: %(n)s behind"),
+                    "off": _("Standby: not connected"),
+                    "alone": _("Standby not answering: this node is alone (what is saved "
+                               "now is on this laptop only)")},
         "words": {"age": _("age %(n)s"), "household": _("Household"),
                   "provisional": _("Registered at shelter %(shelter)s: admitted "
                                    "provisionally"),
@@ -47,7 +52,17 @@ def desk() -> dict[str, Any]:
                   "sync_revoked": _("HQ refused this node: re-enroll it (ask HQ for a "
                                     "new enrollment code)"),
                   "sync_refused": _("%(n)s updates from HQ refused"),
-                  "sync_problems": _("HQ did not take %(n)s changes: ask the manager")},
+                  "sync_problems": _("HQ did not take %(n)s changes: ask the manager"),
+                  "backup_last": _("Last backup %(time)s"),
+                  "backup_none": _("No backup yet"),
+                  "backup_stale": _("no good backup for over an hour: tell the manager"),
+                  "backup_same_disk": _("on the node's own disk"),
+                  "backup_error": {
+                      "missing": _("Backup location not found (USB stick removed?)"),
+                      "unwritable": _("Cannot write to the backup location"),
+                      "full": _("The backup location is full"),
+                      "damaged": _("The last backup failed its check"),
+                      "failed": _("The last backup failed")}},
     }
 
 

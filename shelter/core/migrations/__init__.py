@@ -23,7 +23,8 @@ from shelter.core.migrations import network, node, resilience
 
 def _steps() -> tuple[Callable[[Database], None], ...]:
     """Every ``mNNN_`` function of the modules, by number; a gap or a repeat is a bug."""
-    found = sorted((fn for module in (node, network, resilience) for name, fn in vars(module).items()
+    modules = (node, network, resilience)
+    found = sorted((fn for module in modules for name, fn in vars(module).items()
                     if re.fullmatch(r"m\d{3}_\w+", name)), key=lambda fn: fn.__name__)
     numbers = [int(fn.__name__[1:4]) for fn in found]
     if numbers != list(range(1, len(found) + 1)):

@@ -154,8 +154,35 @@ class Headcount(Counts):
     as_of: NotRequired[str]
 
 
+class BackupStatus(TypedDict):
+    """The node's automatic backups (``shelter node --backup-dir``): ``missing``, the
+    directory is not there now; ``stale``, the last good one (``last_ok_at``) is over an
+    hour old, or none was made for an hour; ``error``, why the last try failed."""
+
+    dir: str
+    last_ok_at: str | None
+    last_file: str | None
+    missing: bool
+    stale: bool
+    error: str | None  # missing, unwritable, full, damaged, failed
+    same_disk: bool  # on the disk the data is on: it would not survive that disk
+
+
+class StandbyStatus(TypedDict):
+    """The node's standby at the shelter (`shelter standby`): ``behind``, rows of the
+    node's log it has not stored; ``alone`` (with --sync-standby), writes are answered
+    without it, until it is back and has caught up; ``waits``: --sync-standby."""
+
+    connected: bool
+    behind: int
+    last_ack_at: str | None
+    alone: bool
+    waits: bool
+
+
 class SyncStatus(TypedDict):
-    """``enabled`` false when this node does not sync; else the state of its link."""
+    """``enabled`` false when this node does not sync; else the state of its link.
+    ``backup``: the automatic backups, null where the node makes none."""
 
     enabled: NotRequired[bool]
     state: NotRequired[str]
@@ -165,3 +192,5 @@ class SyncStatus(TypedDict):
     last_ok_at: NotRequired[str | None]
     waiting: NotRequired[int]
     problems: NotRequired[int]
+    backup: NotRequired[BackupStatus | None]
+    standby: NotRequired[StandbyStatus | None]

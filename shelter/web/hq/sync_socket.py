@@ -14,7 +14,7 @@ from shelter.core.backup import own_origins
 from shelter.core.server import HQ_THREADS
 from shelter.hq import refresher
 from shelter.web.base import node, sock, websocket_view
-from sync import enrollment, protocol
+from sync import enrollment, history, protocol
 from sync.apply import acked_seq, apply_batch
 from sync.pull import updates_for
 
@@ -91,13 +91,15 @@ def _sync_session(ws: Any) -> None:
             credential, shelter_id = enrollment.enroll(
                 ctx.store, first["code"], first["node_id"],
                 None if first.get("shelter_from_code") is True else first["shelter_id"],
-                ctx.node_id, proof)
+                ctx.node_id, proof, first.get("card_key"))
         except enrollment.EnrollmentError as refused:
             _send_error(ws, refused.code, refused.message)
             return
         log.warning("enrolled node %s for shelter %s", first["node_id"], shelter_id)
         ws.send(protocol.encode({"type": "enrolled", "credential": credential,
-                                 "hq_id": ctx.node_id, "shelter_id": shelter_id}))
+                                 "hq_id": ctx.node_id, "shelter_id": shelter_id,
+                                 **enrollment.enrolled_extras(ctx.db, first["node_id"],
+                                                              first.get("card_key"))}))
         return
     if first["type"] != "hello":
         _send_error(ws, "unexpected", "the first message must be hello or enroll")
@@ -217,6 +219,10 @@ def _answer(store: Any, message: dict[str, Any], node_id: str, shelter_id: str,
         result = apply_batch(store, origin, shelter_id, message["events"])
         return protocol.encode({**result.ack(message["batch"]), "origin": origin})
     if message["type"] == "pull":
-        events, cursor = updates_for(store.db, shelter_id, node_id, message["cursor"])
+        # ``limit`` (checked by protocol.decode): what the node's link carries, or all.
+        events, cursor = updates_for(store.db, shelter_id, node_id, message["cursor"],
+                                     message.get("limit", protocol.PULL_LIMIT))
         return protocol.encode_updates(cursor, events)
+    if message["type"] == "history":  # a replacing node rebuilds its shelter
+        return history.answer(store.db, message, shelter_id, node_id, origins)
     return _error("unexpected", f"{message['type']} is not expected from a node")

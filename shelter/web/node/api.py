@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, session
+from flask import Blueprint, Response, current_app, jsonify, request, session
 from flask.typing import ResponseReturnValue
 
 from shelter.core.errors import N_, Forbidden, InvalidInput, NotFound
@@ -161,6 +161,13 @@ def supply_request() -> ResponseReturnValue:
 @bp.get("/sync-status")
 @require("volunteer")
 def sync_status() -> ResponseReturnValue:
-    """Whether this node reaches HQ, when it last did, and how many events wait to go."""
+    """Whether this node reaches HQ, when it last did, and how many events wait to go;
+    ``backup``: its automatic backups (null where it makes none); ``standby``: its standby
+    at the shelter (null where it has none)."""
+    from shelter.core import backups
     from sync.client import sync_status as status
-    return jsonify(status(node()) or {"enabled": False})
+    from sync.standby_link import status as standby_status
+    waits = current_app.config.get("STANDBY_WAIT_SECONDS") is not None  # --sync-standby
+    return jsonify({**(status(node()) or {"enabled": False}),
+                    "backup": backups.status(node().db),
+                    "standby": standby_status(node().data_dir, node().db, waits)})

@@ -22,6 +22,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     get_template_attribute,
     jsonify,
     redirect,
@@ -76,12 +77,16 @@ def _actor() -> str:
 
 def live_state() -> dict[str, Any]:
     """What every desk and headcount screen shows live: the headcount, the latest changes
-    here and the link to HQ."""
+    here, the link to HQ and the automatic backups (None where there are none)."""
+    from shelter.core import backups
     from sync.client import sync_status
+    from sync.standby_link import status as standby_status
     ctx = node()
+    waits = current_app.config.get("STANDBY_WAIT_SECONDS") is not None  # --sync-standby
     return {"headcount": roster.headcount(ctx.db, ctx.shelter_id, get_settings(ctx.db)),
             "recent": roster.recent_changes(ctx.db, ctx.shelter_id),
-            "sync": sync_status(ctx)}
+            "sync": sync_status(ctx), "backup": backups.status(ctx.db),
+            "standby": standby_status(ctx.data_dir, ctx.db, waits)}
 
 
 _shared_lock = threading.Lock()
