@@ -69,6 +69,7 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
         SESSION_COOKIE_SECURE=False,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=4),  # idle time; see web/base.py
         HTTPS_PORT=None,  # set when this server is the plain-HTTP one beside an HTTPS one
+        PUBLIC_HTTP_PORT=None,  # on the HTTPS one: the plain-HTTP port phones register on
         JSON_SORT_KEYS=False,
         # Websockets. No protocol-level pings: simple-websocket then waits in select() on
         # the raw socket, which misses data TLS has already buffered, and a camera frame

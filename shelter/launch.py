@@ -23,7 +23,8 @@ def node_listeners(ctx: NodeContext, port: int, http_port: int | None, host: str
               "STANDBY_WAIT_SECONDS": standby_wait}
     listeners = [server.Listener(f"https {ctx.shelter_id}", f"{host}:{port}",
                                  server.app_env(ctx.data_dir, SESSION_COOKIE_SECURE=True,
-                                                **common), tls=(cert, key))]
+                                                PUBLIC_HTTP_PORT=http_port, **common),
+                                 tls=(cert, key))]
     if http_port:
         listeners.append(server.Listener(
             f"http {ctx.shelter_id}", f"{host}:{http_port}",

@@ -26,7 +26,16 @@ from simple_websocket import Client
 
 from sync.client import close_socket
 
-from .conftest import VALID_HOUSEHOLD, pdf_text, run_cli, start_hq, start_node, wait_until
+from .conftest import (
+    VALID_HOUSEHOLD,
+    decode_png,
+    pdf_text,
+    render_pdf,
+    run_cli,
+    start_hq,
+    start_node,
+    wait_until,
+)
 
 MARKUP = '<b>&<font name="x">'  # what reportlab's Paragraph would read as markup
 STAFF = f"staff{MARKUP}"  # a staff name (the actor on the day's notes)
@@ -237,6 +246,17 @@ def test_numbers_and_addresses_too_long_for_their_use_are_refused(node):
     poster = session.get(f"{node.https}/staff/poster.pdf",
                          params={"url": "http://192.0.2.1:8080/register"}, timeout=20)
     assert poster.status_code == 200 and poster.content.startswith(b"%PDF-")
+
+
+def test_the_poster_fetched_over_https_sends_phones_to_the_plain_http_port(node, tmp_path):
+    """Phones must never meet the certificate warning: the QR names the registration port
+    (--http-port), also when the manager prints the poster from the HTTPS staff pages."""
+    session = sign_in(node, STAFF, PASSWORD)
+    poster = session.get(f"{node.https}/staff/poster.pdf", timeout=20)
+    assert poster.status_code == 200
+    found = [text for page in render_pdf(poster.content, tmp_path) for text in decode_png(page)]
+    assert len(found) == 1 and found[0].startswith("http://"), found
+    assert found[0].endswith(f":{node.http_port}/register"), found
 
 
 # --- the daily report ---------------------------------------------------------------------

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import io
-import os
 
 from shelter.core.tls import lan_addresses
 from shelter.domain import cards
 
 
-def registration_url(host_url: str) -> str:
+def registration_url(host_url: str, http_port: int | None = None) -> str:
     """Where a phone on the shelter's Wi-Fi reaches the registration form.
 
-    The plain-HTTP port is preferred (a phone must not meet a certificate warning); a
-    loopback host name is swapped for the machine's LAN address, since a phone cannot reach
-    "localhost".
+    The plain-HTTP port (``http_port``: the node's --http-port) is preferred: a phone must
+    not meet a certificate warning. A loopback host name is swapped for the machine's LAN
+    address, since a phone cannot reach "localhost".
     """
-    http_port = os.environ.get("SHELTER_PUBLIC_HTTP_PORT")
     scheme, rest = host_url.rstrip("/").split("://", 1)
     host, _, port = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "")
     if host in ("localhost", "127.0.0.1", "[::1]"):

@@ -3,7 +3,7 @@ settings, users and the audit log; on the shared sign-in (shelter/web/signin.py)
 
 from __future__ import annotations
 
-from flask import Response, abort, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from shelter.core.errors import InvalidInput
@@ -51,7 +51,8 @@ def duplicates() -> ResponseReturnValue:
 @require("volunteer")
 def poster_pdf() -> ResponseReturnValue:
     settings = get_settings(node().db)
-    url = request.args.get("url") or poster.registration_url(request.host_url)
+    url = request.args.get("url") or poster.registration_url(
+        request.host_url, current_app.config.get("PUBLIC_HTTP_PORT"))
     if len(url) > 500:  # no QR code holds much more; an address is far shorter
         abort(400)
     pdf = poster.poster_pdf(url, settings["shelter_name"], settings["wifi_name"])
