@@ -141,8 +141,11 @@ def test_looking_someone_up_is_audited(node_server, tokens):
     assert "検索 太郎" in page
     assert any(r[2].startswith("q=ｹﾝｻｸ") for r in audit_rows(node_server, "find_person"))
     household = re.search(r'/staff/households/([0-9A-Z]+)', page).group(1)
-    call(node_server, "GET", f"/staff/households/{household}", tokens["volunteer"])
+    shown = call(node_server, "GET", f"/staff/households/{household}", tokens["volunteer"],
+                 headers={"Accept-Language": "ja"}).text
     assert any(r[1] == household for r in audit_rows(node_server, "view_household"))
+    # Needs in words, in the staff member's language, never the stored code.
+    assert re.search(r"<td>1948-04-02</td><td>高齢者<", shown), "the needs cell"
     # Managers read the log; nobody changes it.
     log = call(node_server, "GET", "/staff/audit", tokens["manager"]).text
     assert "view_household" in log and member["person_id"] not in log.split("find_person")[0]
