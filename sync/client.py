@@ -61,17 +61,16 @@ def sync_url(hq_url: str) -> str:
     return f"{scheme}://{parts.netloc}/sync"
 
 
-def _context(data_dir: Path) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(data_dir / HQ_CA_FILE))
-
-
 def _connect(data_dir: Path, hq_url: str) -> Any:
-    url = sync_url(hq_url)
+    url, context = sync_url(hq_url), ssl.create_default_context(cafile=str(data_dir / HQ_CA_FILE))
+    return open_socket(url, context if url.startswith("wss") else None, 4 << 20)
+
+
+def open_socket(url: str, context: ssl.SSLContext | None, max_size: int) -> Any:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(CONNECT_TIMEOUT)  # simple-websocket has no connect timeout
     try:
-        return Client.connect(url, ssl_context=_context(data_dir) if url.startswith("wss")
-                              else None, max_message_size=4 * 1024 * 1024)
+        return Client.connect(url, ssl_context=context, max_message_size=max_size)
     finally:
         socket.setdefaulttimeout(previous)
 

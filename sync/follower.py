@@ -13,12 +13,11 @@ import socket
 import ssl
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from simple_websocket import Client, ConnectionClosed
+from simple_websocket import ConnectionClosed
 from simple_websocket.errors import SimpleWebsocketError
 from sqlite_utils import Database
 
@@ -29,9 +28,9 @@ from shelter.core.events import (
     EventStore,
     utc_now_iso,
 )
-from sync import protocol, standby
-from sync.client import _transient, close_socket
-from sync.enrollment import ca_pin
+from sync import hq_ca, protocol, standby
+from sync.client import _transient, close_socket, open_socket
+from sync.enrollment import EnrollmentError
 from sync.standby_apply import CannotApply, Promoted, apply_frames
 from sync.standby_dir import write_files
 
@@ -47,14 +46,8 @@ def _context(data_dir: Path) -> ssl.SSLContext:
 
 
 def _connect(data_dir: Path, primary_url: str) -> Any:
-    parts = urlsplit(primary_url)
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(CONNECT_TIMEOUT)  # simple-websocket has no connect timeout
-    try:
-        ws = Client.connect(f"wss://{parts.netloc}/standby", ssl_context=_context(data_dir),
-                            max_message_size=8 * 1024 * 1024)
-    finally:
-        socket.setdefaulttimeout(previous)
+    ws = open_socket(f"wss://{urlsplit(primary_url).netloc}/standby", _context(data_dir),
+                     8 * 1024 * 1024)
     # Blocking from now on (silence is told by ws.receive's own timeout). With a timeout the
     # socket is non-blocking underneath, and OpenSSL, reading in simple-websocket's thread
     # while this one writes an ack, now and then took a retry for the end of the stream:
@@ -100,19 +93,14 @@ def enroll(db: Database, data_dir: Path, primary_url: str, code: str, attempts: 
 
 def _enroll_once(db: Database, data_dir: Path, primary_url: str, secret: str, pin: str,
                  proof: str) -> dict[str, Any]:
-    netloc = urlsplit(primary_url).netloc
-    unverified = ssl._create_unverified_context()  # noqa: S323 - checked against the pin below
-    with urllib.request.urlopen(f"https://{netloc}/trust/shelter-ca.crt",  # noqa: S310
-                                context=unverified, timeout=CONNECT_TIMEOUT) as answer:
-        pem = answer.read(standby.MAX_VALUE_BYTES).decode()
+    # The node's CA, read as a stranger's answer (capped, by a deadline), as HQ's is.
     try:
-        der = ssl.PEM_cert_to_DER_cert(pem)
-    except ValueError:
-        der = b""
-    if ca_pin(der) != pin:
+        pem = hq_ca.fetch(primary_url, pin, time.monotonic() + 2 * CONNECT_TIMEOUT,
+                          CONNECT_TIMEOUT)
+    except EnrollmentError:
         raise standby.StandbyError("wrong_node", f"the node at {primary_url} is not the one "
                                                  "that made this code (its certificate does "
-                                                 "not match)")
+                                                 "not match)") from None
     atrest.write_private(data_dir / PRIMARY_CA_FILE, pem.encode())
     ws = _connect(data_dir, primary_url)
     try:
