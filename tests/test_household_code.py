@@ -87,6 +87,10 @@ def test_the_same_family_keeps_its_id_and_numbers_when_it_updates_its_code():
         hc.person_id(third.household_id, s) for s in third.seqs}
 
 
+def test_an_id_that_is_no_ulid_gets_a_new_one():
+    assert hc.read(hc.make(FAMILY, "Z" * 26)).household_id != "Z" * 26
+
+
 def test_person_ids_are_ulids_derived_from_the_household_and_the_number():
     household_id = hc.read(CODE).household_id
     ids = [hc.person_id(household_id, s) for s in range(20)]
@@ -97,7 +101,8 @@ def test_person_ids_are_ulids_derived_from_the_household_and_the_number():
 
 def test_a_code_reads_the_same_as_typed_full_width_lower_case_or_broken_in_lines():
     digits = CODE[5:]
-    full_width = "ＳＨＨ１．" + digits.translate(str.maketrans(string.digits, "０１２３４５６７８９"))
+    wide = str.maketrans(string.digits, "０１２３４５６７８９")
+    full_width = "ＳＨＨ１．" + digits.translate(wide)
     broken = "shh1.\n" + " ".join(digits[i:i + 40] for i in range(0, len(digits), 40))
     assert hc.read(full_width) == hc.read(broken) == hc.read(CODE)
 
@@ -135,6 +140,10 @@ def test_a_cut_off_scan_says_so_and_a_newer_format_says_that():
     with pytest.raises(HouseholdCodeError) as cut:
         hc.read(CODE[: len(CODE) // 2])
     assert cut.value.reason == "truncated" and cut.value.status == 422
+    for stub in ("SHH1.", "SHH", "S"):
+        with pytest.raises(HouseholdCodeError) as cut:
+            hc.read(stub)
+        assert cut.value.reason == "truncated", stub
     with pytest.raises(HouseholdCodeError) as newer:
         hc.read("SHH2." + CODE[5:])
     assert newer.value.reason == "version"

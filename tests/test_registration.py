@@ -76,7 +76,7 @@ def test_bad_member_fields_are_refused_and_nothing_is_saved(app, changes, field,
     ({"language": "xx"}, "language"), ({"whereabouts": "moon"}, "whereabouts"),
     ({"consent": None}, "consent"), ({"members": []}, "members"),
     ({"members": [{}] * 21}, "members"), ({"postal_code": "12-34"}, "postal_code"),
-    ({"phone": "call me"}, "phone"), ({"address": ""}, "address"),
+    ({"phone": "call me"}, "phone"), ({"address": "大阪\x00市"}, "address"),
 ])
 def test_bad_household_fields_are_refused(app, changes, field):
     node = node_of(app)

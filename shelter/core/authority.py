@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from shelter.core import lineage, meta
+from shelter.core import code_households, lineage, meta
 from shelter.core.errors import Internal
 from shelter.core.sql import in_chunks
 
@@ -126,6 +126,9 @@ class Batch:
     def __init__(self) -> None:
         self.requests: dict[str, str] = {}
         self.people: set[str] = set()
+        self.person_households: dict[str, str] = {}  # person id -> their household's id
+        # household id -> (the shelter that registered it, whether from a household code)
+        self.households: dict[str, tuple[str, bool]] = {}
         self.card_keys: dict[str, str] = {}  # node id -> the key published for it
 
     def note(self, event_type: str, payload: dict[str, Any]) -> None:
@@ -136,8 +139,13 @@ class Batch:
             self.requests[str(payload.get("request_id"))] = str(payload.get("shelter_id"))
         elif event_type == "household_registered" and isinstance(payload.get("members"),
                                                                  list):
-            self.people.update(str(m.get("person_id")) for m in payload["members"]
-                               if isinstance(m, dict))
+            household = str(payload.get("household_id"))
+            self.households.setdefault(household, (str(payload.get("shelter_id")),
+                                                   "household_code" in payload))
+            for m in payload["members"]:
+                if isinstance(m, dict):
+                    self.people.add(str(m.get("person_id")))
+                    self.person_households.setdefault(str(m.get("person_id")), household)
 
 
 def refusal(db: Any, sender: Sender, event_type: str, payload: dict[str, Any],
@@ -208,10 +216,22 @@ def _new_request(db: Any, payload: dict[str, Any], batch: Batch | None) -> Refus
 
 def _new_people(db: Any, payload: dict[str, Any], batch: Batch | None) -> Refusal | None:
     """A registration's household and people must be new: an id already registered
-    elsewhere (a card of that shelter seen here, say) is not the sender's to take."""
+    elsewhere (a card of that shelter seen here, say) is not the sender's to take. One
+    made from a household code (``household_code``) may name its household again (a second
+    shelter, a newer code): shelter/core/code_households.py."""
     members = payload.get("members")
     ids = [m["person_id"] for m in members if isinstance(m, dict)
            and isinstance(m.get("person_id"), str)] if isinstance(members, list) else []
+    household = payload.get("household_id")
+    said = (batch.households, batch.person_households) if batch is not None else ({}, {})
+    if "household_code" in payload:
+        refused = code_households.refusal(db, payload, household, ids, *said)
+        return Refusal(*refused) if refused is not None else None
+    if isinstance(household, str):
+        taken = code_households.known(db, household, said[0])
+        if taken is not None:
+            return Refusal(N_("a household with this id is registered already (shelter "
+                              "%(about)s)"), {"about": taken[0]})
     known = issuers(db, ids)
     for person in ids:
         if person in known or (batch is not None and person in batch.people):

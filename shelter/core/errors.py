@@ -24,7 +24,8 @@ Where each named error of the system sits:
                    status per refusal: 404 for an unknown card, 409 for a conflict...),
                    clock.ClockDriftError, shelters.ImportProblem,
                    inputs.MalformedInput (400), sync.protocol.ProtocolError (400),
-                   sync.bundle.BundleRefused (400)
+                   sync.bundle.BundleRefused (400), household_code.HouseholdCodeError
+    Conflict       households.CodeTaken (a household code whose ids are someone else's)
     Forbidden      sync.enrollment.EnrollmentError, sync.client.SyncRefused,
                    sync.standby.StandbyError
     TooMany        signin.TooManyAttempts

@@ -35,7 +35,12 @@ def route(db: Any, events: list[Event]) -> None:
                 rows.append((owner, event.event_id))
         elif event.type == "household_registered":
             shelter = event.payload["shelter_id"]
-            people = [m["person_id"] for m in event.payload["members"]]
+            # Its own people only: a household code scanned at a second shelter names
+            # people registered first elsewhere, whose moves are their first shelter's.
+            home = issuers(db, [m["person_id"] for m in event.payload["members"]])
+            people = [p for p, registered in home.items() if registered == shelter]
+            if not people:
+                continue
             rows.extend((shelter, r[0]) for r in db.execute(
                 f"SELECT event_id FROM presence_log WHERE person_id IN "
                 f"({','.join('?' * len(people))}) AND shelter_id != ? ORDER BY hlc",

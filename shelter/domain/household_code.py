@@ -110,7 +110,8 @@ def make(registration: dict[str, Any], household_id: str | None = None,
          next_seq: int = 0) -> str:
     """The household code of a registration in its clean form (``households.validate``;
     ``pets`` and each member's ``medication`` are read where present). ``household_id``:
-    the id made when the code was first created (a new one when None); ``seqs``: the
+    the id made when the code was first created (a new one when None or not a ULID);
+    ``seqs``: the
     members' numbers from the code this one replaces (0, 1, 2... when None; a member
     added since, None or past the list's end, gets a number no one had: from
     ``next_seq``, the replaced code's ``next_seq``, on). Raises
@@ -119,7 +120,7 @@ def make(registration: dict[str, Any], household_id: str | None = None,
     if not 0 < len(members) <= MAX_MEMBERS:
         raise HouseholdCodeError("too_large")
     numbers = _numbers(len(members), seqs, next_seq)
-    if household_id is None or not ULID_RE.match(household_id):
+    if household_id is None or not _ulid(household_id):
         household_id = new_id()
     moment = made or datetime.now(UTC)
     seconds = max(0, min(2**32 - 1, int((moment - EPOCH).total_seconds())))
@@ -164,6 +165,8 @@ def read(text: str) -> HouseholdCode:
             raise HouseholdCodeError("version")
         raise HouseholdCodeError("garbled")
     digits = code[len(PREFIX):]
+    if not digits:
+        raise HouseholdCodeError("truncated")
     if len(digits) > MAX_DIGITS:
         raise HouseholdCodeError("too_large")
     if not digits.isascii() or not digits.isdigit():
@@ -210,6 +213,18 @@ _TAIL_DIGITS = {n: len(str(2 ** (8 * n) - 1)) for n in range(1, CHUNK_BYTES)}
 _DAMM = [[int(c) for c in row] for row in (
     "0317598642", "7092154863", "4206871359", "1750983426", "6123045978",
     "3674209581", "5869720134", "8945362017", "9438617205", "2581436790")]
+
+
+def _ulid(text: str) -> bool:
+    """Whether ``text`` is a ULID (the pattern allows a first character past 7, whose
+    time would not fit 48 bits)."""
+    if not ULID_RE.match(text):
+        return False
+    try:
+        ULID.from_str(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _damm(digits: str) -> int:
@@ -299,7 +314,7 @@ def _unpack(payload: bytes) -> HouseholdCode:
                 or not (born == "" or (len(born) == 8 and born.isdigit())):
             raise ValueError("value")
         seqs.append(seq)
-        member = dict(zip(MEMBER_TEXT[:4], fields[1:5], strict=True))
+        member: dict[str, Any] = dict(zip(MEMBER_TEXT[:4], fields[1:5], strict=True))
         member.update(birth_date=f"{born[:4]}-{born[4:6]}-{born[6:]}" if born else "",
                       sex=SEXES[sex], needs=[n for i, n in enumerate(NEED_BITS)
                                              if needs >> i & 1],

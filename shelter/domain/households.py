@@ -13,15 +13,15 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from shelter.core import keys, shortcode
-from shelter.core.errors import InvalidInput
+from shelter.core import code_households, keys, shortcode
+from shelter.core.errors import Conflict, InvalidInput
 from shelter.core.events import Event, EventStore, new_id, projection
 from shelter.core.node import NodeIdentity
 from shelter.core.sql import insert_row
-from shelter.domain import cards
+from shelter.domain import cards, household_code, roster
 from shelter.domain.schemas import households as registration
 from shelter.domain.schemas.fields import InvalidBody
-from shelter.domain.schemas.households import HouseholdIn
+from shelter.domain.schemas.households import HouseholdCodeIn, HouseholdIn
 from shelter.domain.text import kana_key, name_key
 
 
@@ -34,6 +34,9 @@ def N_(message: str) -> str:
 NEEDS, SEXES, WHEREABOUTS = registration.NEEDS, registration.SEXES, registration.WHEREABOUTS
 CONSENTS, LANGUAGES = registration.CONSENTS, registration.LANGUAGES
 MAX_MEMBERS = registration.MAX_MEMBERS
+# Who may register a household's people (shelter/core/authority.py): from a household
+# code, only the members the household's id derives.
+code_households.CODE_PERSON_ID[:] = [household_code.person_id]
 # A handful of earlier records to compare with is enough for staff to act on.
 MAX_DUPLICATE_FLAGS = 5
 
@@ -67,50 +70,177 @@ def register_household(store: EventStore, identity: NodeIdentity, data: Any,
                        today: date | None = None) -> dict[str, Any]:
     """Validate and record a household. Returns its id and each member's card codes."""
     clean = validate(data, today)
+    event, payload = _append(store, identity, clean, new_id(),
+                             [{"person_id": new_id()} for _ in clean["members"]], today)
+    return {"household_id": payload["household_id"], "registered_at": event.recorded_at,
+            "members": [_registered(m) for m in payload["members"]]}
+
+
+def _append(store: EventStore, identity: NodeIdentity, clean: dict[str, Any],
+            household_id: str, ids: list[dict[str, Any]], today: date | None,
+            extra: dict[str, Any] | None = None) -> tuple[Event, dict[str, Any]]:
+    """Record ``clean`` as household ``household_id``, its members with ``ids`` (each
+    member's ``person_id``, and ``seq`` from a household code): each gets a short code
+    drawn here and a card this node signs."""
     key = keys.load_private_key(identity.signing_key_pem)
     issued = today or date.today()
     for attempt in range(5):
         members = []
-        for m in clean["members"]:
-            person_id = new_id()
+        for m, known in zip(clean["members"], ids, strict=True):
             name = cards.display_name(m["family_name"], m["given_name"])
             members.append({
-                **m, "person_id": person_id, "short_code": shortcode.generate(),
-                "card_code": cards.make_code(key, person_id, identity.shelter_id,
+                **m, **known, "short_code": shortcode.generate(),
+                "card_code": cards.make_code(key, known["person_id"], identity.shelter_id,
                                              identity.node_id, name, issued),
             })
-        payload = {**clean, "household_id": new_id(), "shelter_id": identity.shelter_id,
-                   "members": members}
+        payload = {**clean, **(extra or {}), "household_id": household_id,
+                   "shelter_id": identity.shelter_id, "members": members}
         try:
             event, _ = store.append("household_registered", payload)
         except sqlite3.IntegrityError:
             if attempt == 4:
                 raise
             continue  # a short code collided with an existing one: draw new ones
-        return {
-            "household_id": payload["household_id"],
-            "registered_at": event.recorded_at,
-            "members": [{
-                "person_id": m["person_id"],
-                "display_name": cards.display_name(m["family_name"], m["given_name"]),
-                "code": m["card_code"],
-                "short_code": shortcode.display(m["short_code"]),
-            } for m in members],
-        }
+        return event, payload
     raise AssertionError("unreachable")
+
+
+def _registered(m: dict[str, Any]) -> dict[str, Any]:
+    return {"person_id": m["person_id"],
+            "display_name": cards.display_name(m["family_name"], m["given_name"]),
+            "code": m["card_code"], "short_code": shortcode.display(m["short_code"])}
+
+
+# --- households made from a household code (shelter/domain/household_code.py) -------------
+
+class CodeTaken(Conflict):
+    """A household code whose id (or a member's) is registered here as someone else's:
+    never taken over. Only a forged code, or a one-in-2**80 chance, meets this."""
+
+    code = "household_code_taken"
+    status = 409
+    message = N_("This household code names a household registered here another way. "
+                 "Register at the desk with the form.")
+
+
+def code_registration(code: household_code.HouseholdCode,
+                      today: date | None = None) -> dict[str, Any]:
+    """The clean form of what a household code says (as the kiosk form is checked: it may
+    have been made by anyone). It says where they stay; arriving here, "shelter" when it
+    says nothing."""
+    data = {**code.registration, "whereabouts": code.registration.get("whereabouts")
+            or "shelter"}
+    return validate(data, today)
+
+
+def _known_members(db: Database, code: household_code.HouseholdCode
+                   ) -> tuple[bool, dict[int, str]]:
+    """Whether the code's household is registered here, and which of its members are
+    (seq -> person id). Raises CodeTaken when its id or a member's is someone else's."""
+    row = db.execute("SELECT code_made FROM households WHERE household_id = ?",
+                     [code.household_id]).fetchone()
+    if row is not None and row[0] is None:
+        raise CodeTaken()
+    ids = {seq: household_code.person_id(code.household_id, seq) for seq in code.seqs}
+    known: dict[int, str] = {}
+    for seq, person in ids.items():
+        found = db.execute("SELECT household_id FROM persons WHERE person_id = ?",
+                           [person]).fetchone()
+        if found is not None:
+            if found[0] != code.household_id:
+                raise CodeTaken()
+            known[seq] = person
+    return row is not None, known
+
+
+def register_from_code(store: EventStore, identity: NodeIdentity,
+                       code: household_code.HouseholdCode,
+                       today: date | None = None) -> dict[str, Any]:
+    """Record the household a code describes, with the code's household id and each
+    member's person id derived from it; when the household is registered here already,
+    only its members not known yet (a newer code, with a newborn). Call inside
+    ``store.write()``. Returns ``household_id``, ``registered`` (whether anything was
+    recorded) and ``members``: those recorded now, with their card codes."""
+    clean = code_registration(code, today)
+    db = store.db
+    _, known = _known_members(db, code)
+    new = [(seq, m) for seq, m in zip(code.seqs, clean["members"], strict=True)
+           if seq not in known]
+    if not new:
+        return {"household_id": code.household_id, "registered": False, "members": []}
+    clean = {**clean, "members": [m for _, m in new]}
+    _, payload = _append(store, identity, clean, code.household_id, [
+        {"seq": seq, "person_id": household_code.person_id(code.household_id, seq)}
+        for seq, _ in new], today, {"household_code": {"made": code.made}})
+    return {"household_id": code.household_id, "registered": True,
+            "members": [_registered(m) for m in payload["members"]]}
+
+
+def preview_code(db: Database, text: str, shelter_id: str,
+                 today: date | None = None) -> dict[str, Any]:
+    """What a scanned household code says, and what this store knows of it: nothing is
+    written. Raises HouseholdCodeError (it cannot be read), ValidationError (what it says
+    would be refused on the form) or CodeTaken."""
+    code = household_code.read(text)
+    clean = code_registration(code, today)
+    known_household, known = _known_members(db, code)
+    on = today or date.today()
+    members = []
+    for seq, m in zip(code.seqs, clean["members"], strict=True):
+        person = household_code.person_id(code.household_id, seq)
+        row = db.execute("SELECT status, shelter_id FROM presence WHERE person_id = ?",
+                         [person]).fetchone()
+        members.append({
+            "seq": seq, "person_id": person,
+            "display_name": cards.display_name(m["family_name"], m["given_name"]),
+            "age": roster.age_on(m["birth_date"], on), "needs": m["needs"],
+            "allergies": m["allergies"], "medication": m["medication"],
+            "known": seq in known,
+            "status": roster.status_here(row[0] if row else None, row[1] if row else None,
+                                         shelter_id)})
+    return {"household_id": code.household_id, "known": known_household,
+            "registration": clean, "members": members}
+
+
+def make_code(data: Any, today: date | None = None) -> str:
+    """POST /api/v1/household-codes: the household code of a registration (the body of
+    POST /api/v1/households; ``household_id``, ``seqs`` and ``next_seq`` to replace an
+    earlier code). Checked as a registration is; nothing is kept."""
+    try:
+        clean, household_id, seqs, next_seq = HouseholdCodeIn.for_code(data, today)
+    except InvalidBody as invalid:
+        language = data.get("language") if isinstance(data, dict) else None
+        raise ValidationError(invalid.fields, language=language) from None
+    return household_code.make(clean, household_id, seqs=seqs, next_seq=next_seq)
 
 
 @projection("household_registered")
 def _apply_household_registered(db: Database, event: Event) -> None:
+    """A registration; one made from a household code (``household_code``) may name a
+    household registered here already (scanned at a second shelter, or a newer code):
+    it is not inserted again, and its members known here are skipped."""
     p = event.payload
-    insert_row(db, "households", {
-        "household_id": p["household_id"], "shelter_id": p["shelter_id"],
-        "address": p["address"], "postal_code": p["postal_code"], "phone": p["phone"],
-        "whereabouts": p["whereabouts"], "consent": p["consent"], "language": p["language"],
-        "registered_hlc": event.hlc, "registered_at": event.recorded_at,
-        "origin_node": event.node_id,
-    })
+    made = p.get("household_code")
+    code_made = made.get("made") if isinstance(made, dict) else None
+    known: set[str] = set()
+    exists = code_made is not None and db.execute(
+        "SELECT 1 FROM households WHERE household_id = ?", [p["household_id"]]).fetchone()
+    if exists:
+        known = {r[0] for r in db.execute("SELECT person_id FROM persons WHERE household_id "
+                                          "= ?", [p["household_id"]])}
+    else:
+        insert_row(db, "households", {
+            "household_id": p["household_id"], "shelter_id": p["shelter_id"],
+            "address": p["address"], "postal_code": p["postal_code"], "phone": p["phone"],
+            "whereabouts": p["whereabouts"], "consent": p["consent"],
+            "language": p["language"], "registered_hlc": event.hlc,
+            "registered_at": event.recorded_at, "origin_node": event.node_id,
+            "pets": p.get("pets", ""), "code_made": code_made,
+        })
     for position, m in enumerate(p["members"]):
+        if m["person_id"] in known:
+            continue
+        seq = m.get("seq") if code_made is not None else None
         nk = name_key(m["family_name"], m["given_name"])
         kk = kana_key(m["family_name_kana"], m["given_name_kana"])
         insert_row(db, "persons", {
@@ -119,8 +249,11 @@ def _apply_household_registered(db: Database, event: Event) -> None:
             "family_name_kana": m["family_name_kana"], "given_name_kana": m["given_name_kana"],
             "name_key": nk, "kana_key": kk, "birth_date": m["birth_date"], "sex": m["sex"],
             "needs": json.dumps(m["needs"]), "allergies": m["allergies"],
+            "medication": m.get("medication", ""),
             "short_code": m["short_code"], "card_code": m["card_code"],
-            "issuing_shelter": p["shelter_id"], "position": position,
+            "issuing_shelter": p["shelter_id"],
+            # A code's members keep their number's place, wherever they were registered.
+            "position": seq if seq is not None else position, "code_seq": seq,
         })
         # Same name (or same reading) and same birth date, in another household: most
         # likely the same person registering twice. Staff decide; nothing is merged here.

@@ -11,8 +11,9 @@ card issued elsewhere admits its holder provisionally from what the card carries
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlite_utils import Database
@@ -20,10 +21,11 @@ from sqlite_utils import Database
 from shelter.core import shortcode
 from shelter.core.errors import InvalidInput
 from shelter.core.events import Event, EventStore, projection, projection_many
-from shelter.domain import cards
+from shelter.core.node import NodeIdentity
+from shelter.domain import cards, household_code, households
 from shelter.domain.accounts import audit
 from shelter.domain.households import N_
-from shelter.domain.roster import describe
+from shelter.domain.roster import describe, status_here
 
 ACTIONS = ("check_in", "go_out", "return", "check_out")
 DESTINATIONS = ("home", "relatives", "hospital", "welfare_shelter", "other_shelter")
@@ -66,7 +68,12 @@ def identify(db: Database, public_keys: dict[str, str], code: object) -> Subject
     if not isinstance(code, str) or not code.strip() or len(code) > 400:
         raise ScanError("garbled", 422, N_("This code cannot be read. Scan it again or "
                                            "type the short code printed under the QR."))
-    text = code.strip()
+    # A Japanese keyboard (or IME) types full-width letters and digits: ＳＨＣ１．...
+    text = unicodedata.normalize("NFKC", code).strip()
+    if household_code.looks_like(text):
+        raise ScanError("household_code", 422, N_(
+            "This is a household code, not a card. Scan it at the desk to register the "
+            "household."))
     if text.upper().startswith(cards.VERSION + "."):
         try:
             card = cards.parse_code(text.upper(), public_keys)
@@ -136,23 +143,7 @@ def scan(store: EventStore, shelter_id: str, public_keys: dict[str, str], code: 
     """Apply one scan. Returns ``describe()`` of the person plus ``outcome``: "done" (a
     change was recorded), "already" (they were already so) or "repeated" (the same scan
     moments ago)."""
-    if action not in ACTIONS + ("auto",):
-        raise ScanError("invalid_action", 422, N_("Choose what to do: check in, go out, "
-                                                  "return or check out."))
-    destination = destination or ""
-    detail = destination_detail.strip() if isinstance(destination_detail, str) \
-        else None if destination_detail else ""
-    if action == "check_out":
-        if destination not in DESTINATIONS:
-            raise ScanError("invalid_destination", 422, N_("Choose where the person is "
-                                                           "going."))
-        if detail is None or len(detail) > DETAIL_LIMIT \
-                or any(ord(ch) < 32 for ch in detail):
-            raise ScanError("invalid_destination", 422, N_("Too long or not valid text."))
-        if destination == "other_shelter" and not detail:
-            raise ScanError("invalid_destination", 422, N_("Say which shelter."))
-    else:
-        destination, detail = "", ""
+    destination, detail = _where_to(action, destination, destination_detail)
     try:
         return _scan(store, shelter_id, public_keys, code, str(action), destination, detail,
                      actor)
@@ -161,6 +152,26 @@ def scan(store: EventStore, shelter_id: str, public_keys: dict[str, str], code: 
             audit(store, actor or "-", "scan_refused", refused.person_id or "-",
                   f"{action}:{refused.code}")
         raise
+
+
+def _where_to(action: object, destination: object,
+              destination_detail: object) -> tuple[str, str]:
+    """The action checked, and where to (a check-out's destination and its detail)."""
+    if action not in ACTIONS + ("auto",):
+        raise ScanError("invalid_action", 422, N_("Choose what to do: check in, go out, "
+                                                  "return or check out."))
+    destination = destination or ""
+    detail = destination_detail.strip() if isinstance(destination_detail, str) \
+        else None if destination_detail else ""
+    if action != "check_out":
+        return "", ""
+    if destination not in DESTINATIONS:
+        raise ScanError("invalid_destination", 422, N_("Choose where the person is going."))
+    if detail is None or len(detail) > DETAIL_LIMIT or any(ord(ch) < 32 for ch in detail):
+        raise ScanError("invalid_destination", 422, N_("Too long or not valid text."))
+    if destination == "other_shelter" and not detail:
+        raise ScanError("invalid_destination", 422, N_("Say which shelter."))
+    return str(destination), detail
 
 
 def _scan(store: EventStore, shelter_id: str, public_keys: dict[str, str], code: object,
@@ -195,6 +206,109 @@ def _scan(store: EventStore, shelter_id: str, public_keys: dict[str, str], code:
         # What this card proves, even if an earlier card for them was verified.
         result["card_verified"] = subject.card.verified
     return {**result, "outcome": outcome, "action": applied}
+
+
+# --- a whole household at once ------------------------------------------------------------
+
+def admit_household(store: EventStore, identity: NodeIdentity, card_keys: dict[str, str],
+                    text: object, action: object, destination: object = "",
+                    destination_detail: object = "", actor: str = "",
+                    today: date | None = None) -> dict[str, Any]:
+    """POST /api/v1/scans with a household code: the household is registered here if it is
+    new (with the code's household id and the person ids derived from it; when it is known,
+    only its members not known yet), then ``action`` applies to each of the code's members
+    (``check_in`` and ``auto`` check in whoever is not in), all in one write transaction.
+    Returns ``HouseholdScanned`` (shelter/domain/schemas/desk.py). Raises
+    HouseholdCodeError, households.ValidationError (what the code says would be refused on
+    the form), households.CodeTaken or ScanError. ``card_keys`` is not read: a household
+    code is no card, and nothing in it is signed."""
+    destination, detail = _where_to(action, destination, destination_detail)
+    if not isinstance(text, str):
+        raise household_code.HouseholdCodeError("garbled")
+    code = household_code.read(text)
+    with store.write() as db:
+        registered = households.register_from_code(store, identity, code, today)
+        if registered["registered"]:
+            audit(store, actor or "-", "register_household_code", code.household_id,
+                  str(len(registered["members"])))
+        people = [household_code.person_id(code.household_id, seq) for seq in code.seqs]
+        result = _household_action(store, db, identity.shelter_id, code.household_id,
+                                   people, str(action), destination, detail, actor)
+    return {**result, "registered": registered["registered"]}
+
+
+def scan_household(store: EventStore, shelter_id: str, public_keys: dict[str, str],
+                   code: object, action: object, destination: object = "",
+                   destination_detail: object = "", actor: str = "") -> dict[str, Any]:
+    """A member's card (or short code) with ``household: true``: ``action`` for everyone of
+    their household, in one write transaction. Answers as ``admit_household``."""
+    destination, detail = _where_to(action, destination, destination_detail)
+    try:
+        with store.write() as db:
+            subject = identify(db, public_keys, code)
+            row = db.execute("SELECT household_id FROM persons WHERE person_id = ?",
+                             [subject.person_id]).fetchone()
+            if not subject.local or row is None:
+                raise ScanError("household_unknown", 409, N_(
+                    "This person's household is not registered here. Scan each card."))
+            people = [r[0] for r in db.execute(
+                "SELECT person_id FROM persons WHERE household_id = ? ORDER BY position",
+                [row[0]])]
+            result = _household_action(store, db, shelter_id, row[0], people, str(action),
+                                       destination, detail, actor)
+    except ScanError as refused:
+        if refused.code in SUSPECT_CARDS:
+            audit(store, actor or "-", "scan_refused", refused.person_id or "-",
+                  f"{action}:{refused.code}")
+        raise
+    return {**result, "registered": False}
+
+
+def _household_action(store: EventStore, db: Database, shelter_id: str, household_id: str,
+                      people: list[str], action: str, destination: str, detail: str,
+                      actor: str) -> dict[str, Any]:
+    """``action`` for each of ``people`` where it fits (inside the caller's transaction):
+    ``outcome`` "done" (a change recorded), "already" (they were so) or "not_here" (going
+    out, for someone not checked in here)."""
+    wanted = "check_in" if action == "auto" else action
+    members = []
+    for person in people:
+        row = db.execute("SELECT shelter_id, status FROM presence WHERE person_id = ?",
+                         [person]).fetchone()
+        status = row[1] if row and row[0] == shelter_id else None
+        if wanted == "go_out" and status not in ("present", "out"):
+            outcome, resolved = "not_here", None
+        else:
+            resolved = _resolve(status, wanted)
+            outcome = "done" if resolved is not None else "already"
+        if resolved is not None:
+            store.append("presence_changed", {
+                "person_id": person, "shelter_id": shelter_id, "action": resolved,
+                "destination": destination, "destination_detail": detail, "actor": actor})
+        members.append((person, outcome))
+    outcome = "done" if any(o == "done" for _, o in members) else "already"
+    audit(store, actor or "-", "scan_household", household_id, f"{wanted}:{outcome}")
+    found = {r["person_id"]: r for r in db.query(
+        "SELECT p.person_id, p.family_name, p.given_name, p.card_code, p.short_code, "
+        "pr.status, pr.shelter_id, pr.last_action, pr.since, pr.destination, "
+        "pr.destination_detail FROM persons p LEFT JOIN presence pr USING (person_id) "
+        "WHERE p.household_id = ?", [household_id])}
+    answered = []
+    for person, done in members:
+        r = found[person]
+        answered.append({
+            "person_id": person,
+            "display_name": cards.display_name(r["family_name"], r["given_name"]),
+            "code": r["card_code"], "short_code": shortcode.display(r["short_code"]),
+            "presence": {
+                "status": status_here(r["status"], r["shelter_id"], shelter_id),
+                "last_action": r["last_action"], "since": r["since"],
+                "shelter_id": r["shelter_id"], "destination": r["destination"] or "",
+                "destination_detail": r["destination_detail"] or ""},
+            "outcome": done})
+    first = found[people[0]]["family_name"] if people else ""
+    return {"household_id": household_id, "display_name": f"{first} ({len(people)})",
+            "action": wanted, "outcome": outcome, "members": answered}
 
 
 def _age_seconds(iso: str) -> float:

@@ -17,7 +17,7 @@ from sqlite_utils import Database
 
 from shelter.core.events import utc_now_iso
 from shelter.domain import cards
-from shelter.domain.households import NEEDS
+from shelter.domain.schemas.households import NEEDS
 
 # What the desk must see at a glance (medication is recorded as chronic illness).
 DESK_FLAGS = ("allergy", "chronic_illness", "wheelchair", "infant")

@@ -11,13 +11,15 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 
 from shelter.domain.schemas import desk, hq, supplies
 from shelter.domain.schemas.fields import Error
-from shelter.domain.schemas.households import HouseholdIn, Registered
+from shelter.domain.schemas.households import CodeMade, HouseholdCodeIn, HouseholdIn, Registered
 
 REF = "#/components/schemas/{model}"
 NODE_SHAPES: dict[str, tuple[Any, JsonSchemaMode]] = {
     "Error": (Error, "serialization"),
     "HouseholdIn": (HouseholdIn, "validation"), "Registered": (Registered, "serialization"),
     "ScanIn": (desk.ScanIn, "validation"), "Scanned": (desk.Scanned, "serialization"),
+    "ScanAnswer": (desk.ScanAnswer, "serialization"),
+    "HouseholdCodeIn": (HouseholdCodeIn, "validation"), "CodeMade": (CodeMade, "serialization"),
     "Headcount": (desk.Headcount, "serialization"),
     "SyncStatus": (desk.SyncStatus, "serialization"),
     "Stock": (supplies.Stock, "serialization"),
@@ -31,6 +33,7 @@ HQ_SHAPES: dict[str, tuple[Any, JsonSchemaMode]] = {
     "Error": (Error, "serialization"), "Shelters": (hq.Shelters, "serialization"),
     "Summary": (hq.Summary, "serialization"),
     "PublicShelters": (hq.PublicShelters, "serialization"),
+    "HouseholdCodeIn": (HouseholdCodeIn, "validation"), "CodeMade": (CodeMade, "serialization"),
 }
 NO_TOKEN = "No or wrong token"
 
@@ -79,6 +82,17 @@ def post(summary: str, body: str, status: str, result: str, description: str,
                                  **errors)}}}
 
 
+def household_codes() -> dict[str, Any]:
+    """POST /api/v1/household-codes, on a node and at HQ alike: no login."""
+    made = post("Make a household code (docs/household-code.md) from a registration: no "
+                "login; nothing is stored or logged", "HouseholdCodeIn", "200", "CodeMade",
+                "The code", s413="Body too large",
+                s422="Invalid fields (a message per field), or too much for one QR code")
+    made["post"]["security"] = []
+    del made["post"]["responses"]["401"]
+    return made
+
+
 def get(summary: str, result: str, description: str, **errors: str) -> dict[str, Any]:
     return {"get": {"summary": summary, "responses": {
         "200": answer(description, result), **refusals(**errors)}}}
@@ -96,6 +110,21 @@ def _document(title: str, description: str, shapes: dict[str, tuple[Any, JsonSch
             "summary": "This document", "security": [],
             "responses": {"200": answer("OpenAPI 3.1")}}}, **paths},
     }
+
+
+def scans() -> dict[str, Any]:
+    """POST /api/v1/scans: a person (``Scanned``), or a household (a household code, or a
+    card with ``household``: ``HouseholdScanned``)."""
+    return post(
+        "A card, short code or household code scanned at the desk (volunteer or manager)",
+        "ScanIn", "200", "ScanAnswer", "The person and their presence; for a household code "
+        "(or a card with household), the household and each member's",
+        s403="A kiosk token, or a page without its CSRF header",
+        s404="No one registered with this short code",
+        s409="Going out without being checked in; a household code naming a household "
+             "registered otherwise",
+        s422="Garbled or forged code, unknown action or destination; a household code "
+             "misread, cut off, or with fields the form would refuse")
 
 
 def spec() -> dict[str, Any]:
@@ -118,13 +147,8 @@ def spec() -> dict[str, Any]:
                 "parameters": [path_parameter("household_id")],
                 "responses": {"200": answer("PDF", media="application/pdf"),
                               **refusals(s404="No such household (or not yours to see)")}}},
-            "/api/v1/scans": post(
-                "A card or short code scanned at the desk (volunteer or manager)", "ScanIn",
-                "200", "Scanned", "The person and their presence",
-                s403="A kiosk token, or a page without its CSRF header",
-                s404="No one registered with this short code",
-                s409="Going out without being checked in",
-                s422="Garbled or forged code, unknown action or destination"),
+            "/api/v1/scans": scans(),
+            "/api/v1/household-codes": household_codes(),
             "/api/v1/headcount": get("This shelter's numbers (volunteer or manager)",
                                      "Headcount", "Headcount", **staff),
             "/api/v1/sync-status": get("This node's link to HQ (volunteer or manager)",
@@ -165,6 +189,7 @@ def hq_spec() -> dict[str, Any]:
             "/api/v1/summary": get("Totals over all shelters (operator or admin)", "Summary",
                                    "totals", **staff),
             "/api/v1/public/shelters": public,
+            "/api/v1/household-codes": household_codes(),
             "/sync": {"get": {"summary": "The sync websocket (docs/sync-protocol.md)",
                               "security": [], "responses": {"101": {
                                   "description": "Switching protocols"}}}},

@@ -7,13 +7,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, NotRequired
 
-from pydantic import ConfigDict, ValidationInfo
+from pydantic import ConfigDict, RootModel, ValidationInfo
 from typing_extensions import TypedDict
 
 from shelter.core.errors import N_
+from shelter.domain import household_code
 from shelter.domain.presence import ACTIONS, DESTINATIONS, DETAIL_LIMIT
 from shelter.domain.roster import CROWDING
-from shelter.domain.schemas.fields import BLANK, Body, Choice, Refusal, Rule, When, refuse
+from shelter.domain.schemas.fields import (
+    BLANK,
+    Body,
+    Choice,
+    Flag,
+    Refusal,
+    Rule,
+    When,
+    refuse,
+)
 from shelter.domain.schemas.households import Need
 from shelter.domain.schemas.patterns import SPACE, one_line
 
@@ -24,18 +34,32 @@ WHAT_TO_DO = Refusal("invalid_action", N_("Choose what to do: check in, go out, 
 PRESENCE = ("present", "out", "left", "not_arrived", "elsewhere")
 
 
+CARD_LIMIT = 400
+# A household code: its prefix, at most one QR code's digits, and the spaces and line
+# breaks a scanner or a copy may put between them.
+HOUSEHOLD_LIMIT = len(household_code.PREFIX) + household_code.MAX_DIGITS + 400
+# What household_code.looks_like takes: SHH and a digit after a few spaces, any width/case.
+HOUSEHOLD_START = (f"^[{SPACE}]{{0,4}}[Ss\\uff33\\uff53][Hh\\uff28\\uff48]"
+                   "[Hh\\uff28\\uff48][0-9\\uff10-\\uff19]")
+
+
 @dataclass(frozen=True)
 class Code(Rule):
     """What a card's QR code or its typed short code reads: some text, at most 400 long
     (which person it names, and whether the card is genuine, the scan decides); with
+    ``households``, a household code too (SHH1..., up to ``HOUSEHOLD_LIMIT``); with
     ``optional``, nothing at all (empty or null) is no card."""
 
     optional: bool = False
+    households: bool = False
 
     def check(self, value: Any, info: ValidationInfo) -> Any:
         if self.optional and not value:
             return value
-        if not isinstance(value, str) or not value.strip() or len(value) > 400:
+        if not isinstance(value, str) or not value.strip():
+            raise refuse(GARBLED.message, GARBLED.code)
+        household = self.households and household_code.looks_like(value)
+        if len(value) > (HOUSEHOLD_LIMIT if household else CARD_LIMIT):
             raise refuse(GARBLED.message, GARBLED.code)
         return value
 
@@ -44,7 +68,11 @@ class Code(Rule):
         return not self.optional
 
     def schema(self) -> dict[str, Any]:
-        code = {"type": "string", "maxLength": 400, "pattern": f"[^{SPACE}]"}
+        code: dict[str, Any] = {"type": "string", "maxLength": CARD_LIMIT,
+                                "pattern": f"[^{SPACE}]"}
+        if self.households:
+            code = {"anyOf": [code, {"type": "string", "maxLength": HOUSEHOLD_LIMIT,
+                                     "pattern": HOUSEHOLD_START}]}
         return {"anyOf": [code, {"const": ""}, {"type": "null"}]} if self.optional else code
 
 
@@ -79,7 +107,10 @@ def _which_shelter(schema: dict[str, Any]) -> None:
 class ScanIn(Body):
     """A card (or short code) scanned at the desk, and what to do: ``auto`` checks in, or
     out and back, by where the person is. Checking out needs where to, and another
-    shelter needs which one."""
+    shelter needs which one. A household code (SHH1...) registers the household if it is
+    new here and applies the action to each of its members (``auto``: check in); with
+    ``household``, a card's action applies to everyone of the holder's household. Both
+    answer ``HouseholdScanned``."""
 
     model_config = ConfigDict(json_schema_extra=_which_shelter)
     missing: ClassVar[dict[str, Refusal]] = {"action": WHAT_TO_DO, "code": GARBLED}
@@ -89,7 +120,8 @@ class ScanIn(Body):
         DESTINATIONS, N_("Choose where the person is going."), "invalid_destination"),
         key="action")] = ""
     destination_detail: Annotated[Any, When(("check_out",), Detail(), key="action")] = ""
-    code: Annotated[str, Code()]
+    code: Annotated[str, Code(households=True)]
+    household: Annotated[bool, Flag()] = False
 
 
 class PresenceNow(TypedDict):
@@ -126,6 +158,34 @@ class Scanned(TypedDict):
     presence: PresenceNow
     outcome: Annotated[str, Choice(("done", "already", "repeated"))]
     action: Annotated[str, Choice(ACTIONS)]
+
+
+class HouseholdScannedMember(TypedDict):
+    person_id: str
+    display_name: str
+    code: str  # their card's QR payload (SHC1...)
+    short_code: str
+    presence: PresenceNow
+    outcome: Annotated[str, Choice(("done", "already", "not_here"))]
+
+
+class HouseholdScanned(TypedDict):
+    """A household code (or a card with ``household``) scanned: ``registered``, whether the
+    household (or some of its members: a newer code) was registered here by this scan;
+    ``outcome`` "done" when anyone's presence changed, else "already"; each member's own
+    (``not_here``: going out, for someone not checked in here)."""
+
+    household_id: str
+    registered: bool
+    display_name: str  # a short label: the first member's family name and the count
+    action: Annotated[str, Choice(ACTIONS)]
+    outcome: Annotated[str, Choice(("done", "already"))]
+    members: list[HouseholdScannedMember]
+
+
+class ScanAnswer(RootModel[Scanned | HouseholdScanned]):
+    """What POST /api/v1/scans answers: the person (a card or short code), or the household
+    (a household code, or a card with ``household``)."""
 
 
 class Counts(TypedDict):

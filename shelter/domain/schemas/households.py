@@ -41,7 +41,7 @@ LANGUAGES: tuple[str, ...] = get_args(Language)
 MAX_MEMBERS = 20
 NAME_LIMIT = 40
 KANA_LIMIT = 60
-TEXT_LIMIT = 200  # an address, allergies
+TEXT_LIMIT = 200  # an address, allergies, medication, pets
 CHOOSE = N_("Choose one of the options.")
 DATE_FORMAT = N_("Enter the birth date as year, month and day.")
 NOBODY = N_("Register at least one person.")
@@ -181,6 +181,7 @@ class PersonIn(Body):
     sex: Annotated[Sex, Choice(SEXES)] = "unanswered"
     needs: Annotated[list[Need], Needs()] = []
     allergies: Annotated[str, Line(TEXT_LIMIT)] = ""
+    medication: Annotated[str, Line(TEXT_LIMIT)] = ""
 
     @field_validator("allergies")
     @classmethod
@@ -218,12 +219,13 @@ class HouseholdIn(Body):
     summary: ClassVar[Refusal | None] = Refusal("invalid", N_("Some fields need attention."))
 
     language: Annotated[Language, Choice(LANGUAGES, N_("Unknown language."))] = "ja"
-    address: Annotated[str, Line(TEXT_LIMIT, required=True)]
+    address: Annotated[str, Line(TEXT_LIMIT)] = ""  # tourists, no fixed address
     postal_code: Annotated[str, Postal()] = ""
     phone: Annotated[str, Phone()] = ""
     whereabouts: Annotated[Whereabouts, Choice(WHEREABOUTS)]
     consent: Annotated[Consent, Choice(CONSENTS)]
     members: Annotated[list[PersonIn], Members()]
+    pets: Annotated[str, Line(TEXT_LIMIT)] = ""  # "a dog (small), a cat"
 
     @classmethod
     def registration(cls, data: Any, today: date | None = None) -> dict[str, Any]:
@@ -248,3 +250,96 @@ class Registered(TypedDict):
     household_id: str
     registered_at: NotRequired[str]
     members: list[RegisteredMember]
+
+
+# Numbers of the members in a household code (shelter/domain/household_code.py): 0 to 254.
+MAX_SEQ = 254
+# A ULID (shelter.core.ids.ULID_RE) within its 128 bits: 7ZZZZZZZZZ is its latest time.
+ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
+NOT_A_HOUSEHOLD_ID = N_("This is not the id of a household code.")
+NOT_SEQS = N_("Give each member's number in the earlier code, from 0 to 254.")
+
+
+@dataclass(frozen=True)
+class HouseholdId(Rule):
+    """The id of the household code this one replaces (a ULID), or nothing: a new one."""
+
+    def check(self, value: Any, info: ValidationInfo) -> str:
+        if value is None or value == "":
+            return ""
+        if not isinstance(value, str) or not re.fullmatch(ULID_PATTERN, value):
+            raise refuse(NOT_A_HOUSEHOLD_ID)
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        return {"anyOf": [{"type": "string", "pattern": ULID_PATTERN}, {"enum": ["", None]}]}
+
+
+def _whole(value: Any, most: int) -> int | None:
+    """A whole number from 0 to ``most`` (1.0 too, as JSON Schema's integers), else None."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= most:
+        return value
+    return None
+
+
+@dataclass(frozen=True)
+class Seqs(Rule):
+    """The members' numbers in the code this one replaces, in the order of ``members``;
+    null for a member added since. Missing or null: 0, 1, 2..."""
+
+    def check(self, value: Any, info: ValidationInfo) -> list[int | None] | None:
+        if value is None:
+            return None
+        if not isinstance(value, list) or len(value) > MAX_MEMBERS:
+            raise refuse(NOT_SEQS)
+        seqs = [None if s is None else _whole(s, MAX_SEQ) for s in value]
+        if any(s is None for s, sent in zip(seqs, value, strict=True) if sent is not None):
+            raise refuse(NOT_SEQS)
+        return seqs
+
+    def schema(self) -> dict[str, Any]:
+        return nullable({"type": "array", "maxItems": MAX_MEMBERS, "items": {"anyOf": [
+            {"type": "integer", "minimum": 0, "maximum": MAX_SEQ}, {"type": "null"}]}})
+
+
+@dataclass(frozen=True)
+class NextSeq(Rule):
+    """The number the code this one replaces would give a member added next (its
+    ``next_seq``): a member removed since never lends a new one their number."""
+
+    def check(self, value: Any, info: ValidationInfo) -> int:
+        if value is None:
+            return 0
+        seq = _whole(value, MAX_SEQ + 1)
+        if seq is None:
+            raise refuse(NOT_SEQS)
+        return seq
+
+    def schema(self) -> dict[str, Any]:
+        return nullable({"type": "integer", "minimum": 0, "maximum": MAX_SEQ + 1})
+
+
+class HouseholdCodeIn(HouseholdIn):
+    """What POST /api/v1/household-codes makes a code of: a registration as for POST
+    /api/v1/households, and, to replace an earlier code, its ``household_id``, the
+    members' ``seqs`` in it and its ``next_seq`` (docs/household-code.md)."""
+
+    household_id: Annotated[str, HouseholdId()] = ""
+    seqs: Annotated[list[int | None] | None, Seqs()] = None
+    next_seq: Annotated[int, NextSeq()] = 0
+
+    @classmethod
+    def for_code(cls, data: Any, today: date | None = None
+                 ) -> tuple[dict[str, Any], str | None, list[int | None] | None, int]:
+        """The clean registration, and the earlier code's id, numbers and next number."""
+        clean = cls.registration(data, today)
+        household_id, seqs = clean.pop("household_id") or None, clean.pop("seqs")
+        return clean, household_id, seqs, clean.pop("next_seq")
+
+
+class CodeMade(TypedDict):
+    """A household code (format: docs/household-code.md), made and kept nowhere."""
+
+    code: str

@@ -1,4 +1,5 @@
-"""HQ's JSON API: GET /api/v1/shelters and /api/v1/summary answer what HQ knows, and HQ's
+"""HQ's JSON API: GET /api/v1/shelters and /api/v1/summary answer what HQ knows, POST
+/api/v1/household-codes makes a household code for anyone (as every node does), and HQ's
 OpenAPI document describes them. Shelters' events arrive over the /sync websocket
 (sync.py); the pages staff use are the other modules here, the public page and feed
 public.py."""
@@ -8,10 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 
+from shelter.core.errors import N_, InvalidInput
+from shelter.domain import households
 from shelter.hq import stats
 from shelter.web.base import node, require
+from shelter.web.inputs import MalformedInput
 from shelter.web.openapi import hq_spec
 
 api = Blueprint("hq_api", __name__, url_prefix="/api/v1")
@@ -39,3 +44,17 @@ def shelters_api() -> Response:
 @require("operator")
 def summary_api() -> Response:
     return _json("api:summary", stats.totals)
+
+
+@api.post("/household-codes")
+def household_codes() -> ResponseReturnValue:
+    """No login: a municipality's system, or a family at home, makes a household code.
+    Checked as a registration is (422, each field's message in its language); nothing is
+    stored, audited or logged."""
+    if not request.is_json:
+        raise InvalidInput(N_("Send the data as JSON."), code="unsupported_media_type",
+                           status=415)
+    data = request.get_json(silent=True)
+    if data is None:
+        raise MalformedInput("malformed_json", "syntax")
+    return jsonify({"code": households.make_code(data)})

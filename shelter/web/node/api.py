@@ -11,7 +11,14 @@ from flask import Blueprint, Response, current_app, jsonify, request, session
 from flask.typing import ResponseReturnValue
 
 from shelter.core.errors import N_, Forbidden, InvalidInput, NotFound
-from shelter.domain import cards, households, presence, roster, supply_requests
+from shelter.domain import (
+    cards,
+    household_code,
+    households,
+    presence,
+    roster,
+    supply_requests,
+)
 from shelter.domain.accounts import audit
 from shelter.domain.schemas.desk import ScanIn
 from shelter.domain.schemas.supplies import StockMovementIn, SupplyRequestIn
@@ -99,14 +106,33 @@ def cards_pdf(household_id: str) -> ResponseReturnValue:
 @bp.post("/scans")
 @require("volunteer")
 def scan() -> ResponseReturnValue:
+    """A card or short code; a household code registers its household if it is new here
+    and acts for each member, as ``household`` does for a card's household."""
     scanned = ScanIn.checked(_json_object())
     principal = current_principal()
     assert principal is not None
     ctx = node()
-    result = presence.scan(ctx.store, ctx.shelter_id, ctx.card_keys(), scanned.code,
-                           scanned.action, scanned.destination, scanned.destination_detail,
-                           actor=principal.name)
+    if household_code.looks_like(scanned.code):
+        result = presence.admit_household(
+            ctx.store, ctx.identity, ctx.card_keys(), scanned.code, scanned.action,
+            scanned.destination, scanned.destination_detail, actor=principal.name)
+    elif scanned.household:
+        result = presence.scan_household(
+            ctx.store, ctx.shelter_id, ctx.card_keys(), scanned.code, scanned.action,
+            scanned.destination, scanned.destination_detail, actor=principal.name)
+    else:
+        result = presence.scan(ctx.store, ctx.shelter_id, ctx.card_keys(), scanned.code,
+                               scanned.action, scanned.destination,
+                               scanned.destination_detail, actor=principal.name)
     return jsonify(result)
+
+
+@bp.post("/household-codes")
+def household_codes() -> ResponseReturnValue:
+    """No login: anyone may make a household code (another system, a family at home).
+    Checked as a registration is (422, each field's message in its language); nothing is
+    stored, audited or logged."""
+    return jsonify({"code": households.make_code(_json_body())})
 
 
 @bp.get("/headcount")
