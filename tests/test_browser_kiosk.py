@@ -166,3 +166,29 @@ def test_staff_pages_are_accessible_and_show_duplicates(node_server, browser):
         assert_accessible(page)
     finally:
         context.close()
+
+
+def test_the_postal_code_fills_the_address_and_a_second_member_shares_the_family_name(
+        node_server, browser):
+    context = browser.new_context(viewport={"width": 768, "height": 1024}, locale="ja-JP",
+                                  has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{node_server.http}/kiosk?lang=ja")
+        page.fill("#m0-family_name", "大阪")
+        page.fill("#m0-family_name_kana", "おおさか")
+        page.click("#add-person")
+        assert page.input_value("#m1-family_name") == "大阪"
+        assert page.input_value("#m1-family_name_kana") == "おおさか"
+        assert page.evaluate("document.activeElement.id") == "m1-given_name"
+        page.fill("#m0-family_name", "大坂")  # the copy follows while nobody changed it
+        assert page.input_value("#m1-family_name") == "大坂"
+        assert page.locator("#m1-allergies").is_hidden()
+        page.check("input[name='m1-needs'][value='allergy']")
+        assert page.locator("#m1-allergies").is_visible()
+        page.locator("#postal_code").press_sequentially("５４００００８")
+        page.wait_for_function("want => document.getElementById('address').value === want",
+                               arg="大阪府大阪市中央区大手前")
+        assert_accessible(page)
+    finally:
+        context.close()

@@ -9,11 +9,15 @@ misses some swaps).
 from __future__ import annotations
 
 import secrets
+import unicodedata
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _VALUE = {ch: i for i, ch in enumerate(ALPHABET)}
 # What people type by mistake for what they meant.
 _CONFUSABLE = str.maketrans({"I": "1", "L": "1", "O": "0", "U": "V"})
+# Separators people type: spaces, and the hyphens a Japanese keyboard gives (ー, －, ‐...),
+# as shelter.domain.text.HYPHENS lists them (core cannot import the domain).
+_SEPARATORS = str.maketrans("", "", "-ーｰ－‐‑‒–—―−")
 DATA_LENGTH = 7
 
 
@@ -42,8 +46,11 @@ def generate() -> str:
 
 
 def normalise(typed: str) -> str | None:
-    """The canonical code for what someone typed, or None if it cannot be a valid code."""
-    code = "".join(typed.upper().split()).replace("-", "").translate(_CONFUSABLE)
+    """The canonical code for what someone typed, or None if it cannot be a valid code.
+
+    NFKC first: a Japanese keyboard types full-width letters and digits (７ＫＱ３－Ｍ９ＴＸ)."""
+    text = unicodedata.normalize("NFKC", typed)
+    code = "".join(text.upper().split()).translate(_SEPARATORS).translate(_CONFUSABLE)
     if len(code) != DATA_LENGTH + 1 or any(ch not in _VALUE for ch in code):
         return None
     if _damm(code) != 0:

@@ -10,6 +10,7 @@ from sqlite_utils import Database
 from shelter.core import authority, lineage, meta
 from shelter.core.errors import N_, InvalidInput
 from shelter.core.events import Event, EventStore, projection
+from shelter.domain.text import ascii_digits
 
 # A shelter's status as HQ's registry and the public page know it.
 STATUSES = ("standby", "open", "full", "closed")
@@ -57,6 +58,7 @@ def save_manager_settings(store: EventStore, form: Mapping[str, str]) -> None:
     unless every value is usable, the name given and the crowding levels rising; then only
     what differs from the current settings is changed (nothing at all when nothing does)."""
     changes = {key: form.get(key, "").strip() for key in MANAGER_SETTINGS}
+    changes.update({key: ascii_digits(changes[key], hyphens=False) for key in _NUMBERS})
     fields: dict[str, str] = {}
     if not changes["shelter_name"] or len(changes["shelter_name"]) > 80:
         fields["shelter_name"] = N_("This field is required.")

@@ -46,3 +46,21 @@ def clean_line(text: object, limit: int) -> str | None:
     if len(text) > limit or any(unicodedata.category(ch) == "Cc" for ch in text):
         return None
     return text
+
+
+# What a Japanese keyboard types for a hyphen in a number: the katakana prolonged sound mark
+# (ー, ｰ), the full-width hyphen-minus (－), the Unicode hyphens and the minus sign.
+HYPHENS = "ーｰ－‐‑‒–—―−"
+_WIDE_DIGITS = {0xFF10 + d: str(d) for d in range(10)}  # ０-９, as NFKC reads them
+_HYPHENS_TO_ASCII = {ord(ch): "-" for ch in HYPHENS}
+
+
+def ascii_digits(text: str, hyphens: bool = True) -> str:
+    """Full-width digits (the Japanese keyboard's default) as ASCII ones, and with
+    ``hyphens`` every hyphen-like mark as ``-``: ``"５４０ー０００８"`` is ``"540-0008"``.
+
+    Only the full-width digits, the digits NFKC turns into ASCII that a keyboard types; not
+    ① or superscripts, which nobody means as a number. Anything else is left as it is, for
+    the field's own check to accept or refuse."""
+    table = {**_WIDE_DIGITS, **_HYPHENS_TO_ASCII} if hyphens else _WIDE_DIGITS
+    return text.translate(table)

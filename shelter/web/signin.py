@@ -52,7 +52,9 @@ def login() -> ResponseReturnValue:
                 # Only paths on this node: never an open redirect.
                 if not target.startswith("/") or target.startswith("//") \
                         or urlparse(target).netloc:
-                    target = url_for("staff.home")
+                    # A kiosk account has no staff pages: its tablet goes into kiosk mode.
+                    target = url_for("kiosk.kiosk_mode" if principal.role == "kiosk"
+                                     else "staff.home")
                 return redirect(target, code=303)
     # After a refusal the name stays filled in: only the password is typed again.
     return render_template("staff/login.html", error=error, username=username), status, headers

@@ -8,6 +8,7 @@ of ``shelter.domain.supplies`` that these rules share."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, NotRequired
@@ -33,6 +34,7 @@ from shelter.domain.schemas.patterns import numeral, one_line
 from shelter.domain.stock import KINDS, SOURCES
 from shelter.domain.supplies import MAX_QUANTITY, SupplyError, checked_date, checked_quantity
 from shelter.domain.supply_requests import MAX_LINES, REQUEST_STATUSES, URGENCIES
+from shelter.domain.text import ascii_digits
 
 UNKNOWN_ITEM = Refusal("unknown_item", N_("There is no such item. Choose one from the list, "
                                           "or add it first."))
@@ -66,8 +68,9 @@ class ItemId(Rule):
 @dataclass(frozen=True)
 class Quantity(Rule):
     """A whole number of units, up to a million; more than none, or none with ``zero``
-    (a stocktake's). A numeral in a string (a form's) is read too, and so is 5.0: JSON
-    says no difference between 5 and 5.0, so neither does the document."""
+    (a stocktake's). A numeral in a string (a form's) is read too, in full-width digits as
+    well (a Japanese keyboard's ５０), and so is 5.0: JSON says no difference between 5 and
+    5.0, so neither does the document."""
 
     zero: bool = False
 
@@ -75,12 +78,43 @@ class Quantity(Rule):
         zero = self.zero and info.data.get("kind") == "counted"
         if isinstance(value, float) and value.is_integer():
             value = int(value)
+        if isinstance(value, str):
+            value = ascii_digits(value, hyphens=False)
         return int(_shared(lambda: checked_quantity(value, allow_zero=zero)))
 
     def schema(self) -> dict[str, Any]:
         least = 0 if self.zero else 1
         return {"anyOf": [{"type": "integer", "minimum": least, "maximum": MAX_QUANTITY},
-                          {"type": "string", "pattern": numeral(least, MAX_QUANTITY)}]}
+                          {"type": "string", "pattern": _wide(numeral(least, MAX_QUANTITY))}]}
+
+
+_PATTERN_PARTS = re.compile(r"\\u[0-9a-fA-F]{4}|\\.|\{[^}]*\}|\[(?:\\.|[^\]\\])*\]|[0-9]")
+_CLASS_PARTS = re.compile(r"\\u[0-9a-fA-F]{4}|\\.|([0-9])-([0-9])|([0-9])")
+
+
+def _wide_digit(digit: str) -> str:
+    return chr(0xFF10 + int(digit))
+
+
+def _wide(pattern: str) -> str:
+    """``pattern`` with each ASCII digit it matches also matching its full-width twin
+    (``[1-9]`` becomes ``[1-9１-９]``, ``1`` ``[1１]``); counts in braces stay as they are."""
+    def widen_class(body: str) -> str:
+        extra = []
+        for part in _CLASS_PARTS.finditer(body):
+            if part.group(1):
+                extra.append(f"{_wide_digit(part.group(1))}-{_wide_digit(part.group(2))}")
+            elif part.group(3):
+                extra.append(_wide_digit(part.group(3)))
+        return f"[{body}{''.join(extra)}]"
+
+    def widen(part: re.Match[str]) -> str:
+        text = part.group(0)
+        if text.isdigit():
+            return f"[{text}{_wide_digit(text)}]"
+        return widen_class(text[1:-1]) if text.startswith("[") else text
+
+    return _PATTERN_PARTS.sub(widen, pattern)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 from shelter.domain import catalog, day_notes, stock, supplies, supply_requests
 from shelter.domain.accounts import audit
 from shelter.domain.settings import get_settings
+from shelter.domain.text import ascii_digits
 from shelter.render import report
 from shelter.web import labels
 from shelter.web.base import current_principal, node, require
@@ -30,6 +31,11 @@ def _actor() -> tuple[str, bool]:
 
 def _message(refused: supplies.SupplyError) -> str:
     return refused.text(gettext)
+
+
+def _number(value: str | None) -> str:
+    """A number as a Japanese keyboard types it (５０, １．５) in ASCII, for the checks."""
+    return ascii_digits(value or "", hyphens=False).replace("．", ".").strip()
 
 
 def _names() -> dict[str, str]:
@@ -58,6 +64,8 @@ def move() -> ResponseReturnValue:
     form = request.form.to_dict()
     if form.get("kind") != "distributed" and not manager:
         abort(403)
+    if "quantity" in form:
+        form["quantity"] = _number(form["quantity"])
     data: dict[str, Any] = {k: v for k, v in form.items() if k != "csrf" and v != ""}
     data["override"] = form.get("override") == "1"
     data["confirm_repeat"] = form.get("confirm_repeat") == "1"
@@ -78,10 +86,12 @@ def items_page() -> ResponseReturnValue:
         form = request.form
         try:
             if form.get("item_id"):
-                catalog.change_norm(node().store, form["item_id"], form.get("norm_per_day"),
-                                    form.get("ration_hours"))
+                catalog.change_norm(node().store, form["item_id"],
+                                    _number(form.get("norm_per_day")),
+                                    _number(form.get("ration_hours")))
             else:
-                catalog.add_item(node().store, form.to_dict())
+                catalog.add_item(node().store, {**form.to_dict(), **{
+                    k: _number(form[k]) for k in ("norm_per_day", "ration_hours") if k in form}})
             return redirect(url_for("supplies.items_page"), code=303)
         except supplies.SupplyError as refused:
             error, field = _message(refused), refused.field
@@ -112,9 +122,9 @@ def requests_page() -> ResponseReturnValue:
     if not manager:
         abort(403)
     form = request.form
-    lines = [{"item_id": key[4:], "quantity": value.strip()}
-             for key, value in form.items() if key.startswith("qty-") and value.strip()
-             and value.strip() != "0"]
+    lines = [{"item_id": key[4:], "quantity": _number(value)}
+             for key, value in form.items() if key.startswith("qty-") and _number(value)
+             and _number(value) != "0"]
     try:
         supply_requests.request_supplies(node().store, node().shelter_id, {
             "lines": lines, "urgency": form.get("urgency"), "note": form.get("note")}, actor)
@@ -128,7 +138,7 @@ def requests_page() -> ResponseReturnValue:
 def received(request_id: str) -> ResponseReturnValue:
     actor, _ = _actor()
     form = request.form
-    lines = [{"item_id": key[4:], "quantity": value.strip()}
+    lines = [{"item_id": key[4:], "quantity": _number(value)}
              for key, value in form.items() if key.startswith("got-")]
     try:
         supply_requests.receive(node().store, node().shelter_id, request_id,
