@@ -1,10 +1,13 @@
 // The desk's camera: a few small JPEG frames a second go to the node over a websocket
 // (live.js), the node reads any QR code in them (zxing-cpp; iPad Safari and Chromium on
 // Linux have no BarcodeDetector) and answers its text. Each card newly in view becomes a
-// "shelter:card" event, which desk.js scans like a typed code.
+// "shelter:card" event, which desk.js scans like a typed code. On the kiosk's household
+// code page (#camera-config, data-fill: the code's input) the code is put in that input
+// and its form sent, as a handheld scanner's Enter would.
 (function () {
   "use strict";
-  var config = document.getElementById("desk-labels");
+  var config = document.getElementById("desk-labels") ||
+    document.getElementById("camera-config");
   var toggle = document.getElementById("camera-toggle");
   var video = document.getElementById("camera-video");
   var status = document.getElementById("camera-status");
@@ -46,11 +49,22 @@
     // sight for a few seconds (else "auto" would check its holder straight out again).
     var fresh = code && (code !== lastCode || now - lastCodeAt > 3000);
     if (code) {
-      if (fresh) document.dispatchEvent(new CustomEvent("shelter:card", { detail: code }));
+      if (fresh) found(code);
       lastCode = code;
       lastCodeAt = now;
     }
     setTimeout(sendFrame, fresh ? 600 : 80);
+  }
+
+  function found(code) {
+    var fill = config.dataset.fill && document.getElementById(config.dataset.fill);
+    if (!fill) {
+      document.dispatchEvent(new CustomEvent("shelter:card", { detail: code }));
+      return;
+    }
+    fill.value = code;
+    if (fill.form.requestSubmit) fill.form.requestSubmit();
+    else fill.form.submit();
   }
 
   function stop() {

@@ -4,6 +4,9 @@
 // (POST /api/v1/scans); the node then draws its answer with the template of the plain
 // form's page (templates/desk/_result.html, via POST /desk/result) and this file puts it
 // in place. With it: desk-live.js (the live headcount), desk-camera.js (the camera).
+// A household code (SHH1...) is first shown as the family it lists (POST
+// /desk/household-preview, which reads and changes nothing); only the tap on its button
+// admits them. A card of a household of two or more offers "all N of this household".
 (function () {
   "use strict";
   var config = document.getElementById("desk-labels");
@@ -63,7 +66,10 @@
       state.lastResultAt = performance.now();
       state.lastKind = (/kind-(\S+)/.exec(className) || [])[1];
       clearTimeout(timer);
-      timer = setTimeout(function () { panel.classList.remove("flash"); }, 2500);
+      // A family to confirm stays in front until the tap (or a tap beside the button).
+      if (state.lastKind !== "household") {
+        timer = setTimeout(function () { panel.classList.remove("flash"); }, 2500);
+      }
     }
     return {
       answer: function (html) {  // the <section id="result"> the node rendered
@@ -110,16 +116,39 @@
                     (done ? L.done[answer.action] : L.outcome[answer.outcome]),
                     done ? answer.action : "same");
     }
-    return function send(fields) {  // {code, action, destination, destination_detail}
+    function refused(text) { panel.message(text); beep(false); return null; }
+    function preview(code) {  // a household code: the family, and the button that admits
+      if (inFlight[code]) return Promise.resolve(null);
+      inFlight[code] = true;
+      var body = new FormData();
+      body.set("csrf", config.dataset.csrf);
+      body.set("code", code);
+      return post(previewUrl, { body: body }).then(function (response) {
+        return response.text().then(function (html) {
+          // A refusal (misread, cut off, fields to correct) comes as a red panel too.
+          if (panel.answer(html)) {
+            beep(response.ok);
+            return response.ok;
+          }
+          var message = null;  // else the node's words, if it answered JSON
+          try { message = JSON.parse(html).error.message; } catch (e) { /* not JSON */ }
+          return refused(message || L.words.unreadable);
+        }, function () { return refused(L.words.unreadable); });
+      }, function () {
+        return refused(L.words.offline);
+      }).finally(function () { delete inFlight[code]; });
+    }
+    function send(fields) {  // {code, action, destination, destination_detail, household}
       var code = (fields.code || "").trim();
       if (!code || inFlight[code]) return Promise.resolve(null);
       inFlight[code] = true;
-      function refused(text) { panel.message(text); beep(false); return null; }
+      var body = { code: code, action: fields.action || "auto",
+                   destination: fields.destination || "",
+                   destination_detail: fields.destination_detail || "" };
+      if (fields.household) body.household = true;
       return post(config.dataset.scanApi, {
         headers: { "Content-Type": "application/json", "X-CSRF-Token": config.dataset.csrf },
-        body: JSON.stringify({ code: code, action: fields.action || "auto",
-                               destination: fields.destination || "",
-                               destination_detail: fields.destination_detail || "" })
+        body: JSON.stringify(body)
       }).then(function (response) {
         return response.json().then(function (answer) {
           if (!answer || typeof answer !== "object") return refused(L.words.unreadable);
@@ -132,8 +161,19 @@
       }, function () {
         return refused(L.words.offline);  // nothing reached the node: nothing changed
       }).finally(function () { delete inFlight[code]; });
-    };
+    }
+    send.preview = preview;
+    return send;
   }
+
+  // What desk.js and the node take for a household code (household_code.looks_like).
+  function householdCode(code) {
+    var head = (code || "").slice(0, 8).normalize("NFKC").trim().toUpperCase();
+    return head.slice(0, 3) === "SHH" && /^[0-9]$/.test(head.charAt(3));
+  }
+  // POST /desk/household-preview, beside the plain form's /desk/scan.
+  var previewUrl = new URL("household-preview",
+                           new URL(config.dataset.scanUrl, location.href)).href;
 
   // --- the desk's form: the chosen mode; a page with a scan target takes the code there --
   function makeScan(send) {
@@ -143,6 +183,17 @@
       var checked = form && form.querySelector("input[name=action]:checked");
       return checked ? checked.value : "auto";
     }
+    function automatic() {  // after a check-out: the next card is "check in or out" again
+      var auto = form && form.querySelector("input[name=action][value=auto]");
+      if (auto && !auto.checked) {
+        auto.checked = true;
+        form.dispatchEvent(new Event("change"));
+      }
+    }
+    function after(answer, whole) {
+      if (answer && (answer.action === "check_out" || whole)) automatic();
+      return answer;
+    }
     function scan(code) {
       if (target) {
         target.value = code.trim();
@@ -150,11 +201,37 @@
         else target.form.submit();
         return;
       }
+      if (householdCode(code)) {
+        send.preview(code.trim());
+        return;
+      }
       var out = chosen() === "check_out";
+      state.lastCode = code.trim();  // for "all N of this household"
       send({ code: code, action: chosen(),
              destination: out ? form.elements.destination.value : "",
-             destination_detail: out ? form.elements.destination_detail.value : "" });
+             destination_detail: out ? form.elements.destination_detail.value : ""
+      }).then(function (answer) { after(answer, false); });
     }
+    // The panel's own buttons: admit the family a household code lists; all N of the
+    // household of the card just scanned.
+    document.addEventListener("submit", function (e) {
+      var f = e.target;
+      if (!f.closest || !f.closest("#result")) return;
+      if (f.classList.contains("household-confirm")) {
+        e.preventDefault();
+        send({ code: f.elements.code.value, action: f.elements.action.value })
+          .then(function (answer) { after(answer, true); });
+      } else if (f.classList.contains("household-all-form")) {
+        e.preventDefault();
+        var button = e.submitter || f.querySelector("button[name=action]");
+        send({ code: f.elements.code.value || state.lastCode, action: button.value,
+               household: true,
+               destination: f.elements.destination ? f.elements.destination.value : "",
+               destination_detail: f.elements.destination_detail ?
+                 f.elements.destination_detail.value : "" })
+          .then(function (answer) { after(answer, true); });
+      }
+    });
     if (form) {
       var input = document.getElementById("code");
       var dest = document.getElementById("destination");

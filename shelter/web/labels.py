@@ -32,6 +32,7 @@ def desk() -> dict[str, Any]:
                          "welfare_shelter": _("Welfare shelter (福祉避難所)"),
                          "other_shelter": _("Another shelter")},
         "crowding": words.crowding(_),
+        "household": household(),
         # The standby at the shelter (templates/desk/_counts.html: standby_line).
         "standby": {"ok": _("Standby: up to date"), "behind": _("Standby: %(n)s behind"),
                     "off": _("Standby: not connected"),
@@ -94,4 +95,30 @@ def hq() -> dict[str, Any]:
         "items": {i["item_id"]: catalog.item_name(i, i18n.current())
                   for i in catalog.items(node().db)},
         "request": words.request_status(_), "urgency": words.urgency(_),
+    }
+
+
+def household() -> dict[str, Any]:
+    """The words of a household code read at the desk or the kiosk (the family, then what
+    admitting them did) and of "all N of this household": the kiosk's in all five
+    languages, as evacuees read them."""
+    _ = i18n.gettext
+    return {
+        "people": _("%(n)s people"),
+        "comma": _(", "),
+        "allergies": _("Allergy: %(text)s"), "medication": _("Medication: %(text)s"),
+        "pets": _("Pets: %(text)s"),
+        "known": _("Already registered here"),
+        "question": _("Is this right?"),
+        "admit": _("Register and check in all %(n)s"),
+        "admit_known": _("Check in all %(n)s"),
+        "done": {"check_in": _("%(n)s people checked in"),
+                 "return": _("%(n)s people back in"),
+                 "go_out": _("%(n)s people gone out"),
+                 "check_out": _("%(n)s people checked out")},
+        "already": _("%(n)s people: no change, already so"),
+        "registered": _("Registered at this shelter now"),
+        "print": _("Print their cards (PDF)"),
+        "all": {"check_in": _("Check in all %(n)s of this household"),
+                "check_out": _("Check out all %(n)s of this household")},
     }

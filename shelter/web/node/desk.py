@@ -11,7 +11,6 @@ template of the page that works without JavaScript (``POST /desk/result``).
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import threading
@@ -23,7 +22,6 @@ from flask import (
     Response,
     abort,
     current_app,
-    get_template_attribute,
     jsonify,
     redirect,
     render_template,
@@ -33,20 +31,22 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from pydantic import TypeAdapter, ValidationError
 
-from shelter.domain import presence, roster
+from shelter.core.errors import ShelterError
+from shelter.domain import household_code, presence, roster
 from shelter.domain.accounts import audit
-from shelter.domain.schemas.desk import Scanned
+from shelter.domain.schemas.desk import HouseholdScanned, Scanned
 from shelter.domain.schemas.fields import Error
 from shelter.domain.settings import get_settings, hq_messages
 from shelter.web import labels
 from shelter.web.base import Recheck, current_principal, error_response, node, sock, websocket_view
 from shelter.web.i18n import gettext
+from shelter.web.scanning import preview_household, refusal, serve_camera
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
 MAX_FRAME_BYTES = 1_500_000
-MAX_FRAME_PIXELS = 2_500_000
 LIVE_KEEPALIVE_SECONDS = 20.0
 MIN_PUSH_SECONDS = 0.25
+MODES = ("auto", "check_in", "go_out", "return", "check_out")  # the desk form's choices
 
 
 @bp.before_request
@@ -55,7 +55,7 @@ def _volunteers_only() -> ResponseReturnValue | None:
     if principal is None:
         if request.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
             return error_response(401, "unauthorized", gettext("Please sign in."))
-        if request.endpoint == "desk.result":  # desk.js, which shows the message
+        if request.endpoint in ("desk.result", "desk.household_preview"):  # desk.js
             return _refused(401, "unauthorized", gettext("Please sign in."))
         return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
     if not principal.can("volunteer"):
@@ -107,26 +107,72 @@ def shared_live_state(version: int) -> dict[str, Any]:
 @bp.get("")
 def scan_page() -> ResponseReturnValue:
     return render_template("desk/scan.html", result=None, error=None, state=live_state(),
-                           labels=labels.desk())
+                           labels=labels.desk(), mode="auto")
 
 
 @bp.post("/scan")
 def scan_form() -> ResponseReturnValue:
-    """The same scan without JavaScript: a plain form post, answered with a page."""
+    """The same scan without JavaScript: a plain form post, answered with a page. A
+    household code first shows the family with a button that confirms (``confirm``); a
+    card with ``household`` acts on its whole household."""
     ctx = node()
     form = request.form
+    code = form.get("code", "")
+    action = form.get("action", "auto")
+    confirmed = form.get("confirm") == "household"
+    whole = form.get("household") in ("1", "true", "on")
+    page: dict[str, Any] = {"result": None, "error": None, "state": None,
+                            "labels": labels.desk(), "code": code, "preview": None,
+                            "problems": [], "mode": action if action in MODES else "auto"}
+    status = 200
     try:
-        result = presence.scan(ctx.store, ctx.shelter_id, ctx.card_keys(), form.get("code"),
-                               form.get("action", "auto"), form.get("destination", ""),
-                               form.get("destination_detail", ""), actor=_actor())
-    except presence.ScanError as refused:
-        return render_template("desk/scan.html", result=None, error=gettext(refused.message),
-                               state=live_state(), labels=labels.desk()), refused.status
+        if household_code.looks_like(code) and not confirmed:
+            page["preview"] = preview_household(code, _actor())
+        elif household_code.looks_like(code):
+            page["result"] = presence.admit_household(
+                ctx.store, ctx.identity, ctx.card_keys(), code, action,
+                form.get("destination", ""), form.get("destination_detail", ""),
+                actor=_actor())
+        else:
+            page["result"] = (presence.scan_household if whole else presence.scan)(
+                ctx.store, ctx.shelter_id, ctx.card_keys(), code, action,
+                form.get("destination", ""), form.get("destination_detail", ""),
+                actor=_actor())
+    except ShelterError as refused:
+        page["error"], page["problems"], status = refusal(refused)
+    result = page["result"]
+    if result is not None and (confirmed or whole or result.get("action") == "check_out"):
+        # After a check-out, or a whole household at once, the next card is read as
+        # "check in or out" again: no one is checked out by a mode left selected.
+        page["mode"] = "auto"
     back = form.get("back", "")
-    if back and result.get("household_id") == back:
+    if back and result is not None and result.get("household_id") == back:
         return redirect(url_for("staff.household", household_id=back), code=303)
-    return render_template("desk/scan.html", result=result, error=None, state=live_state(),
-                           labels=labels.desk())
+    page["state"] = live_state()
+    return render_template("desk/scan.html", **page), status
+
+
+@bp.post("/household-preview")
+def household_preview() -> ResponseReturnValue:
+    """desk.js's first step for a household code: the panel listing the family, with the
+    button that admits them (which desk.js sends to ``POST /api/v1/scans``). Reads only."""
+    code = request.form.get("code", "")
+    if not household_code.looks_like(code):
+        return _refused(400, "not_a_household_code",
+                        gettext("This is not a household code."))
+    try:
+        found = preview_household(code, _actor())
+    except ShelterError as refused:
+        message, problems, status = refusal(refused)
+        return Response(panel(error=message, problems=problems), status=status,
+                        mimetype="text/html")
+    return Response(panel(code=code, preview=found), mimetype="text/html")
+
+
+def panel(**shown: Any) -> str:
+    """The result panel alone (``<section id="result">``), as the desk page draws it."""
+    return render_template("desk/_panel.html", **{"result": None, "error": None,
+                                                  "labels": labels.desk(), **shown})
 
 
 # A scan's answer is a few hundred bytes; a household of thirty, a few thousand.
@@ -138,6 +184,9 @@ PANEL_READS = ("display_name", "age", "presence", "flags", "provisional",
                "outcome", "action")
 HOUSEHOLD_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 _scanned: TypeAdapter[Scanned] = TypeAdapter(Scanned)
+_household: TypeAdapter[HouseholdScanned] = TypeAdapter(HouseholdScanned)
+MAX_ANSWER_MEMBERS = 30
+SHORT_CODE = re.compile(r"[0-9A-Z]{4}-[0-9A-Z]{4}")  # as answers show it (shortcode.display)
 _refusal: TypeAdapter[Error] = TypeAdapter(Error)
 
 
@@ -146,8 +195,9 @@ class NotAnAnswer(ValueError):
 
 
 def read_answer(text: str) -> tuple[dict[str, Any] | None, str | None]:
-    """A scan's answer (the JSON ``POST /api/v1/scans`` answered, a person or a refusal) as
-    the panel takes it: ``(result, None)`` or ``(None, message)``. Raises NotAnAnswer for
+    """A scan's answer (the JSON ``POST /api/v1/scans`` answered: a person, a household or
+    a refusal) as the panel takes it: ``(result, None)`` or ``(None, message)``. Raises
+    NotAnAnswer for
     anything else: a field the answer has not, one the panel reads missing, a value of
     another type or outside its choices, or a flag or destination the desk has no word for."""
     try:
@@ -157,8 +207,10 @@ def read_answer(text: str) -> tuple[dict[str, Any] | None, str | None]:
     if not isinstance(data, dict):
         raise NotAnAnswer
     refused = "error" in data
+    whole = not refused and "members" in data  # a household code's, or a whole household's
+    shape = _refusal if refused else _household if whole else _scanned
     try:
-        checked: Any = (_refusal if refused else _scanned).validate_python(data, strict=True)
+        checked: Any = shape.validate_python(data, strict=True)
     except ValidationError:
         raise NotAnAnswer from None
     if checked != data:  # a field the shape has not (the shape's check drops them)
@@ -168,6 +220,14 @@ def read_answer(text: str) -> tuple[dict[str, Any] | None, str | None]:
         if not message.strip() or len(message) > MAX_MESSAGE_CHARS:
             raise NotAnAnswer
         return None, message
+    if whole:
+        members = data["members"]
+        if not HOUSEHOLD_ID.fullmatch(data["household_id"]) \
+                or not 1 <= len(members) <= MAX_ANSWER_MEMBERS \
+                or any(m["presence"]["destination"] not in ("", *presence.DESTINATIONS)
+                       or not SHORT_CODE.fullmatch(m["short_code"]) for m in members):
+            raise NotAnAnswer
+        return data, None
     if any(key not in data for key in PANEL_READS) \
             or not set(data["flags"]) <= set(roster.DESK_FLAGS) \
             or data["presence"]["destination"] not in ("", *presence.DESTINATIONS) \
@@ -194,8 +254,7 @@ def result() -> ResponseReturnValue:
         scanned, error = read_answer(text)
     except NotAnAnswer:
         return _refused(400, "not_a_scan", gettext("This is not the answer to a scan."))
-    panel = get_template_attribute("desk/_result.html", "result_panel")
-    return Response(str(panel(scanned, error, labels.desk())), mimetype="text/html")
+    return Response(panel(result=scanned, error=error), mimetype="text/html")
 
 
 @bp.get("/find")
@@ -252,50 +311,6 @@ def live(ws: Any) -> None:
 @sock.route("/camera", bp=bp)
 @websocket_view
 def camera(ws: Any) -> None:
-    """Each binary message is one JPEG (or PNG) frame; each answer lists the QR codes in it.
-
-    A frame that is not a picture we can read, or declares more pixels than a tablet camera
-    sends, is answered ``{"codes": [], "error": ...}`` (the desk then sends its next frame)
-    and the socket stays open: nothing a client sends ends it but silence.
-    """
-    import logging
-
-    import zxingcpp
-    from PIL import Image, UnidentifiedImageError
-
-    QR_ONLY = zxingcpp.barcode_formats_from_str("QRCode")
-    MAX_SIDE = 4096
-
-    def codes_in(frame: bytes) -> dict[str, Any]:
-        try:
-            # Image.open reads the header only; the size is known before any decoding.
-            # A header past PIL's own bomb limit raises DecompressionBombError here.
-            image = Image.open(io.BytesIO(frame), formats=("JPEG", "PNG"))
-        except Image.DecompressionBombError:
-            return {"codes": [], "error": "frame too large"}
-        except UnidentifiedImageError:
-            return {"codes": [], "error": "not an image"}
-        except Exception as error:  # noqa: BLE001 - any broken header is one bad frame
-            logging.getLogger("shelter").debug("camera frame refused (%s)",
-                                               type(error).__name__)
-            return {"codes": [], "error": "not an image"}
-        with image:
-            width, height = image.size
-            if width * height > MAX_FRAME_PIXELS or max(width, height) > MAX_SIDE:
-                return {"codes": [], "error": "frame too large"}
-            try:
-                found = zxingcpp.read_barcodes(image.convert("L"), formats=QR_ONLY)
-            except Exception as error:  # noqa: BLE001 - truncated or corrupt image data
-                logging.getLogger("shelter").debug("camera frame unreadable (%s)",
-                                                   type(error).__name__)
-                return {"codes": [], "error": "not an image"}
-        return {"codes": [r.text for r in found if r.valid]}
-
-    while ws.connected:
-        frame = ws.receive(timeout=120)
-        if frame is None:
-            break  # a camera screen silent for two minutes has gone away
-        if not isinstance(frame, bytes | bytearray):
-            ws.send(json.dumps({"codes": [], "error": "send frames as binary messages"}))
-            continue
-        ws.send(json.dumps(codes_in(bytes(frame))))
+    """Each binary message is one JPEG (or PNG) frame; each answer lists the QR codes in it
+    (``serve_camera``)."""
+    serve_camera(ws)
