@@ -77,6 +77,8 @@ def test_registration_pages_are_translated_into_all_five_languages():
                   ("shelter/web/errors.py", "python"), ("shelter/core/errors.py", "python"),
                   ("shelter/web/inputs.py", "python"),
                   ("templates/kiosk/**.html", "jinja2"), ("templates/base.html", "jinja2"),
+                  ("templates/prepare/**.html", "jinja2"), ("shelter/web/prepare.py", "python"),
+                  ("shelter/domain/household_code.py", "python"),
                   ("templates/error.html", "jinja2")]
     for _, _, message, _, _ in extract_from_dir(str(ROOT), method_map,
                                                 keywords={"_": None, "gettext": None,
@@ -100,3 +102,8 @@ def test_no_outside_hosts_in_what_the_node_serves():
 def test_card_format_doc_matches_the_version_in_code():
     from shelter.domain.cards import VERSION
     assert f"# Card format {VERSION}" in Path(ROOT / "docs" / "card-format.md").read_text()
+
+
+def test_household_code_doc_matches_the_version_in_code():
+    from shelter.domain.household_code import VERSION
+    assert f"# Household code format {VERSION}" in (ROOT / "docs" / "household-code.md").read_text()

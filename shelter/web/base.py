@@ -33,8 +33,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 # The websocket routes of both roles (desk /live and /camera, HQ /sync and /live).
 sock = Sock()
 # What may be served over plain HTTP on the LAN: evacuees' own phones register there and
-# must see their own cards (which are checked against the registering session, not a login).
-PLAIN_HTTP_OK = ("kiosk.", "trust.", "static", "api.card_png", "api.cards_pdf")
+# must see their own cards (which are checked against the registering session, not a login),
+# and make their household code (/prepare, which keeps nothing).
+PLAIN_HTTP_OK = ("kiosk.", "trust.", "static", "api.card_png", "api.cards_pdf",
+                 "prepare.")
 # A sign-in lasts at most one long shift, however busy; PERMANENT_SESSION_LIFETIME (idle
 # time) ends it sooner on a tablet left alone. Both are checked against the session's row
 # in the database (shelter/domain/signin.py), not against what the cookie says.

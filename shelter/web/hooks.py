@@ -10,7 +10,8 @@ from flask import Flask, Response, g, request
 from shelter.web import base, i18n, inputs
 
 # The pages evacuees meet speak all five languages; staff pages Japanese and English.
-EVERY_LANGUAGE = ("kiosk", "api", None)  # blueprints (None: the app's own, e.g. static)
+# Blueprints (None: the app's own, e.g. static).
+EVERY_LANGUAGE = ("kiosk", "arrival", "prepare", "api", None)
 
 
 def init_app(app: Flask) -> None:
