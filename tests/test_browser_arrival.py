@@ -1,22 +1,20 @@
-"""One scan at the door, in a real Chromium on a 768×1024 tablet: a family's household code
-held to the desk's (fake) camera shows the four of them; one tap checks all four in and
+"""One scan at the door, in a real Chromium on a 768×1024 tablet: the household code a family
+made on /prepare and printed, held to the desk's (fake) camera, shows the four of them; one tap checks all four in and
 their cards print (the PDF's QR codes are their cards). The same code at a second shelter
 admits them there, and HQ ends with one household of four, with both shelters' arrivals.
 The desk's preview and the kiosk's code page are accessible (axe)."""
 
 from __future__ import annotations
 
-import io
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from PIL import Image
 
 from shelter.core.node import NodeContext
 from shelter.domain import household_code
 from shelter.domain.accounts import add_user, create_token
 
-from .camera import write_y4m
+from .camera import card_from_page, write_y4m
 from .conftest import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -35,17 +33,6 @@ SHELTER_A, SHELTER_B = "E2710000004141", "E2710000004242"
 # A keyboard-wedge scanner: every character's key, then Enter, all at once.
 SCANNER = """(text) => { for (const key of [...text, "Enter"]) document.body.dispatchEvent(
     new KeyboardEvent("keydown", {key: key, bubbles: true, cancelable: true})); }"""
-
-
-def family_qr(code: str) -> Image.Image:
-    """The family's household code as they would hold it up: its QR. (The /prepare page's
-    printed QR can take this one's place.)"""
-    return Image.open(io.BytesIO(household_code.qr_png(code))).convert("L")
-
-
-@pytest.fixture(scope="module")
-def code() -> str:
-    return household_code.make(family_of_four())
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +65,71 @@ def shelters(tmp_path_factory):
         hq.stop()
 
 
+# The family's details typed into /prepare's form at once (the phone's own walk through the
+# form is tests/test_browser_prepare.py): its fields, then the form sent.
+FILL_PREPARE = """(family) => {
+  const form = document.querySelector("form input[name=count]").form;
+  const put = (name, value) => {
+    const choice = form.querySelector(`input[type=radio][name="${name}"][value="${value}"]`);
+    if (choice) { choice.checked = true; return; }
+    let field = form.querySelector(`[name="${name}"]:not([type=checkbox])`);
+    if (!field) {
+      field = document.createElement("input"); field.type = "hidden"; field.name = name;
+      form.appendChild(field);
+    }
+    field.value = value;
+  };
+  for (const [name, value] of Object.entries(family)) {
+    if (Array.isArray(value)) {
+      form.querySelectorAll(`[name="${name}"]`).forEach((box) => box.remove());
+      value.forEach((v) => { const box = document.createElement("input");
+        box.type = "hidden"; box.name = name; box.value = v; form.appendChild(box); });
+    } else put(name, value);
+  }
+  form.querySelectorAll("[name=action]").forEach((b) => b.removeAttribute("name"));
+  HTMLFormElement.prototype.submit.call(form);  // (a field may be named "submit")
+}"""
+
+
 @pytest.fixture(scope="module")
-def camera_browser(code, tmp_path_factory, playwright_driver):
-    """Chromium whose camera sees the family's household code."""
-    video = write_y4m(family_qr(code), tmp_path_factory.mktemp("camera") / "family.y4m")
+def printed(shelters, browser, tmp_path_factory):
+    """The family of four makes its code on shelter A's /prepare on a phone and prints it:
+    the code, and the printed page's QR as they hold it up."""
+    _, a, _ = shelters
+    clean = family_of_four()
+    fields = {"count": str(len(clean["members"])), "language": "ja", "consent": "relatives",
+              "whereabouts": "shelter", "address": clean["address"], "pets": "犬 1匹",
+              "postal_code": clean["postal_code"], "phone": clean["phone"]}
+    for i, m in enumerate(clean["members"]):
+        year, month, day = m["birth_date"].split("-")
+        fields.update({f"m{i}-{f}": m[f] for f in (
+            "family_name", "given_name", "family_name_kana", "given_name_kana", "sex",
+            "allergies", "medication") if m.get(f)})
+        fields.update({f"m{i}-birth_year": year, f"m{i}-birth_month": month,
+                       f"m{i}-birth_day": day, f"m{i}-needs": m["needs"]})
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                has_touch=True, locale="ja-JP")
+    page = phone.new_page()
+    page.goto(f"{a.http}/prepare")
+    with page.expect_navigation():
+        page.evaluate(FILL_PREPARE, fields)
+    page.wait_for_selector("#made #qr")
+    page.emulate_media(media="print")
+    sheet = render_pdf(page.pdf(format="A4"), tmp_path_factory.mktemp("printed"))[0]
+    phone.close()
+    [code] = decode_png(sheet)
+    return code, card_from_page(sheet)
+
+
+@pytest.fixture(scope="module")
+def code(printed) -> str:
+    return printed[0]
+
+
+@pytest.fixture(scope="module")
+def camera_browser(printed, tmp_path_factory, playwright_driver):
+    """Chromium whose camera sees the family's printed household code."""
+    video = write_y4m(printed[1], tmp_path_factory.mktemp("camera") / "family.y4m")
     browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + [
         "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
         f"--use-file-for-fake-video-capture={video}",
