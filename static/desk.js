@@ -274,7 +274,9 @@
       if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT")) {
         return;
       }
-      var now = performance.now();
+      // When the key was pressed, not when this runs: a busy tablet handles a scanner's
+      // keys late and all at once, and the pause before them is not the scanner's.
+      var now = e.timeStamp || performance.now();
       if (now - lastKey > 100) typed = "";
       lastKey = now;
       if (e.key === "Enter") {

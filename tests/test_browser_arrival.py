@@ -1,8 +1,8 @@
 """One scan at the door, in a real Chromium on a 768×1024 tablet: the household code a family
-made on /prepare and printed, held to the desk's (fake) camera, shows the four of them; one tap checks all four in and
-their cards print (the PDF's QR codes are their cards). The same code at a second shelter
-admits them there, and HQ ends with one household of four, with both shelters' arrivals.
-The desk's preview and the kiosk's code page are accessible (axe)."""
+made on /prepare and printed, held to the desk's (fake) camera, shows the four of them; one
+tap checks all four in and their cards print (the PDF's QR codes are their cards). The same
+code at a second shelter admits them there, and HQ ends with one household of four, with
+both shelters' arrivals. The desk's preview and the kiosk's code page are accessible (axe)."""
 
 from __future__ import annotations
 
