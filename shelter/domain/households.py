@@ -188,6 +188,9 @@ def preview_code(db: Database, text: str, shelter_id: str,
     members = []
     for seq, m in zip(code.seqs, clean["members"], strict=True):
         person = household_code.person_id(code.household_id, seq)
+        if seq in known:  # who the tap acts on: as registered here, not as a code says
+            m = person_row(next(iter(db.query("SELECT * FROM persons WHERE person_id = ?",
+                                              [person]))))
         row = db.execute("SELECT status, shelter_id FROM presence WHERE person_id = ?",
                          [person]).fetchone()
         members.append({

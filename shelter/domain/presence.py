@@ -269,15 +269,18 @@ def _household_action(store: EventStore, db: Database, shelter_id: str, househol
                       actor: str) -> dict[str, Any]:
     """``action`` for each of ``people`` where it fits (inside the caller's transaction):
     ``outcome`` "done" (a change recorded), "already" (they were so) or "not_here" (going
-    out, for someone not checked in here)."""
+    out or checking out, for someone not checked in here)."""
     wanted = "check_in" if action == "auto" else action
     members = []
     for person in people:
         row = db.execute("SELECT shelter_id, status FROM presence WHERE person_id = ?",
                          [person]).fetchone()
         status = row[1] if row and row[0] == shelter_id else None
-        if wanted == "go_out" and status not in ("present", "out"):
-            outcome, resolved = "not_here", None
+        if wanted in ("go_out", "check_out") and status not in ("present", "out"):
+            # Only those here go out or leave: a check-out of someone never in here, or in
+            # at another shelter, would outrank where they really are.
+            outcome = "already" if wanted == "check_out" and status == "left" else "not_here"
+            resolved = None
         else:
             resolved = _resolve(status, wanted)
             outcome = "done" if resolved is not None else "already"

@@ -173,7 +173,7 @@ class HouseholdScanned(TypedDict):
     """A household code (or a card with ``household``) scanned: ``registered``, whether the
     household (or some of its members: a newer code) was registered here by this scan;
     ``outcome`` "done" when anyone's presence changed, else "already"; each member's own
-    (``not_here``: going out, for someone not checked in here)."""
+    (``not_here``: going out or checking out, for someone not checked in here)."""
 
     household_id: str
     registered: bool

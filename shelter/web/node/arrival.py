@@ -79,6 +79,10 @@ def kiosk_code() -> ResponseReturnValue:
         if request.form.get("confirm") != "household":
             found = preview_household(code, actor)
             _speak(found["registration"])
+            # Whoever holds a photo of the code must not learn here whether the family is
+            # registered at this shelter, or in: the page is the same either way.
+            found = {**found, "known": False, "members": [
+                {**m, "known": False, "status": "not_arrived"} for m in found["members"]]}
             page.update(preview=found, code=code)
         else:
             ctx = node()
