@@ -18,8 +18,11 @@ an Osaka postal code and address, a phone) go through each path:
                   one tap; `typing_s` is the wedge's share at Playwright's typing speed;
   kiosk_form      the kiosk form at 768x1024 over HTTPS in kiosk mode, typed as a person
                   would (each field tapped, only what is still empty typed: what the form
-                  fills in itself is not typed), then the desk checks each member in by the
-                  short code printed on their card (typed, and Enter);
+                  fills in itself is not typed; Japanese names through the IME, driven by
+                  the DevTools Protocol: the reading composed, then the kanji committed, so
+                  a form that takes the furigana from the IME fills it), then the desk
+                  checks each member in by the short code printed on their card (typed,
+                  and Enter);
   phone_form      the same form at 390x844 on the plain-HTTP port, then the desk as above;
   kiosk_form_all  (not run by default) the kiosk form, then at the desk the first card and
                   "check in all N of this household" (button.household-all);
@@ -29,8 +32,10 @@ an Osaka postal code and address, a phone) go through each path:
 
 Counted from the script's own actions: taps (a tap or click; a select is two: open,
 choose; Enter at the desk counts as its OK button) and characters typed (a scanner's
-characters are not a person's: a scan counts as one scan). The household code paths are
-skipped where the repo has no household codes (before issue 14).
+characters are not a person's: a scan counts as one scan; a name typed through the IME
+counts its own characters, 山田 two, on every form, not the keystrokes of its reading).
+The household code paths are skipped where the repo has no household codes (before issue
+14).
 
 "seconds" are measured with the machine typing at full speed, so on the form paths they
 are the system's share only; `klm_seconds` adds a person's share by the keystroke-level
@@ -350,6 +355,7 @@ class Actor:
         self.page, self.touch, self.wide = page, touch, wide
         self.taps = self.chars = 0
         self.by_field: dict[str, int] = {}  # characters typed, by field (m0-, m1-... as one)
+        self.cdp: Any = None  # a DevTools session, for the IME (made when first needed)
 
     def count(self, selector: str, chars: int) -> None:
         self.chars += chars
@@ -372,8 +378,21 @@ class Actor:
         """Numbers as the Japanese keyboard types them by default, where the form takes it."""
         return text.translate(WIDE) if self.wide else text
 
-    def type_into(self, selector: str, text: str) -> None:
-        """Tap the field (unless the cursor is there) and type what is not there yet."""
+    def compose(self, reading: str, text: str) -> None:
+        """Type ``text`` as a Japanese IME does: its reading composed kana by kana, then
+        converted and committed (compositionstart/update/end and input events, as in
+        Chromium with a real IME; what a form does with the reading is up to the form)."""
+        if self.cdp is None:
+            self.cdp = self.page.context.new_cdp_session(self.page)
+        for step in [reading[:k] for k in range(1, len(reading) + 1)] + [text]:
+            self.cdp.send("Input.imeSetComposition",
+                          {"text": step, "selectionStart": len(step), "selectionEnd": len(step)})
+        self.cdp.send("Input.insertText", {"text": text})
+
+    def type_into(self, selector: str, text: str, reading: str = "") -> None:
+        """Tap the field (unless the cursor is there) and type what is not there yet;
+        with a ``reading``, through the IME (the characters counted are the name's own,
+        as on a keyboard: the reading's keystrokes are not counted, on any form)."""
         current = self.page.locator(selector).input_value()
         if current == text:
             return
@@ -386,12 +405,16 @@ class Actor:
         if current and text.startswith(current):
             self.page.keyboard.press("End")  # the tap lands at the end of what is there
             text = text[len(current):]
+            reading = ""  # (the rest's own reading is not known: typed as it is)
         elif current and not selected_all:  # (a field that selects itself is typed over)
             self.page.keyboard.press("End")
             for _ in current:
                 self.page.keyboard.press("Backspace")
             self.count(selector, len(current))
-        self.page.keyboard.type(text)
+        if reading:
+            self.compose(reading, text)
+        else:
+            self.page.keyboard.type(text)
         self.count(selector, len(text))
 
     def choose(self, selector: str) -> None:
@@ -418,8 +441,10 @@ def fill_form(actor: Actor, household: Household) -> None:
                 poll(lambda: page.evaluate("document.activeElement !== document.body"), 0.3)
             except Timeout:
                 pass
-        actor.type_into(f"#m{i}-family_name", person.family_name)
-        actor.type_into(f"#m{i}-given_name", person.given_name)
+        # Names through the IME: the reading composed, the kanji committed. A kana box the
+        # form has filled in correctly by then (from the reading, or a copy) is not typed.
+        actor.type_into(f"#m{i}-family_name", person.family_name, person.family_name_kana)
+        actor.type_into(f"#m{i}-given_name", person.given_name, person.given_name_kana)
         actor.type_into(f"#m{i}-family_name_kana", person.family_name_kana)
         actor.type_into(f"#m{i}-given_name_kana", person.given_name_kana)
         year, month, day = person.birth
@@ -954,7 +979,7 @@ def main() -> int:
     emit(run="start", repo=str(repo), commit=commit, uncommitted_changes=dirty,
          shelter_package=package, households=len(seeded),
          people=sum(len(h.members) for h in seeded), paths=wanted, seed=args.seed,
-         klm={"K_s": K_SECONDS, "tap_s": TAP_SECONDS})
+         names="ime", klm={"K_s": K_SECONDS, "tap_s": TAP_SECONDS})
     codes = make_codes(seeded) if any("code" in p for p in wanted) else {}
     from playwright.sync_api import sync_playwright
     started = time.monotonic()

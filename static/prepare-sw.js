@@ -6,7 +6,8 @@
 "use strict";
 var CACHE = "shelter-prepare-1";
 var PAGE = "/prepare";
-var ASSETS = ["/static/shelter.css", "/static/prepare.js", "/static/icon.svg"];
+var ASSETS = ["/static/shelter.css", "/static/prepare.js", "/static/autokana.js",
+              "/static/icon.svg"];
 
 self.addEventListener("install", function (event) {
   event.waitUntil(caches.open(CACHE).then(function (cache) {
