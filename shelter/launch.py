@@ -38,6 +38,7 @@ def node_listeners(ctx: NodeContext, port: int, http_port: int | None, host: str
              f"  kiosk tablet:         https://{shown}:{port}/kiosk"]
     if http_port:
         lines.append(f"  evacuees' own phones: http://{shown}:{http_port}/register")
+        lines.append(f"  household codes:      http://{shown}:{http_port}/prepare")
     lines += [f"  trust this node:      http://{shown}:{http_port or port}/trust",
               f"  CA fingerprint (SHA-256): {tls.fingerprint(ca_cert)}"]
     if standby_wait is not None:

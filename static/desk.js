@@ -277,7 +277,10 @@
       // When the key was pressed, not when this runs: a busy tablet handles a scanner's
       // keys late and all at once, and the pause before them is not the scanner's.
       var now = e.timeStamp || performance.now();
-      if (now - lastKey > 100) typed = "";
+      // A household code is hundreds of keys long: a Bluetooth scanner may stall within
+      // it, so once one has begun a longer pause is allowed before it counts as ended.
+      var pause = /^SHH/i.test(typed) ? 1500 : 100;
+      if (now - lastKey > pause) typed = "";
       lastKey = now;
       if (e.key === "Enter") {
         if (typed.length >= 7) {

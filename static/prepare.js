@@ -58,8 +58,10 @@
   }
 
   // The form page: the code this phone kept, with what can be done with it.
+  // Not on the form that changes it: there the form is what the person came for.
   var section = byId("kept");
-  var code = section && kept();
+  var editing = !!document.querySelector("input[name=household_id]");
+  var code = section && !editing && kept();
   var message = byId("kept-message");
   if (code) {
     byId("kept-qr").src = code.png;
@@ -75,7 +77,8 @@
     time.setAttribute("datetime", code.made || "");
     byId("kept-code").value = code.code;
     byId("kept-save").href = code.png;
-    byId("kept-save").setAttribute("download", "household-code-" + (code.day || "") + ".png");
+    byId("kept-save").setAttribute("download", "household-code-" +
+                                   (code.day || "").replace(/[^0-9]+/g, "") + ".png");
     section.hidden = false;
     document.body.classList.add("has-code");
     if (!navigator.onLine) byId("kept-offline").hidden = false;
@@ -91,6 +94,7 @@
       if (event.key === "Escape") small();
     });
     byId("kept-delete").addEventListener("click", function () {
+      if (!window.confirm(section.dataset.confirm)) return;
       storage.removeItem(KEY);
       section.hidden = true;
       document.body.classList.remove("has-code");

@@ -100,7 +100,9 @@ def test_a_household_code_shows_the_family_and_admits_them_on_the_tap(app, code)
 
     # The same code again: known, everyone in already; no second household.
     again = client.post("/desk/scan", data={"csrf": "t0k3n", "code": code, "action": "auto"})
-    assert "全員入所" in panel(again) and "登録済み" in panel(again)
+    assert "4人ともすでに在所です。" in panel(again) and "登録済み" in panel(again)
+    assert 'id="household-admit"' not in panel(again)  # nothing to do: no button for it
+    assert 'id="household-cancel"' in panel(again)
     assert persons(node) == 4
 
 
@@ -161,6 +163,12 @@ def test_a_member_s_card_checks_in_and_out_the_whole_household(app, code):
     assert api.status_code == 200 and api.get_json()["outcome"] == "done"
     assert client.get("/api/v1/headcount").get_json()["present"] == 4
     assert persons(node) == 4
+    # One steps out: the household may step out with them, never be discharged.
+    stepped = panel(client.post("/desk/scan", data={"csrf": "t0k3n", "code": first,
+                                                    "action": "go_out"}))
+    assert "kind-go_out" in stepped and 'value="go_out"' in stepped
+    offered = stepped.split("household-all")[1]
+    assert "この世帯の全員(4人)が外出" in stepped and "退所" not in offered
 
 
 def test_the_drawn_panel_takes_a_household_answer_and_refuses_a_forged_one(app, code):

@@ -273,3 +273,15 @@ def test_add_at_the_limit_and_remove_the_only_one_register_nobody(app, client):
     assert client.post("/register", data=form(csrf, action="remove")).status_code == 200
     after = app.extensions["shelter"].db.execute("SELECT count(*) FROM households").fetchone()
     assert tuple(after) == tuple(before)
+
+
+def test_an_added_member_keeps_the_calendar_and_the_form_starts_staying_here(client):
+    """An elderly couple picks 昭和 once; someone registering at the shelter is staying in
+    it unless they say otherwise (no refusal for a choice every family makes the same)."""
+    empty = client.get("/register").get_data(as_text=True)
+    assert re.search(r'<input[^>]*name="whereabouts"[^>]*value="shelter"[^>]*checked', empty)
+    body = client.post("/register", data=form(
+        csrf_of(client), action="add", **{"m0-birth_era": "showa", "m0-birth_year": "23"})
+    ).get_data(as_text=True)
+    member = body[body.index('id="m1-birth_era"'):]
+    assert re.search(r'<option value="showa" ?selected>', member[:member.index("</select>")])

@@ -120,5 +120,9 @@ def household() -> dict[str, Any]:
         "registered": _("Registered at this shelter now"),
         "print": _("Print their cards (PDF)"),
         "all": {"check_in": _("Check in all %(n)s of this household"),
+                "go_out": _("All %(n)s of this household go out"),
+                "return": _("All %(n)s of this household are back"),
                 "check_out": _("Check out all %(n)s of this household")},
+        "all_here": _("All %(n)s are here already."),
+        "cancel": _("Not them: scan again"),
     }

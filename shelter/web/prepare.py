@@ -23,7 +23,7 @@ from werkzeug.datastructures import MultiDict
 
 from shelter.core.errors import N_
 from shelter.core.ids import ULID_RE
-from shelter.domain import household_code, households
+from shelter.domain import eras, household_code, households
 from shelter.domain.schemas import households as registration
 from shelter.domain.supplies import JST
 from shelter.domain.text import ascii_digits
@@ -82,11 +82,17 @@ def _form_to_data(form: Any, count: int) -> dict[str, Any]:
         member: dict[str, Any] = {f: form.get(f"m{i}-{f}", "") for f in MEMBER_TEXT}
         member["sex"] = form.get(f"m{i}-sex") or "unanswered"
         member["needs"] = form.getlist(f"m{i}-needs")
-        y, m, d = (_digits(form.get(f"m{i}-birth_{part}", ""))
-                   for part in ("year", "month", "day"))
+        era = form.get(f"m{i}-birth_era", "")
+        era = era if era in eras.ERAS else ""
+        typed = eras.typed_number(form.get(f"m{i}-birth_year", ""), "年")
+        y, outside = eras.western_year(era, typed)  # 昭和23 as 1948; the kiosk's rule
+        m, d = (eras.typed_number(form.get(f"m{i}-birth_{part}", ""), unit)
+                for part, unit in (("month", "月"), ("day", "日")))
+        if outside is not None:
+            y = "0"  # refused by the check of dates ("Check the year of birth.")
         member["birth_date"] = (f"{y.zfill(4)}-{m.zfill(2)}-{d.zfill(2)}"
                                 if y or m or d else "")
-        member["birth_parts"] = {"year": y, "month": m, "day": d}
+        member["birth_parts"] = {"era": era, "year": typed, "month": m, "day": d}
         data["members"].append(member)
     return data
 
@@ -187,7 +193,8 @@ def _render_form(data: dict[str, Any], count: int, *, errors: dict[str, str] | N
         error_links=_error_links(errors), problem=problem, household_id=household_id,
         seqs=list(seqs)[:count], next_seq=next_seq, focus=focus, needs=registration.NEEDS,
         sexes=registration.SEXES, whereabouts=registration.WHEREABOUTS,
-        consents=registration.CONSENTS, household_languages=registration.LANGUAGES)
+        consents=registration.CONSENTS, household_languages=registration.LANGUAGES,
+        eras=eras.ERAS, era_names=eras.ERA_NAMES, era_kanji=eras.ERA_KANJI)
 
 
 def _empty() -> dict[str, Any]:
@@ -219,7 +226,13 @@ def make() -> ResponseReturnValue:
             data["language"] = lang
         return _render_form(data, count, **keep)
     if action == "add" and count < registration.MAX_MEMBERS:
-        return _render_form(_form_to_data(form, count + 1), count + 1, focus=count, **keep)
+        data = _form_to_data(form, count + 1)
+        first, added = data["members"][0], data["members"][count]
+        # What a household shares is typed once: the added person starts with it.
+        for field in ("family_name", "family_name_kana"):
+            added[field] = first[field]
+        added["birth_parts"]["era"] = first["birth_parts"]["era"]
+        return _render_form(data, count + 1, focus=count, **keep)
     if action == "remove" and count > 1:
         return _render_form(_form_to_data(form, count - 1), count - 1, **keep)
     data = _form_to_data(form, count)
@@ -241,7 +254,9 @@ def make() -> ResponseReturnValue:
         names=[" ".join(filter(None, (m["family_name"], m["given_name"])))
                for m in clean["members"]],
         made=made.isoformat().replace("+00:00", "Z"),
-        made_day=made.astimezone(JST).date().isoformat(),
+        # To the minute: two versions made the same day can be told apart, on paper too.
+        made_day=made.astimezone(JST).strftime("%Y-%m-%d %H:%M"),
+        made_file=made.astimezone(JST).strftime("%Y%m%d-%H%M"),
         updated=keep["household_id"] is not None)
 
 

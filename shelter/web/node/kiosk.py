@@ -137,7 +137,9 @@ def kiosk_mode() -> ResponseReturnValue:
 @bp.route("/register", methods=["GET", "POST"])
 def register() -> ResponseReturnValue:
     if request.method == "GET":
-        return _render_form(_form_to_data(MultiDict(), 1)[0], {}, 1)
+        empty = _form_to_data(MultiDict(), 1)[0]
+        empty["whereabouts"] = "shelter"  # registering here: most are staying (a tap less)
+        return _render_form(empty, {}, 1)
     form = request.form
     count = _member_count(form)
     action = form.get("action", "submit")
@@ -154,8 +156,11 @@ def register() -> ResponseReturnValue:
         more = min(count + 1, registration.MAX_MEMBERS)
         data, _ = _form_to_data(form, more)
         first = data["members"][0]
-        for field in SHARED_FIELDS if more > count else ():
-            data["members"][count][field] = first[field]
+        if more > count:
+            for field in SHARED_FIELDS:
+                data["members"][count][field] = first[field]
+            # 昭和 for one, most likely 昭和 for the next (a couple): the same calendar.
+            data["members"][count]["birth_parts"]["era"] = first["birth_parts"]["era"]
         focus = "given_name" if first["family_name"] else "family_name"
         return _render_form(data, {}, more, filled=filled, focus=f"m{more - 1}-{focus}")
     if action == "remove":
