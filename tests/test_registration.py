@@ -145,3 +145,18 @@ def test_language_switch_on_the_form_keeps_the_typed_data(client):
     body = client.post("/register", data={"csrf": csrf, "count": "1", "action": "lang:vi",
                                           "m0-family_name": "Trần"}).get_data(as_text=True)
     assert 'value="Trần"' in body and "Đăng ký tại nơi sơ tán" in body
+
+
+def test_a_short_code_in_use_here_is_never_drawn_again(app, monkeypatch):
+    """The desk finds a person by the short code typed: a new card never repeats one."""
+    from shelter.core import shortcode
+    node = node_of(app)
+    first = households.register_household(node.store, node.identity, household())
+    used = first["members"][0]["short_code"].replace("-", "")
+    fresh = shortcode.generate()
+    draws = iter([used, used, fresh])
+    monkeypatch.setattr(shortcode, "generate", lambda: next(draws))
+    second = households.register_household(node.store, node.identity, household())
+    assert second["members"][0]["short_code"].replace("-", "") == fresh
+    assert node.db.execute("SELECT count(*) FROM persons WHERE short_code = ?",
+                           [used]).fetchone()[0] == 1

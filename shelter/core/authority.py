@@ -129,7 +129,6 @@ class Batch:
         self.person_households: dict[str, str] = {}  # person id -> their household's id
         # household id -> (the shelter that registered it, whether from a household code)
         self.households: dict[str, tuple[str, bool]] = {}
-        self.short_codes: set[str] = set()  # of the people registered
         self.card_keys: dict[str, str] = {}  # node id -> the key published for it
 
     def note(self, event_type: str, payload: dict[str, Any]) -> None:
@@ -146,7 +145,6 @@ class Batch:
             for m in payload["members"]:
                 if isinstance(m, dict):
                     self.people.add(str(m.get("person_id")))
-                    self.short_codes.add(str(m.get("short_code")))
                     self.person_households.setdefault(str(m.get("person_id")), household)
 
 
@@ -228,7 +226,7 @@ def _new_people(db: Any, payload: dict[str, Any], batch: Batch | None) -> Refusa
     said = (batch.households, batch.person_households) if batch is not None else ({}, {})
     if "household_code" in payload:
         refused = code_households.refusal(db, payload, household, ids, *said)
-        return Refusal(*refused) if refused is not None else _short_codes(db, members, batch)
+        return Refusal(*refused) if refused is not None else None
     if isinstance(household, str):
         taken = code_households.known(db, household, said[0])
         if taken is not None:
@@ -239,14 +237,7 @@ def _new_people(db: Any, payload: dict[str, Any], batch: Batch | None) -> Refusa
         if person in known or (batch is not None and person in batch.people):
             return Refusal(N_("a person with this id is registered already (shelter "
                               "%(about)s)"), {"about": known.get(person, "?")})
-    return _short_codes(db, members, batch)
-
-
-def _short_codes(db: Any, members: Any, batch: Batch | None) -> Refusal | None:
-    """A new person's short code must be new too (one per person, in every store)."""
-    said = (batch.short_codes, batch.people) if batch is not None else (set(), set())
-    refused = code_households.short_code_refusal(db, members, *said)
-    return Refusal(*refused) if refused is not None else None
+    return None
 
 
 # Ids an event creates: a second event may not create the same one again.

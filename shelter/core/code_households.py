@@ -83,23 +83,3 @@ def known(db: Any, household_id: str,
     if row is not None:
         return str(row[0]), row[1] is not None
     return households.get(household_id)
-
-
-def short_code_refusal(db: Any, members: Any, batch_codes: set[str],
-                       batch_people: set[str]) -> Reason | None:
-    """Why the short codes of a registration's new people may not be said, or None: each is
-    one person's (typed at the desk to find them), so one taken already, or twice in the
-    event or its batch, would fail the projection (quarantined as unappliable, not refused).
-    People known already (a code's household again: skipped) keep their own."""
-    people = [m for m in members if isinstance(m, dict)
-              and m.get("person_id") not in batch_people] if isinstance(members, list) else []
-    stored: set[Any] = set()
-    for chunk, marks in in_chunks([str(m.get("person_id")) for m in people]):
-        stored.update(r[0] for r in db.execute(
-            f"SELECT person_id FROM persons WHERE person_id IN ({marks})", chunk))
-    codes = [str(m.get("short_code")) for m in people if m.get("person_id") not in stored]
-    taken = len(set(codes)) != len(codes) or bool(batch_codes.intersection(codes))
-    for chunk, marks in in_chunks(codes):
-        taken = taken or db.execute(f"SELECT 1 FROM persons WHERE short_code IN ({marks})",
-                                    chunk).fetchone() is not None
-    return (N_("a short code registered already"), {}) if taken else None

@@ -86,10 +86,11 @@ def _append(store: EventStore, identity: NodeIdentity, clean: dict[str, Any],
     issued = today or date.today()
     for attempt in range(5):
         members = []
-        for m, known in zip(clean["members"], ids, strict=True):
+        drawn = _free_short_codes(store.db, len(clean["members"]))
+        for m, known, short in zip(clean["members"], ids, drawn, strict=True):
             name = cards.display_name(m["family_name"], m["given_name"])
             members.append({
-                **m, **known, "short_code": shortcode.generate(),
+                **m, **known, "short_code": short,
                 "card_code": cards.make_code(key, known["person_id"], identity.shelter_id,
                                              identity.node_id, name, issued),
             })
@@ -103,6 +104,19 @@ def _append(store: EventStore, identity: NodeIdentity, clean: dict[str, Any],
             continue  # a short code collided with an existing one: draw new ones
         return event, payload
     raise AssertionError("unreachable")
+
+
+def _free_short_codes(db: Database, count: int) -> list[str]:
+    """``count`` short codes, none of them in use here: typed at this desk, each must find
+    one person. (Should another registration take the same one between this look and the
+    append, one in 3·10^10, the projection keeps the later one marked: its QR still works.)"""
+    drawn: list[str] = []
+    while len(drawn) < count:
+        code = shortcode.generate()
+        if code not in drawn and db.execute("SELECT 1 FROM persons WHERE short_code = ?",
+                                            [code]).fetchone() is None:
+            drawn.append(code)
+    return drawn
 
 
 def _registered(m: dict[str, Any]) -> dict[str, Any]:
@@ -246,6 +260,13 @@ def _apply_household_registered(db: Database, event: Event) -> None:
         seq = m.get("seq") if code_made is not None else None
         nk = name_key(m["family_name"], m["given_name"])
         kk = kana_key(m["family_name_kana"], m["given_name_kana"])
+        # A short code is typed at the desk of the node that drew it, which draws none in
+        # use there (``_append``). Nodes draw theirs apart, so among HQ's million two may
+        # meet (35 bits: a few dozen pairs in a prefecture): the later one is kept
+        # marked with its person, never typed at HQ, and the registration stands.
+        short = m["short_code"]
+        if db.execute("SELECT 1 FROM persons WHERE short_code = ?", [short]).fetchone():
+            short = f"{short}~{m['person_id']}"
         insert_row(db, "persons", {
             "person_id": m["person_id"], "household_id": p["household_id"],
             "family_name": m["family_name"], "given_name": m["given_name"],
@@ -253,7 +274,7 @@ def _apply_household_registered(db: Database, event: Event) -> None:
             "name_key": nk, "kana_key": kk, "birth_date": m["birth_date"], "sex": m["sex"],
             "needs": json.dumps(m["needs"]), "allergies": m["allergies"],
             "medication": m.get("medication", ""),
-            "short_code": m["short_code"], "card_code": m["card_code"],
+            "short_code": short, "card_code": m["card_code"],
             "issuing_shelter": p["shelter_id"],
             # A code's members keep their number's place, wherever they were registered.
             "position": seq if seq is not None else position, "code_seq": seq,
