@@ -9,6 +9,7 @@ finds it by its number.
     network.py   steps 6-15: sync, enrollment, the outbox, HQ's read models, trust
     resilience.py  steps 16-18: courier bundles, replacement from HQ, the standby
     arrival.py   step 19: households made from a household code
+    daylong.py   steps 20-21: staff corrections, HQ's map outlines
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from collections.abc import Callable
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from shelter.core.migrations import arrival, network, node, resilience
+from shelter.core.migrations import arrival, daylong, network, node, resilience
 
 
 def _steps() -> tuple[Callable[[Database], None], ...]:
     """Every ``mNNN_`` function of the modules, by number; a gap or a repeat is a bug."""
-    modules = (node, network, resilience, arrival)
+    modules = (node, network, resilience, arrival, daylong)
     found = sorted((fn for module in modules for name, fn in vars(module).items()
                     if re.fullmatch(r"m\d{3}_\w+", name)), key=lambda fn: fn.__name__)
     numbers = [int(fn.__name__[1:4]) for fn in found]
