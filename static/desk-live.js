@@ -72,7 +72,9 @@
       if (!b) return;
       n.textContent = backupText(b);
       n.className = "sync-line backup-line " + (b.missing || b.stale || b.error
-                                                ? "sync-off backup-warn" : "sync-on");
+                                                ? "sync-off backup-warn"
+                                                : b.same_disk ? "sync-caution backup-caution"
+                                                : "sync-on");
     });
     var recent = document.getElementById("recent");
     if (recent && s.recent) {

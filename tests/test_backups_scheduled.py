@@ -156,12 +156,14 @@ def test_the_desk_and_the_api_show_the_last_good_backup(node, tokens, stick):
     assert answer["enabled"] is False  # the fields that were there stay as they were
     for path in ("/desk", "/desk/headcount"):
         classes, text = backup_line(desk_page(node, tokens, path))
-        shown = re.fullmatch(r"最終バックアップ (\d\d:\d\d)( · この端末と同じディスク上です)?",
-                             text)
+        shown = re.fullmatch(r"最終バックアップ (\d\d:\d\d)( · この端末と同じディスク上です："
+                             r"端末をなくしたり壊れたりすると.*)?", text)
         assert shown, (path, text)
         now = datetime.now(UTC) + JST
         assert shown[1] in {(now - timedelta(minutes=m)).strftime("%H:%M") for m in (0, 1)}
-        assert "backup-warn" not in classes and "sync-on" in classes
+        assert "backup-warn" not in classes
+        # a stick on the node's own disk (tmp here) is no green: it is yellow, and says why
+        assert ("backup-caution" in classes) == bool(shown[2]) != ("sync-on" in classes)
     assert backup_line(desk_page(node, tokens, lang="en"))[1].startswith("Last backup ")
 
 

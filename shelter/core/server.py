@@ -13,16 +13,22 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import os
+import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from gunicorn import glogging
 
 # Threads run the app and hold websockets; a connection only reaches one with its request
 # whole (WORKER_CLASS), so these count busy requests and open websockets, not clients.
@@ -30,6 +36,71 @@ THREADS = 48
 # HQ: every connected shelter node holds one thread while its sync session is open.
 HQ_THREADS = 320
 WORKER_CLASS = "shelter.core.worker.GatedThreadWorker"
+LOGGER_CLASS = "shelter.core.server.ServerLogger"
+
+
+# The alerts a browser sends when it does not trust the server's certificate (the node's CA
+# not installed on that tablet yet): every connection it opens then fails the same way.
+_DISTRUST = ("CERTIFICATE_UNKNOWN", "UNKNOWN_CA", "BAD_CERTIFICATE")
+_INVALID_TLS = re.compile(r"Invalid request from ip=(\S+): \[SSL: (\w+)\]")
+UNTRUSTED_KEPT = 4096  # addresses remembered (the oldest forgotten first)
+
+
+class UntrustedClients(logging.Filter):
+    """One line per client address that does not trust this server's certificate, instead
+    of one per connection (a tablet without the CA retries all day). The worker asks it
+    about each failed handshake (``distrusts``); on gunicorn's error log it also turns the
+    per-connection "Invalid request from ip=...: [SSL: ...]" warnings into that line."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        super().__init__()
+        self.log = log
+        self.seen: dict[str, None] = {}
+        self.lock = threading.Lock()
+
+    def distrusts(self, address: str, error: BaseException) -> bool:
+        """Whether ``error`` is a client refusing our certificate (said the first time)."""
+        reason = str(getattr(error, "reason", "") or "")
+        if not isinstance(error, ssl.SSLError) or not any(k in reason for k in _DISTRUST):
+            return False
+        self.say(address)
+        return True
+
+    def say(self, address: str) -> None:
+        with self.lock:
+            if address in self.seen:
+                return
+            if len(self.seen) >= UNTRUSTED_KEPT:
+                self.seen.pop(next(iter(self.seen)))
+            self.seen[address] = None
+        self.log.warning("%s does not trust this server's certificate: install its CA on "
+                         "that device (/trust); its connections that fail so are not logged "
+                         "again", address or "a client")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = _INVALID_TLS.search(record.getMessage()) \
+            if record.levelno >= logging.WARNING else None
+        if found and any(k in found[2] for k in _DISTRUST):
+            self.say(found[1])
+            return False
+        return True
+
+
+class ServerLogger(glogging.Logger):  # gunicorn has no type hints: Logger is Any here
+    """Gunicorn's logger (--logger-class), saying once per address that a client does not
+    trust our certificate (UntrustedClients) instead of once per connection."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for old in [f for f in self.error_log.filters if isinstance(f, UntrustedClients)]:
+            self.error_log.removeFilter(old)  # set up again on a reload
+        self.untrusted = UntrustedClients(self.error_log)
+        self.error_log.addFilter(self.untrusted)
+
+    def closing(self, address: str, error: BaseException) -> None:
+        """The worker closes a connection that failed before its request was whole."""
+        if not self.untrusted.distrusts(address, error):
+            self.debug("closing a connection: %s", type(error).__name__)
 
 
 def free_loopback_port() -> int:
@@ -75,7 +146,10 @@ class Listener:
         cmd = [sys.executable, "-m", "gunicorn", "--worker-class", WORKER_CLASS,
                "--workers", "1", "--threads", str(self.threads), "--bind", self.bind,
                "--timeout", "60", "--graceful-timeout", "10", "--keep-alive", "30",
-               "--log-level", "warning", "--worker-tmp-dir", "/dev/shm"
+               "--log-level", "warning", "--logger-class", LOGGER_CLASS,
+               # gunicorn 27's control socket is one path per user (~/.gunicorn): each of
+               # our masters would take it from the last, and unlink it when it stops
+               "--no-control-socket", "--worker-tmp-dir", "/dev/shm"
                if Path("/dev/shm").is_dir() else "/tmp"]
         if self.tls:
             cmd += ["--certfile", str(self.tls[0]), "--keyfile", str(self.tls[1])]

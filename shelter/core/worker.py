@@ -122,8 +122,8 @@ class GatedThreadWorker(ThreadWorker):  # gunicorn has no type hints: ThreadWork
     def check_config(cls, cfg: Any, log: Any) -> None:
         super().check_config(cfg, log)
         if cfg.http_protocols != ["h1"] or cfg.http2_cleartext != "off" or \
-                getattr(cfg, "protocol", "http") != "http":
-            raise ConfigError("shelter.worker serves HTTP/1.1 only")
+                getattr(cfg, "protocol", "http") != "http" or not hasattr(log, "closing"):
+            raise ConfigError("shelter.worker: HTTP/1.1 only, --logger-class ServerLogger")
 
     def init_process(self) -> None:
         _raise_open_file_limit(self.worker_connections + 1024)
@@ -238,7 +238,7 @@ class GatedThreadWorker(ThreadWorker):  # gunicorn has no type hints: ThreadWork
             else:
                 self._read(gate)
         except Exception as error:  # noqa: BLE001 - a broken connection must not stop the loop
-            self.log.debug("closing a connection: %s", type(error).__name__)
+            self.log.closing(gate.address, error)  # server.py: ServerLogger
             if not gate.done:
                 self._drop(gate)
 

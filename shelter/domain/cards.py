@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import qrcode
@@ -27,6 +26,7 @@ from shelter.core import shortcode
 from shelter.core.errors import N_, InvalidInput
 from shelter.core.ids import ULID_RE, valid_id
 from shelter.core.keys import b32, unb32
+from shelter.domain import fonts
 
 VERSION = "SHC1"
 MAX_NAME_BYTES = 60
@@ -138,66 +138,6 @@ class PrintedCard:
     short_code: str
 
 
-_fonts_ready: dict[str, str] = {}
-# Fonts embedded when the system has them (Debian: fonts-dejavu-core, fonts-ipafont-gothic).
-_TTF = {
-    "DejaVuSans": [Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
-                   Path("/usr/share/fonts/TTF/DejaVuSans.ttf")],
-    "IPAGothic": [Path("/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf"),
-                  Path("/usr/share/fonts/truetype/ipafont-gothic/ipag.ttf")],
-}
-
-
-def _ttf(name: str) -> str | None:
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
-
-    if name not in _fonts_ready:
-        path = next((p for p in _TTF[name] if p.exists()), None)
-        if path is None:
-            return None
-        pdfmetrics.registerFont(TTFont(name, str(path)))
-        _fonts_ready[name] = name
-    return name
-
-
-def _cid(name: str) -> str:
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-
-    if name not in _fonts_ready:
-        pdfmetrics.registerFont(UnicodeCIDFont(name))
-        _fonts_ready[name] = name
-    return name
-
-
-def font_for(text: str, language: str) -> str:
-    """A font that has the glyphs of ``text``.
-
-    Japanese is embedded from IPAGothic when the system has it, so the sheet prints the same
-    everywhere; otherwise the standard Adobe CID font HeiseiKakuGo-W5 names the glyphs and the
-    reader supplies them. Korean uses HYGothic-Medium and simplified Chinese STSong-Light (CID).
-    Vietnamese needs Latin letters with stacked diacritics that no standard font has: DejaVu
-    Sans is embedded when present; without it the accents are dropped rather than printed as
-    empty boxes.
-    """
-    if any(0xAC00 <= ord(ch) <= 0xD7A3 or 0x1100 <= ord(ch) <= 0x11FF for ch in text):
-        return _cid("HYGothic-Medium")
-    if any(0x0100 <= ord(ch) <= 0x036F or 0x1E00 <= ord(ch) <= 0x1EFF for ch in text):
-        return _ttf("DejaVuSans") or "Helvetica"
-    if language == "zh" and any(0x4E00 <= ord(ch) <= 0x9FFF for ch in text):
-        return _cid("STSong-Light")
-    return _ttf("IPAGothic") or _cid("HeiseiKakuGo-W5")
-
-
-def printable(text: str, font: str) -> str:
-    if font != "Helvetica":
-        return text
-    import unicodedata
-    return "".join(ch for ch in unicodedata.normalize("NFKD", text)
-                   if not unicodedata.combining(ch)).encode("latin-1", "replace").decode("latin-1")
-
-
 def draw_qr(c: Any, text: str, x: float, y: float, size: float) -> None:
     """Draw a QR code on a reportlab canvas, module by module: sharp at any print size."""
     matrix = _qr(text).get_matrix()
@@ -240,14 +180,10 @@ def pdf_sheet(cards: Iterable[PrintedCard], title: str, shelter_name: str,
         c.setDash()
         size = 44 * mm
         draw_qr(c, card.code, x + (card_w - size) / 2, y + card_h - size - 2 * mm, size)
-        name_font = font_for(card.name, language)
-        c.setFont(name_font, 13)
-        c.drawCentredString(x + card_w / 2, y + 14 * mm, printable(card.name, name_font))
+        fonts.draw(c, card.name, x + card_w / 2, y + 14 * mm, 13, language)
         c.setFont("Courier-Bold", 14)
         c.drawCentredString(x + card_w / 2, y + 8 * mm, shortcode.display(card.short_code))
-        label_font = font_for(shelter_name, "ja")
-        c.setFont(label_font, 7)
-        c.drawCentredString(x + card_w / 2, y + 3.5 * mm, printable(shelter_name, label_font))
+        fonts.draw(c, shelter_name, x + card_w / 2, y + 3.5 * mm, 7)
     if not cards:
         c.drawString(20 * mm, page_h - 20 * mm, "-")
     c.showPage()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from shelter.core.tls import lan_addresses
-from shelter.domain import cards
+from shelter.domain import cards, fonts
 
 
 def registration_url(host_url: str, http_port: int | None = None) -> str:
@@ -34,24 +34,18 @@ def poster_pdf(url: str, shelter_name: str, wifi_name: str) -> bytes:
     w, h = A4
     c = canvas.Canvas(out, pagesize=A4)
     c.setTitle("Registration poster")
-    jp = cards.font_for("避難所", "ja")
-    c.setFont(jp, 30)
-    c.drawCentredString(w / 2, h - 35 * mm, "避難者登録 Registration")
-    c.setFont(jp, 16)
-    c.drawCentredString(w / 2, h - 47 * mm, shelter_name)
-    c.setFont(jp, 14)
+    fonts.draw(c, "避難者登録 Registration", w / 2, h - 35 * mm, 30)
+    fonts.draw(c, shelter_name, w / 2, h - 47 * mm, 16)
     lines = [
-        "スマートフォンでこのQRコードを読み取ってください",
-        "Scan this code with your phone to register",
-        "用手机扫描二维码登记",
-        "휴대폰으로 QR 코드를 스캔하여 등록하세요",
-        "Quét mã QR bằng điện thoại để đăng ký",
+        ("スマートフォンでこのQRコードを読み取ってください", "ja"),
+        ("Scan this code with your phone to register", "en"),
+        ("用手机扫描二维码登记", "zh"),
+        ("휴대폰으로 QR 코드를 스캔하여 등록하세요", "ko"),
+        ("Quét mã QR bằng điện thoại để đăng ký", "vi"),
     ]
     y = h - 62 * mm
-    for text in lines:
-        font = cards.font_for(text, "zh" if "登记" in text else "ja")
-        c.setFont(font, 13)
-        c.drawCentredString(w / 2, y, cards.printable(text, font))
+    for text, language in lines:
+        fonts.draw(c, text, w / 2, y, 13, language)
         y -= 8 * mm
     size = 110 * mm
     qy = y - size - 5 * mm
@@ -59,11 +53,9 @@ def poster_pdf(url: str, shelter_name: str, wifi_name: str) -> bytes:
     c.setFont("Helvetica", 12)
     c.drawCentredString(w / 2, qy - 8 * mm, url)
     if wifi_name:
-        c.setFont(jp, 16)
-        c.drawCentredString(w / 2, qy - 22 * mm, f"Wi-Fi: {wifi_name}")
-    c.setFont(jp, 11)
-    c.drawCentredString(w / 2, 20 * mm,
-                        "受付でタブレットからも登録できます / You can also register at the desk")
+        fonts.draw(c, f"Wi-Fi: {wifi_name}", w / 2, qy - 22 * mm, 16)
+    fonts.draw(c, "受付でタブレットからも登録できます / You can also register at the desk",
+               w / 2, 20 * mm, 11)
     c.showPage()
     c.save()
     return out.getvalue()
