@@ -2,9 +2,10 @@
 """HQ at prefecture scale, as JSON lines: the real 2,975 GSI shelters, with simulated
 evacuees registered (households of one to four) and checked in, loaded through HQ's real
 ingest path (sync.apply, projections, outbox, marks); then p50/p95 of
-GET /api/v1/summary, GET /api/v1/shelters and the dashboard page (/hq) under concurrent
-clients, against the real `shelter` WSGI app in gunicorn, at each size in --evacuees (so
-that "flat as evacuees grow" is measured), with the bare baseline app's GET in the same run.
+GET /api/v1/summary, GET /api/v1/shelters, the dashboard page (/hq) and the large map
+(/hq/map) under concurrent clients, against the real `shelter` WSGI app in gunicorn, at
+each size in --evacuees (so that "flat as evacuees grow" is measured), with the bare
+baseline app's GET in the same run.
 
     .venv/bin/python scripts/bench_hq.py [--evacuees 150000 1500000] [--seconds 8]
 """
@@ -32,6 +33,7 @@ from shelter.core import server, shortcode  # noqa: E402
 from shelter.core.events import new_id  # noqa: E402
 from shelter.core.node import NodeContext  # noqa: E402
 from shelter.domain import accounts  # noqa: E402
+from shelter.hq import outlines  # noqa: E402
 from shelter.hq.shelters import import_file  # noqa: E402
 from sync.apply import apply_batch  # noqa: E402
 
@@ -144,6 +146,7 @@ def measure(size: int, hq_port: int, base_port: int, token: str, clients: int,
     targets = [("summary", hq_port, "/api/v1/summary", headers),
                ("shelters", hq_port, "/api/v1/shelters", headers),
                ("dashboard", hq_port, "/hq", headers),
+               ("map", hq_port, "/hq/map", headers),
                ("baseline", base_port, "/read", {})]
     for name, port, path, h in targets:  # warm up
         benchlib.load("hq", port, path, h, clients, 1.0, None, 200, method="GET")
@@ -177,6 +180,7 @@ def main() -> int:
         # one connection makes it minutes instead of an hour.
         hq.db.conn.execute("PRAGMA cache_size = -524288")
         import_file(hq.store, GSI)
+        outlines.refresh(hq.store)  # as `shelter hq import` does: the map's outlines
         token = accounts.create_token(hq.store, "operator")
         ids = [r[0] for r in hq.db.execute("SELECT shelter_id FROM hq_shelters ORDER BY 1")]
         shelters = [Shelter(s, n) for n, s in enumerate(ids)]

@@ -121,6 +121,8 @@ def seed_hq(ctx: NodeContext) -> None:
                   for code, sid, city, name, address, lat, lon, capacity in DEMO_REGISTRY]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         import_file(ctx.store, path)
+        from shelter.hq import outlines
+        outlines.refresh(ctx.store)  # the map's municipality outlines
 
 
 GIVEN = ["大翔", "結衣", "陽菜", "蓮", "さくら", "悠真", "葵", "湊", "美咲", "健太", "Lan", "Minh"]

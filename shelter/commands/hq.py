@@ -31,6 +31,8 @@ def hq_group(click_ctx: click.Context, data: str | None, port: int, host: str,
     if not data:
         raise click.UsageError("shelter hq needs --data DIR (and --port P)")
     ctx = open_hq(data)
+    from shelter.hq import outlines
+    outlines.ensure(ctx.store)  # an HQ whose registry was imported before there were outlines
     if stale_minutes is not None:
         from shelter.core import meta
         meta.commit(ctx.store, {"hq_stale_minutes": f"{stale_minutes:g}"})
@@ -59,6 +61,34 @@ def hq_import(data: str, file: str) -> None:
     click.echo(f"{done['format']}: {done['shelters']} shelters in {done['municipalities']} "
                f"municipalities ({done['new']} new, {done['updated']} updated, "
                f"{done['skipped']} rows skipped)")
+    from shelter.hq import outlines
+    drawn = outlines.refresh(ctx.store)  # the map's outlines follow the registry
+    click.echo(f"map: {drawn['derived']} municipality outlines derived from the shelters"
+               + (f", {drawn['imported']} from the imported boundary file"
+                  if drawn["imported"] else ""))
+
+
+@hq_group.command("import-outlines",
+                  help="Import municipality boundaries for HQ's map (GeoJSON polygons named "
+                       "by municipality or 団体コード, e.g. MLIT's N03): they replace the "
+                       "outlines derived from the shelters; a file that cannot be used is "
+                       "refused and changes nothing.")
+@DATA
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def hq_import_outlines(data: str, file: str) -> None:
+    from shelter.hq.outlines import OutlineProblem, import_file
+
+    ctx = open_hq(data)
+    try:
+        done = import_file(ctx.store, Path(file))
+    except OutlineProblem as problem:
+        raise ShelterCommandError(f"{Path(file).name}: {problem}") from None
+    click.echo(f"map: {done['imported']} municipality outlines from {Path(file).name}, "
+               f"{done['derived']} derived from the shelters ({done['ignored']} features "
+               "of no municipality in the registry ignored)")
+    if done["without"]:
+        click.echo("not in the file (derived instead): " + ", ".join(done["without"]),
+                   err=True)
 
 
 @hq_group.command("enroll", help="Print a one-time enrollment code for a shelter's node.")

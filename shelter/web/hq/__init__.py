@@ -1,6 +1,7 @@
 """HQ's pages and API, a blueprint per module (none imports another):
 
     dashboard   the live dashboard with its map and charts, a municipality's page, the sync page
+    maps        the large map (the whole prefecture, or zoomed to a municipality)
     shelters    a shelter's page, and what HQ staff do there (configure, message, revoke)
     requests    the supply request queue (acknowledge, dispatch)
     enquiry     safety enquiries (安否確認), within each person's consent
