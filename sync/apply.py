@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shelter.core.authority import N_, OWN_STORE, Batch, Refusal, Sender, issuers, refusal
-from shelter.core.clock import DEFAULT_MAX_DRIFT_MS, system_ms
+from shelter.core.clock import AHEAD_OK, DEFAULT_MAX_DRIFT_MS, system_ms
 from shelter.core.events import (
     EVENT_COLUMNS,
     EVENT_MARKS,
@@ -119,6 +119,12 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
                 # every real scan at the person's own shelter from then on. Kept (a clock
                 # set wrong is no crime) and flagged, but not applied.
                 held.add(raw["event_id"])
+            if reason is None and raw["type"] in AHEAD_OK \
+                    and hlc_wall_ms(raw["hlc"]) - now_ms > max_drift_ms \
+                    and not AHEAD_OK[raw["type"]](db, raw["payload"]):
+                # A correction's field goes to the latest clock for good: one stamped far
+                # ahead (a stolen laptop's) would undo every later one. Refused, in sight.
+                reason = _AHEAD
             if reason is not None:
                 _refuse(db, node_id, raw, reason, result, shelter_id)
                 continue
@@ -252,6 +258,8 @@ def _compare_with_stored(db: Any, node_id: str, raw: dict[str, Any], result: App
 
 
 _NOT_ITS_OWN = Refusal(N_("a node may send only its own events"), {})
+_AHEAD = Refusal(N_("a correction stamped implausibly far in the future: it would outrank "
+                   "every later correction"), {})
 HELD_REASON = ("stamped implausibly far in the future, about a person registered at another "
                "shelter: kept, not applied")
 

@@ -107,9 +107,10 @@ def summary(db: Any) -> Rebuilt:
     marks = ",".join("?" * len(old))
     households = people = 0
     if old:
-        for (payload,) in db.execute(f"SELECT payload FROM events WHERE node_id IN ({marks}) "
-                                     "AND type = 'household_registered'", old):
-            households += 1
+        for kind, payload in db.execute(
+                f"SELECT type, payload FROM events WHERE node_id IN ({marks}) "
+                "AND type IN ('household_registered', 'person_added')", old):
+            households += kind == "household_registered"  # an added member is no household
             people += len(json.loads(payload).get("members") or [])
     quarantined = db.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0]
     return Rebuilt(households, people, int(meta.get(db, history.APPLIED_KEY) or 0),

@@ -29,7 +29,7 @@ from ulid import ULID
 
 from shelter.core import keys, meta
 from shelter.core.node import NodeContext
-from shelter.domain import households, presence, stock, supply_requests
+from shelter.domain import corrections, households, presence, stock, supply_requests
 from shelter.domain.accounts import add_user
 from shelter.domain.settings import change_settings, configure_shelter, send_message
 from sync import client, enrollment, history, protocol, rebuild
@@ -210,10 +210,13 @@ def test_a_rebuild_holds_what_hq_holds_of_the_shelter_and_nothing_else(tmp_path)
     for node in (old, there):
         enroll_at(hq, node.node_id, node.shelter_id)
     add_user(old.store, "manager", "manager-pass-1", "manager")  # never leaves the node
-    family = households.register_household(old.store, old.identity,
-                                           household("太郎", "花子", "次郎"))["members"]
+    registered = households.register_household(old.store, old.identity,
+                                               household("太郎", "花子", "次郎"))
+    family = registered["members"]
     for member in family[:2]:
         presence.scan(old.store, HERE, old.card_keys(), member["code"], "check_in")
+    baby = {**household("")["members"][0], "given_name": "陽向"}  # born in the shelter
+    corrections.add_person(old.store, old.identity, registered["household_id"], baby, "manager")
     stock.move(old.store, HERE, {"item_id": "water", "kind": "received", "quantity": 40})
     request_id = supply_requests.request_supplies(old.store, HERE, {
         "lines": [{"item_id": "water", "quantity": 10}], "urgency": "normal", "note": ""})
@@ -237,7 +240,7 @@ def test_a_rebuild_holds_what_hq_holds_of_the_shelter_and_nothing_else(tmp_path)
     assert rebuild_in_process(hq, new) > 2  # pages of at most 7 events
     for table in SHARED:
         assert shelter_rows(new, table, HERE) == shelter_rows(hq, table, HERE), table
-    assert new.db.execute("SELECT count(*) FROM persons").fetchone()[0] == 3
+    assert new.db.execute("SELECT count(*) FROM persons").fetchone()[0] == 4  # and the baby
     settings_here = dict(new.db.execute("SELECT key, value FROM settings").fetchall())
     assert settings_here == dict(hq.db.execute(
         "SELECT key, value FROM shelter_settings WHERE shelter_id = ?", [HERE]).fetchall())
@@ -252,7 +255,7 @@ def test_a_rebuild_holds_what_hq_holds_of_the_shelter_and_nothing_else(tmp_path)
     assert not new.db.execute("SELECT 1 FROM users").fetchone()  # accounts stay home
     assert meta.get(new.db, "inherited_node_ids") == json.dumps([old.node_id])
     summary = rebuild.summary(new.db)
-    assert (summary.households, summary.people, summary.inherited) == (1, 3, [old.node_id])
+    assert (summary.households, summary.people, summary.inherited) == (1, 4, [old.node_id])
     # The old card verifies here, and a scan here outranks the old node's.
     done = presence.scan(new.store, HERE, new.card_keys(), family[0]["code"], "go_out")
     assert (done["person_id"], done["outcome"]) == (family[0]["person_id"], "done")

@@ -58,6 +58,10 @@ RULES: dict[str, Rule] = {
     # The key a node signs its cards with, for one of its own ids (``card_key_refusal``):
     # HQ keeps it, so that a node replacing a lost one verifies the shelter's old cards.
     "card_key_published": Rule("node", "payload"),
+    # Staff correcting a household or person of its own (shelter/domain/corrections.py).
+    "household_corrected": Rule("node", "payload"),
+    "person_corrected": Rule("node", "payload"),
+    "person_added": Rule("node", "payload"),
     # What HQ says.
     "supply_request_acknowledged": Rule("hq", "request"),
     "supply_dispatched": Rule("hq", "request"),
@@ -137,8 +141,8 @@ class Batch:
             self.card_keys.setdefault(str(payload.get("node_id")), str(payload.get("public_key")))
         elif event_type == "supply_requested":
             self.requests[str(payload.get("request_id"))] = str(payload.get("shelter_id"))
-        elif event_type == "household_registered" and isinstance(payload.get("members"),
-                                                                 list):
+        elif event_type in ("household_registered", "person_added") \
+                and isinstance(payload.get("members"), list):
             household = str(payload.get("household_id"))
             self.households.setdefault(household, (str(payload.get("shelter_id")),
                                                    "household_code" in payload))
@@ -240,8 +244,17 @@ def _new_people(db: Any, payload: dict[str, Any], batch: Batch | None) -> Refusa
     return None
 
 
-# Ids an event creates: a second event may not create the same one again.
-_NEW_IDS = {"supply_requested": _new_request, "household_registered": _new_people}
+# Ids an event creates (a second event may not create the same one again), or names (the
+# domain's ``id_check``: a correction names a household or person of the sender's own).
+IdCheck = Callable[[Any, dict[str, Any], Batch | None], Refusal | None]
+_NEW_IDS: dict[str, IdCheck] = {"supply_requested": _new_request,
+                                "household_registered": _new_people}
+
+
+def id_check(event_type: str) -> Callable[[IdCheck], IdCheck]:
+    return lambda fn: _NEW_IDS.setdefault(event_type, fn)
+
+
 _CARD_KEY = re.compile(r"^[A-Z2-7]{52}$")  # an Ed25519 public key in base32 (core/keys.py)
 
 

@@ -13,8 +13,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 from shelter.core.errors import N_, InvalidInput
+
+JST = timezone(timedelta(hours=9), "JST")  # Japan has no summer time
+
+
+def today_jst() -> date:
+    """Today in Japan, whatever zone the machine is set to (a laptop left on UTC is 9 hours
+    behind at night: ages, infants' months and 'not in the future' checks go by this)."""
+    return datetime.now(JST).date()
+
+
+# Event types where the latest clock wins a field for good (staff corrections,
+# shelter/domain/corrections.py): one stamped far ahead of HQ's clock would outrank every
+# later one, so HQ refuses it (sync/apply.py), unless ``AHEAD_OK[type](db, payload)`` finds
+# it safe (it makes enquiries tell nothing).
+AHEAD_OK: dict[str, Callable[[Any, dict[str, Any]], bool]] = {}
 
 COUNTER_LIMIT = 10**8 - 1  # eight digits in the encoding
 # A remote timestamp further ahead of our wall clock than this is not trusted to move our clock.

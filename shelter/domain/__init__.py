@@ -8,6 +8,7 @@ from shelter.domain import (  # noqa: E402, F401
     accounts,
     card_keys,
     catalog,
+    corrections,
     day_notes,
     households,
     presence,

@@ -10,6 +10,7 @@ import re
 import unicodedata
 from datetime import date
 
+from shelter.core.clock import today_jst
 from shelter.core.errors import N_
 from shelter.domain.text import ascii_digits
 
@@ -35,7 +36,7 @@ def typed_number(text: str, unit: str = "") -> str:
 
 def last_year(era: str, today: date | None = None) -> int:
     first, last = ERAS[era]
-    return last or (today or date.today()).year - first + 1
+    return last or (today or today_jst()).year - first + 1
 
 
 def western_year(era: str, typed: str,

@@ -14,6 +14,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from shelter.core import code_households, keys, shortcode
+from shelter.core.clock import today_jst
 from shelter.core.errors import Conflict, InvalidInput
 from shelter.core.events import Event, EventStore, new_id, projection
 from shelter.core.node import NodeIdentity
@@ -83,10 +84,10 @@ def _append(store: EventStore, identity: NodeIdentity, clean: dict[str, Any],
     member's ``person_id``, and ``seq`` from a household code): each gets a short code
     drawn here and a card this node signs."""
     key = keys.load_private_key(identity.signing_key_pem)
-    issued = today or date.today()
+    issued = today or today_jst()
     for attempt in range(5):
         members = []
-        drawn = _free_short_codes(store.db, len(clean["members"]))
+        drawn = free_short_codes(store.db, len(clean["members"]))
         for m, known, short in zip(clean["members"], ids, drawn, strict=True):
             name = cards.display_name(m["family_name"], m["given_name"])
             members.append({
@@ -106,7 +107,7 @@ def _append(store: EventStore, identity: NodeIdentity, clean: dict[str, Any],
     raise AssertionError("unreachable")
 
 
-def _free_short_codes(db: Database, count: int) -> list[str]:
+def free_short_codes(db: Database, count: int) -> list[str]:
     """``count`` short codes, none of them in use here: typed at this desk, each must find
     one person. (Should another registration take the same one between this look and the
     append, one in 3·10^10, the projection keeps the later one marked: its QR still works.)"""
@@ -198,7 +199,7 @@ def preview_code(db: Database, text: str, shelter_id: str,
     code = household_code.read(text)
     clean = code_registration(code, today)
     known_household, known = _known_members(db, code)
-    on = today or date.today()
+    on = today or today_jst()
     members = []
     for seq, m in zip(code.seqs, clean["members"], strict=True):
         person = household_code.person_id(code.household_id, seq)
@@ -258,46 +259,58 @@ def _apply_household_registered(db: Database, event: Event) -> None:
         if m["person_id"] in known:
             continue
         seq = m.get("seq") if code_made is not None else None
-        nk = name_key(m["family_name"], m["given_name"])
-        kk = kana_key(m["family_name_kana"], m["given_name_kana"])
-        # A short code is typed at the desk of the node that drew it, which draws none in
-        # use there (``_append``). Nodes draw theirs apart, so among HQ's million two may
-        # meet (35 bits: a few dozen pairs in a prefecture): the later one is kept
-        # marked with its person, never typed at HQ, and the registration stands.
-        short = m["short_code"]
-        if db.execute("SELECT 1 FROM persons WHERE short_code = ?", [short]).fetchone():
-            short = f"{short}~{m['person_id']}"
-        insert_row(db, "persons", {
-            "person_id": m["person_id"], "household_id": p["household_id"],
-            "family_name": m["family_name"], "given_name": m["given_name"],
-            "family_name_kana": m["family_name_kana"], "given_name_kana": m["given_name_kana"],
-            "name_key": nk, "kana_key": kk, "birth_date": m["birth_date"], "sex": m["sex"],
-            "needs": json.dumps(m["needs"]), "allergies": m["allergies"],
-            "medication": m.get("medication", ""),
-            "short_code": short, "card_code": m["card_code"],
-            "issuing_shelter": p["shelter_id"],
-            # A code's members keep their number's place, wherever they were registered.
-            "position": seq if seq is not None else position, "code_seq": seq,
-        })
-        # Same name (or same reading) and same birth date, in another household: most
-        # likely the same person registering twice. Staff decide; nothing is merged here.
-        # Two exact index searches (name, reading): a birth date alone is shared by dozens
-        # of people among HQ's million and would have to be read through.
-        matches = db.execute(
-            """SELECT person_id, 1 AS same_name FROM persons
-               WHERE name_key = ? AND birth_date = ? AND household_id != ?
-               UNION
-               SELECT person_id, name_key = ? FROM persons
-               WHERE ? != '' AND kana_key = ? AND birth_date = ? AND household_id != ?
-               ORDER BY person_id LIMIT ?""",
-            [nk, m["birth_date"], p["household_id"], nk, kk, kk, m["birth_date"],
-             p["household_id"], MAX_DUPLICATE_FLAGS]).fetchall()
-        for other_id, same_name in matches:
-            insert_row(db, "duplicate_flags", {
-                "person_id": m["person_id"], "other_person_id": other_id,
-                "reason": "name_birth" if same_name else "kana_birth",
-                "status": "open", "flagged_hlc": event.hlc,
-            }, or_ignore=True)
+        # A code's members keep their number's place, wherever they were registered.
+        insert_person(db, event.hlc, p["household_id"], p["shelter_id"], m,
+                      seq if seq is not None else position, seq)
+
+
+def insert_person(db: Database, hlc: str, household_id: str, shelter_id: str,
+                  m: dict[str, Any], position: int, seq: int | None = None) -> None:
+    """One member of a registration (or one added since: shelter/domain/corrections.py),
+    and the likely duplicates of them in other households."""
+    nk = name_key(m["family_name"], m["given_name"])
+    kk = kana_key(m["family_name_kana"], m["given_name_kana"])
+    # A short code is typed at the desk of the node that drew it, which draws none in
+    # use there (``_append``). Nodes draw theirs apart, so among HQ's million two may
+    # meet (35 bits: a few dozen pairs in a prefecture): the later one is kept
+    # marked with its person, never typed at HQ, and the registration stands.
+    short = m["short_code"]
+    if db.execute("SELECT 1 FROM persons WHERE short_code = ?", [short]).fetchone():
+        short = f"{short}~{m['person_id']}"
+    insert_row(db, "persons", {
+        "person_id": m["person_id"], "household_id": household_id,
+        "family_name": m["family_name"], "given_name": m["given_name"],
+        "family_name_kana": m["family_name_kana"], "given_name_kana": m["given_name_kana"],
+        "name_key": nk, "kana_key": kk, "birth_date": m["birth_date"], "sex": m["sex"],
+        "needs": json.dumps(m["needs"]), "allergies": m["allergies"],
+        "medication": m.get("medication", ""),
+        "short_code": short, "card_code": m["card_code"], "issuing_shelter": shelter_id,
+        "position": position, "code_seq": seq,
+    })
+    flag_duplicates(db, hlc, m["person_id"], household_id, nk, kk, m["birth_date"])
+
+
+def flag_duplicates(db: Database, hlc: str, person_id: str, household_id: str, nk: str,
+                    kk: str, birth_date: str) -> None:
+    """Same name (or same reading) and same birth date, in another household: most
+    likely the same person registering twice. Staff decide; nothing is merged here.
+    Two exact index searches (name, reading): a birth date alone is shared by dozens
+    of people among HQ's million and would have to be read through."""
+    matches = db.execute(
+        """SELECT person_id, 1 AS same_name FROM persons
+           WHERE name_key = ? AND birth_date = ? AND household_id != ?
+           UNION
+           SELECT person_id, name_key = ? FROM persons
+           WHERE ? != '' AND kana_key = ? AND birth_date = ? AND household_id != ?
+           ORDER BY person_id LIMIT ?""",
+        [nk, birth_date, household_id, nk, kk, kk, birth_date, household_id,
+         MAX_DUPLICATE_FLAGS]).fetchall()
+    for other_id, same_name in matches:
+        insert_row(db, "duplicate_flags", {
+            "person_id": person_id, "other_person_id": other_id,
+            "reason": "name_birth" if same_name else "kana_birth",
+            "status": "open", "flagged_hlc": hlc,
+        }, or_ignore=True)
 
 
 def person_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from shelter.core.clock import today_jst
 from shelter.core.events import Event, EventStore, new_id, projection
 from shelter.core.sql import insert_row
 from shelter.domain import presence, roster
@@ -37,7 +38,7 @@ def population(db: Database, shelter_id: str, today: date | None = None) -> dict
     """Who the shelter supplies: people in the building, plus those registered here who stay
     at home or in a car and come to collect. By audience: everyone, infants (0-2 or marked
     as infants), elderly (65 and over)."""
-    today = today or date.today()
+    today = today or today_jst()
     # Two indexed lookups, not one OR across a join: at HQ that would read every person of
     # the prefecture once per shelter.
     rows = db.execute(

@@ -12,17 +12,17 @@ Every change is an event, written and projected through the core's pipeline.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from typing import Any
 
 from sqlite_utils import Database
 
+from shelter.core.clock import JST, today_jst  # noqa: F401  (re-exported: JST, today_jst)
 from shelter.core.errors import InvalidInput
 from shelter.domain.households import N_
 from shelter.domain.text import clean_line
 
 MAX_QUANTITY = 1_000_000
-JST = timezone(timedelta(hours=9), "JST")  # Japan has no summer time
 
 
 class SupplyError(InvalidInput):
@@ -41,9 +41,6 @@ class SupplyError(InvalidInput):
         return {"confirm_with": {"confirm_repeat": True}} \
             if self.code == "collected_recently" else {}
 
-
-def today_jst() -> date:
-    return datetime.now(JST).date()
 
 
 # --- the checks on input -------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal, NotRequired, Self, cast, g
 from pydantic import ConfigDict, ValidationInfo, field_validator, model_validator
 from typing_extensions import TypedDict
 
+from shelter.core.clock import today_jst
 from shelter.core.errors import N_
 from shelter.domain.schemas.fields import (
     REQUIRED,
@@ -58,14 +59,14 @@ class BirthDate(Rule):
             born = date.fromisoformat(value.strip())
         except ValueError:
             raise refuse(N_("This date does not exist.")) from None
-        if born > ((info.context or {}).get("today") or date.today()):
+        if born > ((info.context or {}).get("today") or today_jst()):
             raise refuse(N_("The birth date cannot be in the future."))
         if born.year < 1900:
             raise refuse(N_("Check the year of birth."))
         return born.isoformat()
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "string", "pattern": dates_up_to(date.today())}  # YYYY-MM-DD
+        return {"type": "string", "pattern": dates_up_to(today_jst())}  # YYYY-MM-DD
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,7 @@ class HouseholdIn(Body):
         by the language it names (Japanese when that is missing or not one we know)."""
         language = data.get("language", "ja") if isinstance(data, dict) else "ja"
         context = {"language": language if language in LANGUAGES else "ja",
-                   "today": today or date.today()}
+                   "today": today or today_jst()}
         return cls.checked(data, context).model_dump()
 
 
