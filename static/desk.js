@@ -66,8 +66,9 @@
       state.lastResultAt = performance.now();
       state.lastKind = (/kind-(\S+)/.exec(className) || [])[1];
       clearTimeout(timer);
-      // A family to confirm stays in front until the tap (or a tap beside the button).
-      if (state.lastKind !== "household") {
+      // A family to confirm, or a card this node cannot verify, stays in front until the
+      // tap (or a tap beside the button).
+      if (state.lastKind !== "household" && state.lastKind !== "unverified") {
         timer = setTimeout(function () { panel.classList.remove("flash"); }, 2500);
       }
     }

@@ -79,18 +79,15 @@
     });
   });
 
-  // The allergies box shows when 'allergy' is ticked (or it holds something).
+  // The allergies box shows while 'allergy' is ticked (static/shelter.css does it, without
+  // this file); once it holds something it stays, so nothing typed is hidden.
   var allergyBoxes = document.querySelectorAll(".field.allergies[data-member]");
   Array.prototype.forEach.call(allergyBoxes, function (box) {
-    var tick = document.querySelector("input[name='m" + box.dataset.member +
-                                      "-needs'][value='allergy']");
     var text = box.querySelector("input");
-    if (!tick || !text) return;
-    var show = function () {
-      box.hidden = !tick.checked && text.value === "" && !text.hasAttribute("aria-invalid");
-    };
-    tick.addEventListener("change", show);
-    show();
+    if (!text) return;
+    text.addEventListener("input", function () {
+      box.classList.toggle("keep", text.value !== "" || text.hasAttribute("aria-invalid"));
+    });
   });
 
   // After a refused submission, move focus to the summary so screen readers announce it.

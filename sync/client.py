@@ -33,7 +33,7 @@ from shelter.core import backup, meta
 from shelter.core.errors import N_, Forbidden
 from shelter.core.events import utc_now_iso
 from shelter.core.node import NodeContext, cards_issued
-from sync import drills, enrollment, history, hq_ca, protocol, pull
+from sync import drills, enrollment, history, hq_ca, protocol, pull, shelter_names
 
 HQ_CA_FILE = "hq-ca.crt"
 CONNECT_TIMEOUT = 15.0
@@ -360,7 +360,8 @@ class SyncClient(threading.Thread):
         for _ in range(100):  # bounded: at most 100 pages a round
             cursor = int(meta.get(ctx.db, pull.CURSOR_KEY) or 0)
             limit = self.pull_sizes.limit
-            ws.send(protocol.encode({"type": "pull", "cursor": cursor, "limit": limit}))
+            asking = shelter_names.ask(ctx.db, limit)  # names of shelters seen here; often {}
+            ws.send(protocol.encode({"type": "pull", "cursor": cursor, "limit": limit, **asking}))
             try:
                 updates = _expect(ws, "updates", ACK_TIMEOUT)
             except (OSError, ConnectionClosed):  # the link did not carry the answer
@@ -368,6 +369,7 @@ class SyncClient(threading.Thread):
                 self.shrinking = self.shrinking or limit > 1
                 raise
             pull.apply_pulled(ctx.store, updates["events"], int(updates["cursor"]))
+            shelter_names.learn(ctx.store, asking, updates)
             self.pull_sizes.acknowledged()
             self.progressed = True
             if len(updates["events"]) < limit:

@@ -27,6 +27,8 @@ MAX_BATCH_BYTES = 256 * 1024  # compressed, on the wire
 # an answer fits what a thin link carries (sync/client.py).
 PULL_LIMIT = 500
 MAX_DECOMPRESSED_BYTES = 8 * 1024 * 1024  # a batch that inflates past this is refused
+# Shelter ids a `pull` may ask the names of (sync/shelter_names.py), at most.
+MAX_SHELTERS_ASKED = 50
 # Events that stay on the node that made them (shelter/core/authority.py: LOCAL_ONLY) travel as
 # stubs (same id, seq and clock; no payload) so the sequence has no holes.
 STUB_TYPE = "local"
@@ -152,6 +154,21 @@ def valid_node_id(value: Any) -> bool:
     return type(value) is str and _NODE.match(value) is not None
 
 
+def valid_shelter_id(value: Any) -> bool:
+    """A shelter's id (the GSI's 共通ID, or another registry's): the same form as a node's."""
+    return type(value) is str and _NODE.match(value) is not None
+
+
+def shelters_asked_problem(value: Any) -> str | None:
+    """Why a pull's ``shelters_unknown`` is not an ask HQ answers, or None when it is."""
+    if type(value) is not list or not 1 <= len(value) <= MAX_SHELTERS_ASKED:
+        return f"shelters_unknown must be a list of 1 to {MAX_SHELTERS_ASKED} shelter ids"
+    if not all(valid_shelter_id(v) for v in value):
+        return ("shelters_unknown: each id is upper-case letters, digits and '-', "
+                "at most 32")
+    return None
+
+
 def hlc_wall_ms(hlc: str) -> int:
     """The wall-clock part of a timestamp that passed check_event."""
     return int(hlc[:15])
@@ -215,8 +232,9 @@ def encode_batch(batch_id: int, events: list[Any], origin: str | None = None) ->
     return zlib.compress(body.encode(), 6)
 
 
-def encode_updates(cursor: int, events: list[dict[str, Any]]) -> bytes:
-    body = json.dumps({"type": "updates", "cursor": cursor, "events": events},
+def encode_updates(cursor: int, events: list[dict[str, Any]], **extra: Any) -> bytes:
+    """A pull's answer; ``extra``: what it adds to a pull that asked names of shelters."""
+    body = json.dumps({"type": "updates", "cursor": cursor, "events": events, **extra},
                       ensure_ascii=False, separators=(",", ":")).encode()
     return zlib.compress(body, 6)
 

@@ -111,8 +111,11 @@ def identify(db: Database, public_keys: dict[str, str], code: object) -> Subject
                                            "it against the card and type it again."))
     row = db.execute("SELECT person_id FROM persons WHERE short_code = ?", [typed]).fetchone()
     if row is None:
-        raise ScanError("unknown", 404, N_("No one is registered here with this code. "
-                                           "Find the person by name instead."))
+        # A short code carries nothing: one from another shelter's card is not known here
+        # (its QR code is: it carries the name, and admits them provisionally).
+        raise ScanError("unknown", 404, N_("No one registered here has this code. If the "
+                                           "card is from another shelter, scan its QR code "
+                                           "or register them here."))
     return Subject(row[0], True, None)
 
 

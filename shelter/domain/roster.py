@@ -11,13 +11,17 @@ import json
 import re
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlite_utils import Database
 
+from shelter.core import meta
+from shelter.core.clock import today_jst
 from shelter.core.events import utc_now_iso
 from shelter.domain import cards
 from shelter.domain.schemas.households import NEEDS
+from shelter.domain.text import to_katakana
 
 # What the desk must see at a glance (medication is recorded as chronic illness).
 DESK_FLAGS = ("allergy", "chronic_illness", "wheelchair", "infant")
@@ -53,7 +57,9 @@ def describe(db: Database, person_id: str, shelter_id: str) -> dict[str, Any]:
             "given_name_kana": person["given_name_kana"],
             "household_id": person["household_id"], "needs": needs,
             "flags": [f for f in DESK_FLAGS if f in needs],
-            "age": age_on(person["birth_date"], date.today()),
+            # What the flags stand for (卵, the medicine): the desk acts on it.
+            "allergies": person["allergies"], "medication": person["medication"],
+            "age": age_on(person["birth_date"], today_jst()),
             "registered_shelter": person["issuing_shelter"], "provisional": False,
             "card_verified": True,
         }
@@ -70,10 +76,12 @@ def describe(db: Database, person_id: str, shelter_id: str) -> dict[str, Any]:
         info = {"person_id": person_id,
                 "display_name": presence["display_name"] if presence else "",
                 "household_id": None, "needs": [], "flags": [], "age": None,
+                "allergies": "", "medication": "",
                 "registered_shelter": presence["registered_shelter"] if presence else "",
                 "provisional": True,
                 "card_verified": bool(presence["card_verified"]) if presence else False,
                 "household": []}
+    info["registered_shelter_name"] = shelter_name(db, info["registered_shelter"])
     info["presence"] = {
         "status": status_here(presence["status"], presence["shelter_id"], shelter_id)
         if presence else "not_arrived",
@@ -84,6 +92,23 @@ def describe(db: Database, person_id: str, shelter_id: str) -> dict[str, Any]:
         "destination_detail": presence["destination_detail"] if presence else "",
     }
     return info
+
+
+def shelter_name(db: Database, shelter_id: str | None) -> str:
+    """The name of a shelter, as far as this store knows it ("" when it does not): a node
+    knows its own (its settings, first) and those of the registry it holds (``hq_shelters``:
+    at HQ, every designated shelter; at a node, the names HQ gave for the shelters of cards
+    seen here, sync/shelter_names.py). Never what a card says: a card carries only the id,
+    and an unverified one may lie about it."""
+    if not shelter_id:
+        return ""
+    if meta.get(db, "shelter_id") == shelter_id:
+        name = db.execute("SELECT value FROM settings WHERE key = 'shelter_name'").fetchone()
+        if name is not None and name[0]:
+            return str(name[0])
+    row = db.execute("SELECT name FROM hq_shelters WHERE shelter_id = ?",
+                     [shelter_id]).fetchone()
+    return str(row[0]) if row is not None else ""
 
 
 def status_here(status: str | None, at_shelter: str | None, shelter_id: str) -> str:
@@ -111,7 +136,7 @@ def crowding_level(present: int, capacity: int, settings: dict[str, str]) -> str
 def headcount(db: Database, shelter_id: str, settings: dict[str, str],
               today: date | None = None) -> dict[str, Any]:
     """The shelter's numbers. ``by_need`` and ``by_age`` count the people in the building."""
-    today = today or date.today()
+    today = today or today_jst()
     counts = dict(db.execute(
         "SELECT status, count(*) FROM presence WHERE shelter_id = ? GROUP BY status",
         [shelter_id]).fetchall())
@@ -161,10 +186,29 @@ def headcount(db: Database, shelter_id: str, settings: dict[str, str],
     }
 
 
+# Marks a name may carry that the desk's keyboard does not type: Nguyễn is found by
+# "Nguyen". The kana voicing marks stay (が is not か), and letters that are not a base
+# letter plus a mark (đ, ø, ł) are read as the one a keyboard types.
+_VOICING = ("\u3099", "\u309a")
+_PLAIN_LETTERS = str.maketrans({"đ": "d", "Đ": "d", "ø": "o", "Ø": "o", "ł": "l", "Ł": "l",
+                                "ı": "i", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe"})
+
+
+@lru_cache(maxsize=65536)
+def fold(text: str) -> str:
+    """A name as search compares it: no accents or other marks (NFKD, marks dropped), any
+    width, hiragana as katakana, no case, no spaces. Cached: search folds every name of the
+    shelter on each keystroke, and the names barely change."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(ch for ch in decomposed if ch in _VOICING or not unicodedata.combining(ch))
+    return "".join(to_katakana(bare).translate(_PLAIN_LETTERS).casefold().split())
+
+
 def find(db: Database, query: str, limit: int = 30) -> list[dict[str, Any]]:
-    """People by name, furigana (any kana, any width) or birth date (1948-04-02, 19480402,
+    """People by name (accents, width and kana kind ignored: "Nguyen" finds Nguyễn, "ﾔﾏﾀﾞ"
+    finds やまだ), furigana (any kana, any width) or birth date (1948-04-02, 19480402,
     1948/4/2, 1948年4月2日)."""
-    from shelter.domain.text import kana_key, name_key
+    from shelter.domain.text import kana_key
 
     query = unicodedata.normalize("NFKC", query).strip()
     as_date = re.fullmatch(r"(\d{4})[-/.年 ]?(\d{1,2})[-/.月 ]?(\d{1,2})日?", query)
@@ -172,14 +216,17 @@ def find(db: Database, query: str, limit: int = 30) -> list[dict[str, Any]]:
         year, month, day = as_date.groups()
         where, params = "p.birth_date = ?", [f"{year}-{int(month):02d}-{int(day):02d}"]
     else:
-        nk, kk = name_key(query, ""), kana_key(query, "")
-        if not nk:
+        folded, kk = fold(query), kana_key(query, "")
+        if not folded:
             return []
         like = lambda s: s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"  # noqa: E731
-        # A family name, or a reading, from its start; or the whole name with given name.
-        where = ("(p.name_key LIKE ? ESCAPE '\\' OR p.kana_key LIKE ? ESCAPE '\\' "
-                 "OR lower(p.given_name) LIKE ? ESCAPE '\\')")
-        params = [like(nk), like(kk), like(nk)]
+        # A family name, or a reading, from its start; or the given name. Every row is read
+        # (LIKE from the start of a folded name has no index), at a few microseconds each.
+        db.conn.create_function("shelter_fold", 1, fold, deterministic=True)
+        where = ("(shelter_fold(p.name_key) LIKE ? ESCAPE '\\' "
+                 "OR p.kana_key LIKE ? ESCAPE '\\' "
+                 "OR shelter_fold(p.given_name) LIKE ? ESCAPE '\\')")
+        params = [like(folded), like(kk), like(folded)]
     rows = db.query(
         f"""SELECT p.person_id, p.family_name, p.given_name, p.family_name_kana,
                    p.given_name_kana, p.birth_date, p.household_id, p.needs,

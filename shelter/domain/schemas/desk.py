@@ -150,8 +150,12 @@ class Scanned(TypedDict):
     household_id: NotRequired[str | None]
     needs: NotRequired[list[Need]]
     flags: NotRequired[list[Need]]
+    allergies: NotRequired[str]  # what the allergy is to (卵): staff roles only
+    medication: NotRequired[str]  # the medicines taken regularly
     age: NotRequired[int | None]
     registered_shelter: NotRequired[str]
+    # Its name as this node knows it ("" if not): never read from the card.
+    registered_shelter_name: NotRequired[str]
     provisional: NotRequired[bool]  # admitted on a card from another shelter
     card_verified: NotRequired[bool]
     household: NotRequired[list[HouseholdMember]]

@@ -14,7 +14,7 @@ from shelter.core.backup import own_origins
 from shelter.core.server import HQ_THREADS
 from shelter.hq import refresher
 from shelter.web.base import node, sock, websocket_view
-from sync import enrollment, history, protocol
+from sync import enrollment, history, protocol, shelter_names
 from sync.apply import acked_seq, apply_batch
 from sync.pull import updates_for
 
@@ -222,7 +222,9 @@ def _answer(store: Any, message: dict[str, Any], node_id: str, shelter_id: str,
         # ``limit`` (checked by protocol.decode): what the node's link carries, or all.
         events, cursor = updates_for(store.db, shelter_id, node_id, message["cursor"],
                                      message.get("limit", protocol.PULL_LIMIT))
-        return protocol.encode_updates(cursor, events)
+        # A pull may ask the registry names of shelters the node does not know.
+        return protocol.encode_updates(cursor, events,
+                                       **shelter_names.answer(store.db, message))
     if message["type"] == "history":  # a replacing node rebuilds its shelter
         return history.answer(store.db, message, shelter_id, node_id, origins)
     return _error("unexpected", f"{message['type']} is not expected from a node")

@@ -17,8 +17,9 @@ from typing import Any
 from flask import Blueprint, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
+from shelter.core.clock import today_jst
 from shelter.core.errors import N_, InvalidInput, ShelterError
-from shelter.domain import household_code, presence
+from shelter.domain import cards, household_code, presence, roster
 from shelter.web import i18n, labels
 from shelter.web.base import (
     Recheck,
@@ -80,9 +81,16 @@ def kiosk_code() -> ResponseReturnValue:
             found = preview_household(code, actor)
             _speak(found["registration"])
             # Whoever holds a photo of the code must not learn here whether the family is
-            # registered at this shelter, or in: the page is the same either way.
+            # registered at this shelter, or in: the page is the same either way, and shows
+            # only what the code itself says (never a record's names, needs, allergies or
+            # medication: a member added here since, or a correction, stays unseen).
+            said = found["registration"]["members"]
             found = {**found, "known": False, "members": [
-                {**m, "known": False, "status": "not_arrived"} for m in found["members"]]}
+                {**m, "known": False, "status": "not_arrived",
+                 "display_name": cards.display_name(r["family_name"], r["given_name"]),
+                 "age": roster.age_on(r["birth_date"], today_jst()), "needs": r["needs"],
+                 "allergies": r["allergies"], "medication": r.get("medication", "")}
+                for m, r in zip(found["members"], said, strict=True)]}
             page.update(preview=found, code=code)
         else:
             ctx = node()

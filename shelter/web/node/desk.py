@@ -140,6 +140,7 @@ def scan_form() -> ResponseReturnValue:
                 actor=_actor())
     except ShelterError as refused:
         page["error"], page["problems"], status = refusal(refused)
+        page["error_code"] = refused.code  # "unknown": offer to register them here
     result = page["result"]
     if result is not None and (confirmed or whole or result.get("action") == "check_out"):
         # After a check-out, or a whole household at once, the next card is read as
@@ -172,7 +173,8 @@ def household_preview() -> ResponseReturnValue:
 def panel(**shown: Any) -> str:
     """The result panel alone (``<section id="result">``), as the desk page draws it."""
     return render_template("desk/_panel.html", **{"result": None, "error": None,
-                                                  "labels": labels.desk(), **shown})
+                                                  "error_code": "", "labels": labels.desk(),
+                                                  **shown})
 
 
 # A scan's answer is a few hundred bytes; a household of thirty, a few thousand.
@@ -254,7 +256,9 @@ def result() -> ResponseReturnValue:
         scanned, error = read_answer(text)
     except NotAnAnswer:
         return _refused(400, "not_a_scan", gettext("This is not the answer to a scan."))
-    return Response(panel(result=scanned, error=error), mimetype="text/html")
+    code = json.loads(text)["error"]["code"] if error is not None else ""
+    return Response(panel(result=scanned, error=error, error_code=code),
+                    mimetype="text/html")
 
 
 @bp.get("/find")

@@ -145,6 +145,11 @@ def register() -> ResponseReturnValue:
     action = form.get("action", "submit")
     data, era_errors = _form_to_data(form, count)
     filled = form.get("address_filled", "")
+    if action == "start":
+        # The desk's "register them here" (a card from another shelter): the form, with
+        # the name the card gives filled in, to be checked; nothing is registered yet.
+        data["whereabouts"] = data["whereabouts"] or "shelter"
+        return _render_form(data, {}, count, focus="m0-family_name")
     if action.startswith("lang:"):
         # Switching language keeps what was typed.
         lang = action[5:]
