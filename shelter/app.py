@@ -21,10 +21,19 @@ from shelter.hq import refresher
 from shelter.web import errors, hooks, prepare, templating, trust
 from shelter.web import standby as standby_pages
 from shelter.web.hq import api as hq_api
-from shelter.web.hq import dashboard, enquiry, exports, public, shelters, sync_socket
+from shelter.web.hq import dashboard, enquiry, exports, maps, public, shelters, sync_socket
 from shelter.web.hq import requests as hq_requests
 from shelter.web.hq import staff as hq_staff
-from shelter.web.node import api, arrival, desk, kiosk, staff, standby_socket, supplies_pages
+from shelter.web.node import (
+    api,
+    arrival,
+    corrections,
+    desk,
+    kiosk,
+    staff,
+    standby_socket,
+    supplies_pages,
+)
 from shelter.web.templating import Look
 from sync.standby_dir import StandbyContext
 
@@ -33,9 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Every route of each role, by blueprint: a role serves these and nothing else.
 ROUTES: dict[str, tuple[Blueprint, ...]] = {
     "node": (staff.bp, trust.bp, kiosk.bp, api.bp, desk.bp, arrival.bp, supplies_pages.bp,
-             standby_socket.bp, prepare.bp),
+             standby_socket.bp, prepare.bp, corrections.bp),
     "hq": (hq_staff.bp, trust.bp, sync_socket.bp, hq_api.api, dashboard.bp, shelters.bp,
-           hq_requests.bp, enquiry.bp, exports.bp, public.bp, prepare.bp),
+           hq_requests.bp, enquiry.bp, exports.bp, public.bp, prepare.bp, maps.bp),
     # A standby at the shelter (`shelter standby`): its status, and that it is one.
     "standby": (trust.bp, standby_pages.bp),
 }

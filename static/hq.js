@@ -1,8 +1,22 @@
 /* HQ dashboard: totals, shelter rows and map dots follow the shelters' syncs live, over a
    websocket that reconnects with back-off (live.js). Without JavaScript the page is the
-   same, as of its loading. */
+   same, as of its loading. On every page with the shelters table (the dashboard, a
+   municipality's page) it also says when the table scrolls sideways. */
 (function () {
   "use strict";
+  /* A table wider than the screen (a tablet) scrolls sideways: say so while it does. */
+  var scroller = document.querySelector(".table-scroll");
+  var hint = document.getElementById("shelters-scroll-hint");
+  function fit() {
+    var over = scroller.scrollWidth > scroller.clientWidth + 1;
+    scroller.classList.toggle("overflowing", over);
+    hint.hidden = !over;
+  }
+  if (scroller && hint) {
+    fit();
+    window.addEventListener("resize", fit);
+  }
+
   var state = document.getElementById("live-state");
   var labelsEl = document.getElementById("hq-labels");
   var live = window.ShelterLive;
@@ -73,12 +87,20 @@
       if (!(r.low_stock || []).length) low.textContent = "—";
     }
     var synced = tr.querySelector('[data-field="last_synced_at"]');
-    if (synced) {
-      synced.textContent = (r.last_synced_at ? live.japanTime(r.last_synced_at, { date: true })
-                            : L.never) + (r.stale ? " · " : "");
+    if (synced) {  /* as the page draws it: the day, then the time (a line each if narrow) */
+      synced.textContent = r.last_synced_at ? "" : L.never;
+      if (r.last_synced_at) {
+        live.japanTime(r.last_synced_at, { date: true }).split(" ").forEach(function (part, i) {
+          var span = document.createElement("span");
+          span.textContent = part;
+          if (i) synced.appendChild(document.createTextNode(" "));
+          synced.appendChild(span);
+        });
+      }
       if (r.stale) {
         var strong = document.createElement("strong");
         strong.textContent = L.stale;
+        synced.appendChild(document.createTextNode(" "));
         synced.appendChild(strong);
       }
     }
@@ -97,6 +119,7 @@
       if (s.totals) applyTotals(s.totals);
       Object.keys(s.rows || {}).forEach(function (id) { applyRow(id, s.rows[id]); });
       Object.keys(s.dots || {}).forEach(function (id) { applyDot(id, s.dots[id]); });
+      if (scroller && hint) fit();
       window.shelterHq.messages += 1;
     }
   });

@@ -83,6 +83,11 @@ def test_receive_hand_out_by_card_and_be_warned_at_a_second_collection(browser, 
     warning = page.locator("#ration-warning")
     warning.wait_for()
     assert "300 g" in warning.inner_text()
+    # Said once, as a warning (it was also a red error at the top), and where it is seen:
+    # by its "give anyway" button, scrolled to and focused at 768×1024.
+    assert page.locator("#supply-error").count() == 0
+    assert warning.evaluate("e => document.activeElement === e && "
+                            "e.getBoundingClientRect().bottom <= innerHeight")
     assert days_left(page, "infant_formula") == "8.0"  # nothing handed out yet
     assert_accessible(page)
     with page.expect_navigation():

@@ -46,7 +46,8 @@ NAMED = {
     "shelter.domain.accounts": "RoleError", "shelter.domain.cards": "CardError",
     "shelter.domain.signin": "TooManyAttempts", "shelter.domain.households": "ValidationError",
     "shelter.domain.presence": "ScanError", "shelter.domain.supplies": "SupplyError",
-    "shelter.hq.shelters": "ImportProblem", "shelter.web.inputs": "MalformedInput",
+    "shelter.hq.shelters": "ImportProblem", "shelter.hq.outlines": "OutlineProblem",
+    "shelter.web.inputs": "MalformedInput",
     "shelter.commands.common": "ShelterCommandError", "sync.standby": "StandbyError",
     "sync.bundle": "BundleRefused",
 }
@@ -256,7 +257,8 @@ def test_not_found_an_unknown_short_code(api):
     refused = api("POST", "/api/v1/scans", "volunteer", json={"code": code,
                                                                "action": "check_in"})
     assert error_of(refused, 404, "unknown")["message"] == \
-        "このコードで登録された人はいません。氏名で探してください。"
+        "このコードの人はここに登録されていません。ほかの避難所のカードなら、QRコードを" \
+        "読み取るか、ここで登録してください。"
 
 
 def test_forbidden_and_conflict_a_hand_out_past_the_stock(api):

@@ -71,7 +71,13 @@ def dispatch(store: EventStore, request_id: str, lines: list[dict[str, Any]],
 
 def receive(store: EventStore, shelter_id: str, request_id: str, data: Any,
             actor: str = "") -> None:
-    """The shelter records what actually arrived; each line also enters the stock."""
+    """The shelter records what actually arrived; each line also enters the stock.
+
+    Only a dispatched request can have arrived: before HQ's dispatch reaches this node a
+    receipt is refused (409), unless ``data["unannounced"]`` says a delivery is here anyway
+    (HQ dispatched while this node was offline, and the truck came before the sync). Such
+    a receipt must name what arrived (nothing is taken from what was asked), and is marked
+    as having come without notice."""
     if not isinstance(data, dict):
         raise SupplyError("invalid", 422, N_("The request body must be a JSON object."))
     with store.write() as db:
@@ -82,12 +88,22 @@ def receive(store: EventStore, shelter_id: str, request_id: str, data: Any,
         if row[0] == "received":
             raise SupplyError("already_received", 409, N_("This delivery is already "
                                                           "recorded."))
+        unannounced = row[0] != "dispatched"
+        if unannounced and data.get("unannounced") is not True:
+            raise SupplyError("not_dispatched", 409, N_(
+                "HQ has not dispatched this request yet, so nothing can have arrived for "
+                "it. If a delivery for it is here anyway, count it and record it under "
+                "“The delivery is here, but HQ’s notice has not reached this node”."))
         raw = [line for line in data.get("lines") or [] if isinstance(line, dict)
                and str(line.get("quantity", "0")).strip() not in ("", "0")]
         lines = _lines(db, raw) if raw else []
+        if unannounced and not lines:
+            raise SupplyError("nothing_arrived", 422, N_(
+                "Enter how many of each item actually arrived."), "lines")
         note = checked_text(data.get("note"), 500, "note")
         store.append("supply_request_received", {"request_id": request_id, "lines": lines,
-                                                 "note": note, "actor": actor})
+                                                 "note": note, "actor": actor,
+                                                 "unannounced": unannounced})
         for line in lines:
             move(store, shelter_id, {"item_id": line["item_id"], "kind": "received",
                                      "quantity": line["quantity"], "source": "hq_shipment",
@@ -95,14 +111,15 @@ def receive(store: EventStore, shelter_id: str, request_id: str, data: Any,
                                      "lot": data.get("lot") or ""}, actor)
 
 
-def _step(db: Database, event: Event, status: str, **columns: Any) -> None:
+def _step(db: Database, event: Event, status: str, mark: dict[str, Any] | None = None,
+          **columns: Any) -> None:
     row = db.execute("SELECT history, status FROM supply_requests WHERE request_id = ?",
                      [event.payload["request_id"]]).fetchone()
     if row is None:
         return  # a step for a request this store never saw (HQ data from elsewhere)
     history = json.loads(row[0])
     history.append({"status": status, "at": event.recorded_at,
-                    "note": event.payload.get("note", "")})
+                    "note": event.payload.get("note", ""), **(mark or {})})
     # A late step never moves a request backwards.
     order = REQUEST_STATUSES.index
     new_status = status if order(status) >= order(row[1]) else row[1]
@@ -137,7 +154,9 @@ def _apply_dispatched(db: Database, event: Event) -> None:
 
 @projection("supply_request_received")
 def _apply_received(db: Database, event: Event) -> None:
-    _step(db, event, "received", received=json.dumps(event.payload["lines"]))
+    # Recorded before HQ's dispatch reached the node (``receive``): say so in its history.
+    mark = {"unannounced": True} if event.payload.get("unannounced") else None
+    _step(db, event, "received", mark, received=json.dumps(event.payload["lines"]))
 
 
 def requests(db: Database, open_only: bool = False) -> list[dict[str, Any]]:

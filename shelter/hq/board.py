@@ -26,11 +26,13 @@ EXPORT_FIELDS = ("shelter_id", "name", "municipality", "address", "lat", "lon", 
 
 def active(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The shelters worth a row: operating, holding people, or gone silent (the rest are on
-    standby and show on the map only). Silent first, then the most crowded."""
+    standby and show on the map only). Silent first, then the most crowded: by crowding,
+    then the fullest (occupancy), then the most people."""
     shown = [r for r in rows if r["status"] != "standby" or r["present"] or r["registered"]
              or r["stale"] or r["last_synced_at"]]
     return sorted(shown, key=lambda r: (not r["stale"], CROWDING_ORDER.index(r["crowding"])
                                         if r["crowding"] in CROWDING_ORDER else 9,
+                                        -(r.get("occupancy") or 0), -(r["present"] or 0),
                                         r["municipality"], r["name"]))
 
 

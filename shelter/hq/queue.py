@@ -6,7 +6,7 @@ log."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
@@ -21,18 +21,29 @@ URGENCY_ORDER = ("critical", "urgent", "normal")
 NOT_DISPATCHED = ("requested", "acknowledged")
 MAX_QUANTITY = 1_000_000
 NOTE_CHARS = 500
+ARRIVAL_RANGE = timedelta(days=366)
 
 
 def open_requests(db: Database, names: Mapping[str, str]) -> list[dict[str, Any]]:
     """Every request not yet received, each with its ``shelter_name`` (``names``: a
-    shelter's name by its id): the most urgent first, then the oldest."""
+    shelter's name by its id): those HQ still has to act on first (not yet dispatched),
+    then those on their way; in each, the most urgent first, then the oldest."""
     out = []
     for r in supply_requests.requests(db, open_only=True):
         r["shelter_name"] = names.get(r["shelter_id"], r["shelter_id"])
         out.append(r)
-    return sorted(out, key=lambda r: (URGENCY_ORDER.index(r["urgency"])
+    return sorted(out, key=lambda r: (r["status"] not in NOT_DISPATCHED,
+                                      URGENCY_ORDER.index(r["urgency"])
                                       if r["urgency"] in URGENCY_ORDER else 3,
                                       r["requested_at"]))
+
+
+def by_step(queue: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
+                                                   list[dict[str, Any]]]:
+    """``queue`` (open_requests) split into those HQ has to act on and those dispatched
+    (on their way, waiting for the shelter's receipt), each in the queue's order."""
+    return ([r for r in queue if r["status"] in NOT_DISPATCHED],
+            [r for r in queue if r["status"] not in NOT_DISPATCHED])
 
 
 def demand(queue: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -66,6 +77,11 @@ def item_names(db: Database, lang: str) -> dict[str, str]:
     return {i["item_id"]: catalog.item_name(i, lang) for i in catalog.items(db)}
 
 
+def item_units(db: Database) -> dict[str, str]:
+    """Each item's unit code (render/words.py says it in words), by its id."""
+    return {i["item_id"]: i["unit"] for i in catalog.items(db)}
+
+
 def _note(form: Mapping[str, str]) -> str:
     return form.get("note", "").strip()[:NOTE_CHARS]
 
@@ -85,6 +101,8 @@ def dispatch(store: EventStore, actor: str, found: dict[str, Any],
     """Send what the form says for request ``found``: ``quantity-<item_id>`` per line asked
     for, ``expected_arrival`` in Japan time, and an optional ``note``. Conflict when it
     was dispatched already; InvalidInput (nothing sent) when the form will not do."""
+    if found["status"] == "received":  # a truck that came before HQ's dispatch, say
+        raise Conflict(N_("The shelter has already recorded this delivery as arrived."))
     if found["status"] not in NOT_DISPATCHED:
         raise Conflict(N_("This request was already dispatched."))
     lines = []
@@ -99,10 +117,13 @@ def dispatch(store: EventStore, actor: str, found: dict[str, Any],
     if not lines:
         raise InvalidInput(N_("Enter the quantity of at least one item sent."))
     try:
+        # The form's native date-time input gives Japan time without a zone.
         when = datetime.fromisoformat(form.get("expected_arrival", "").strip()
                                       ).replace(tzinfo=JST)
     except ValueError:
         raise InvalidInput(N_("Enter when the delivery is expected to arrive.")) from None
+    if abs(when - datetime.now(JST)) > ARRIVAL_RANGE:  # a mistyped year, say 20266
+        raise InvalidInput(N_("Enter an arrival date within a year from now."))
     supply_requests.dispatch(store, found["request_id"], lines,
                              when.isoformat(timespec="minutes"), _note(form))
     audit(store, actor, "request_dispatched", found["request_id"])

@@ -12,29 +12,48 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from shelter.domain import cards, catalog, roster, stock, supplies, supply_requests
+from shelter.domain import catalog, fonts, roster, stock, supplies, supply_requests
 from shelter.domain.day_notes import notes
 from shelter.domain.settings import get_settings
-from shelter.render import words
+from shelter.render import times, words
 from shelter.render.catalogs import translations
 from shelter.render.outputs import pdf_text
 
+_FIRST = "0001-01-01T00:00:00.000+00:00"  # what any stored time sorts after...
+_LAST = "9999-12-31T23:59:59.999+00:00"  # ... and before
+
 
 def _day_bounds(day: date) -> tuple[str, str]:
+    """The stored-time (UTC) bounds of a day in Japan time. The first and last days a date
+    can name have one bound outside what a datetime holds: there it is the end of time."""
     start = datetime.combine(day, time(0), supplies.JST)
-    return (start.astimezone(UTC).isoformat(timespec="milliseconds"),
-            (start + timedelta(days=1)).astimezone(UTC).isoformat(
-                timespec="milliseconds"))
+    try:
+        first = start.astimezone(UTC).isoformat(timespec="milliseconds")
+    except OverflowError:
+        first = _FIRST
+    try:
+        last = (start + timedelta(days=1)).astimezone(UTC).isoformat(timespec="milliseconds")
+    except OverflowError:
+        last = _LAST
+    return first, last
+
+
+_PAGE_WIDTH_MM = 180.0  # A4 less the margins of build()
+_PADDING = 12.0  # a table cell's left and right padding (reportlab's 6 points each)
+_SHRINK = (1.0, 0.9, 0.8, 0.7)  # how far a header's type may shrink to keep its words whole
+_CELL_WORD = 48.0  # points: longer words in a cell below the header may wrap
 
 
 class _Pdf:
-    """What both reports draw with: the Japanese-capable font, three paragraph styles, and
-    a gridded table of paragraphs (long cells wrap)."""
+    """What both reports draw with: fonts for every script (shelter.domain.fonts: each run
+    of a text in a font that has it, embedded), three paragraph styles, and gridded tables
+    of paragraphs whose headers keep their words whole."""
 
     def __init__(self, size: float = 10) -> None:
         from reportlab.lib.styles import ParagraphStyle
 
-        font = cards.font_for("避難所", "ja")
+        self.size = size
+        font = fonts.font_for("避難所")
         self.body = ParagraphStyle("body", fontName=font, fontSize=size, leading=size * 1.4)
         self.title = ParagraphStyle("title", parent=self.body, fontSize=size + 8,
                                     leading=(size + 8) * 1.3)
@@ -43,16 +62,56 @@ class _Pdf:
 
     def paragraph(self, text: object, style: Any = None) -> Any:
         """The only way text enters these PDFs: reportlab reads a Paragraph as markup, and
-        names, notes and units are typed by people (``<b>`` must print as ``<b>``)."""
+        names, notes and units are typed by people (``<b>`` must print as ``<b>``). Each
+        run is in a font that has its glyphs (张伟, 김민준, Nguyễn print as written)."""
         from reportlab.platypus import Paragraph
 
-        return Paragraph(pdf_text(text), style or self.body)
+        return Paragraph(_markup(str(text)), style or self.body)
 
     def table(self, rows: list[list[Any]], widths: list[float] | None = None) -> Any:
+        """A table whose first row is its header. A header word is never cut (Elderl/y,
+        高齢/者; a Japanese header is one word): its column is widened from the others'
+        room or the page's, then its type shrinks a little, and a table that still does
+        not fit is cut into tables of fewer columns, one under the other."""
+        from reportlab.lib.units import mm
+        from reportlab.platypus import KeepTogether, Spacer
+
+        page = _PAGE_WIDTH_MM * mm
+        n = max(len(row) for row in rows)
+        rows = [[str(cell) for cell in row] + [""] * (n - len(row)) for row in rows]
+        base = list(widths) if widths else [page / n] * n
+        for scale in _SHRINK:
+            size = self.size * scale
+            need = [max([_longest(rows[0][k], size)] +
+                        [min(_longest(row[k], self.size), _CELL_WORD) for row in rows[1:]])
+                    + _PADDING for k in range(n)]
+            fitted = _fit(base, need, page)
+            if fitted is not None:
+                return self._grid(rows, fitted, size)
+        size = self.size * _SHRINK[-1]
+        parts, start, used = [], 0, 0.0
+        for k in range(n + 1):
+            if k == n or (k > start and used + need[k] > page):
+                part, wanted = [row[start:k] for row in rows], need[start:k]
+                parts.append(self._grid(part, _fit([page / len(wanted)] * len(wanted),
+                                                   wanted, page) or wanted, size))
+                start, used = k, 0.0
+            if k < n:
+                used += need[k]
+        story: list[Any] = []
+        for part in parts:
+            story += [part, Spacer(1, 2 * mm)]
+        return KeepTogether(story[:-1])
+
+    def _grid(self, rows: list[list[str]], widths: list[float], header_size: float) -> Any:
         from reportlab.lib import colors
+        from reportlab.lib.styles import ParagraphStyle
         from reportlab.platypus import Table, TableStyle
 
-        t = Table([[self.paragraph(str(cell)) for cell in row] for row in rows],
+        header = ParagraphStyle("header", parent=self.body, fontSize=header_size,
+                                leading=header_size * 1.3, splitLongWords=0)
+        t = Table([[self.paragraph(cell, header) for cell in rows[0]]] +
+                  [[self.paragraph(cell) for cell in row] for row in rows[1:]],
                   colWidths=widths, hAlign="LEFT", repeatRows=1)
         t.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.grey),
                                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef7")),
@@ -71,6 +130,33 @@ class _Pdf:
         return out.getvalue()
 
 
+def _markup(text: str) -> str:
+    """``text`` as Paragraph markup: escaped, each run in its font."""
+    return "".join(f'<font name="{font}">{pdf_text(piece)}</font>'
+                   for font, piece in fonts.runs(text) if piece)
+
+
+def _longest(text: str, size: float) -> float:
+    """The width of the widest word of ``text`` at ``size`` (a word: between spaces; a
+    Japanese text without spaces is one word, never cut)."""
+    return max((fonts.width(word, size) for word in text.split()), default=0.0) + 0.5
+
+
+def _fit(base: list[float], need: list[float], page: float) -> list[float] | None:
+    """Column widths of at least ``need`` each, as close to ``base`` as the page allows
+    (the room comes from the page's width left over, then from the other columns' room
+    above their need); None when the needs alone are wider than the page."""
+    if sum(need) > page:
+        return None
+    widths = [max(b, w) for b, w in zip(base, need, strict=True)]
+    over = sum(widths) - max(page, sum(base))
+    if over > 0:
+        room = [w - w_need for w, w_need in zip(widths, need, strict=True)]
+        total = sum(room)
+        widths = [w - over * r / total if total else w for w, r in zip(widths, room, strict=True)]
+    return widths
+
+
 def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja") -> bytes:
     from reportlab.lib.units import mm
     from reportlab.platypus import Spacer
@@ -87,6 +173,7 @@ def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja")
     body, title, heading, table = pdf.body, pdf.title, pdf.heading, pdf.table
     text = pdf.paragraph
     names = {i["item_id"]: catalog.item_name(i, language) for i in catalog.items(db)}
+    units = {i["item_id"]: i["unit"] for i in catalog.items(db)}
     crowding, needs = words.crowding(_), words.needs(_)
     status, urgency = words.request_status(_), words.urgency(_)
     made = datetime.now(supplies.JST).strftime("%Y-%m-%d %H:%M JST")
@@ -112,7 +199,8 @@ def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja")
                list(counts["by_age"].values())]),
         text(_("Stock and days left"), heading),
         table([[_("Item"), _("On hand"), _("Handed out in 24 hours"), _("Days left")]] + [
-            [names[i["item_id"]], f"{i['on_hand']} {i['unit']}", i["consumed_24h"],
+            [names[i["item_id"]], words.quantity(i["on_hand"], i["unit"], _),
+             words.quantity(i["consumed_24h"], i["unit"], _),
              ("—" if i["days_of_supply"] is None else
               f"{i['days_of_supply']}" + (f" ({low_label})" if i["low"] else ""))]
             for i in levels["items"]], [70 * mm, 35 * mm, 40 * mm, 35 * mm]),
@@ -121,16 +209,20 @@ def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja")
     open_requests = supply_requests.requests(db, open_only=True)
     if open_requests:
         story.append(table([[_("Requested"), _("Urgency"), _("Status"), _("Items")]] + [
-            [r["requested_at"][:10], urgency[r["urgency"]], status[r["status"]],
-             ", ".join(f"{names.get(line['item_id'], line['item_id'])} {line['quantity']}"
-                       for line in r["lines"])] for r in open_requests],
+            [times.japan_date(r["requested_at"]), urgency[r["urgency"]],
+             status[r["status"]] + (" · " + _("expected %(time)s") % {
+                 "time": times.japan_datetime(r["expected_arrival"])}
+                 if r["status"] == "dispatched" and r.get("expected_arrival") else ""),
+             _(", ").join(f"{names.get(line['item_id'], line['item_id'])} " + words.quantity(
+                 line["quantity"], units.get(line["item_id"], ""), _) for line in r["lines"])]
+            for r in open_requests],
             [25 * mm, 30 * mm, 35 * mm, 90 * mm]))
     else:
         story.append(text(_("None."), body))
     story.append(text(_("Notes from the day"), heading))
     day_notes = notes(db, shelter_id, day)
     for note in day_notes:
-        when = datetime.fromisoformat(note["at"]).astimezone(supplies.JST).strftime("%H:%M")
+        when = times.japan_time(note["at"])  # "" for a time no clock reads (9999-12-31)
         story.append(text(f"{when} ({note['actor']}): {note['text']}", body))
     if not day_notes:
         story.append(text(_("None."), body))
@@ -138,9 +230,11 @@ def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja")
 
 
 def situation_report(rows: list[dict[str, Any]], queue: list[dict[str, Any]],
-                     demand: list[dict[str, Any]], language: str = "ja") -> bytes:
+                     demand: list[dict[str, Any]], language: str = "ja",
+                     items: list[dict[str, Any]] | None = None) -> bytes:
     """HQ's situation report (被害・避難状況報告) for the meeting: totals, per municipality,
-    needs, supplies, requests and silent shelters, with when it was made."""
+    needs, supplies, requests and silent shelters, with when it was made. ``items``: the
+    catalog (shelter.domain.catalog.items), for the items' names and units."""
     from reportlab.lib.units import mm
     from reportlab.platypus import Spacer
 
@@ -155,7 +249,9 @@ def situation_report(rows: list[dict[str, Any]], queue: list[dict[str, Any]],
     totals = stats.totals(rows)
     made = datetime.now(supplies.JST).strftime("%Y-%m-%d %H:%M JST")
     need_names = words.needs(_)
-    counts_head = [_("Here now"), _("Out"), _("Registered here"), _("Staying at home"),
+    names = {i["item_id"]: catalog.item_name(i, language) for i in items or []}
+    units = {i["item_id"]: i["unit"] for i in items or []}
+    counts_head = [_("Here now"), _("Out"), _("People registered"), _("Staying at home"),
                    _("Staying in cars"), _("Capacity")]
     story: list[Any] = [
         text(_("Situation report: evacuation shelters") +
@@ -183,17 +279,20 @@ def situation_report(rows: list[dict[str, Any]], queue: list[dict[str, Any]],
     ]
     low = [r for r in rows if r["low_stock"]]
     story.append(table([[_("Shelter"), _("Items low")]] + [
-        [r["name"], ", ".join(r["low_stock"])] for r in low], [70 * mm, 110 * mm])
+        [r["name"], _(", ").join(names.get(i, i) for i in r["low_stock"])] for r in low],
+        [70 * mm, 110 * mm])
         if low else text(_("None."), body))
     story.append(text(_("Open supply requests, by item"), heading))
-    story.append(table([[_("Item"), _("Quantity asked"), _("Shelters")]] + [
-        [d["item_id"], d["quantity"], d["shelters"]] for d in demand],
+    story.append(table([[_("Item"), _("Quantity asked"), _("Shelters asking")]] + [
+        [names.get(d["item_id"], d["item_id"]),
+         words.quantity(d["quantity"], units.get(d["item_id"], ""), _), d["shelters"]]
+        for d in demand],
         [70 * mm, 40 * mm, 40 * mm]) if demand else text(_("None."), body))
     story.append(text(_("%(n)s requests open in all.") % {"n": len(queue)}, body))
     story.append(text(_("Silent shelters"), heading))
     silent = [r for r in rows if r["stale"]]
     story.append(table([[_("Shelter"), _("Municipality"), _("Last synced")]] + [
-        [r["name"], r["municipality"], (r["last_synced_at"] or _("never"))[:16]]
+        [r["name"], r["municipality"], times.japan_datetime(r["last_synced_at"]) or _("never")]
         for r in silent], [70 * mm, 50 * mm, 50 * mm])
         if silent else text(_("None."), body))
     story.append(Spacer(1, 4 * mm))

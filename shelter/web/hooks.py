@@ -9,9 +9,9 @@ from flask import Flask, Response, g, request
 
 from shelter.web import base, i18n, inputs
 
-# The pages evacuees meet speak all five languages; staff pages Japanese and English.
-# Blueprints (None: the app's own, e.g. static).
-EVERY_LANGUAGE = ("kiosk", "arrival", "prepare", "api", None)
+# The pages evacuees and the public meet speak all five languages; staff pages Japanese
+# and English. Blueprints (None: the app's own, e.g. static).
+EVERY_LANGUAGE = ("kiosk", "arrival", "prepare", "api", "public", None)
 
 
 def init_app(app: Flask) -> None:

@@ -2,8 +2,8 @@
 
 Message ids are English. Catalogs are read from their .po files and compiled in memory when
 the app starts, so there is no generated file to forget. Japanese is the default language;
-the self-registration pages also speak Chinese (simplified), Korean and Vietnamese, staff
-pages Japanese and English.
+the self-registration pages and the public page also speak Chinese (simplified), Korean
+and Vietnamese (shelter/web/hooks.py: EVERY_LANGUAGE), staff pages Japanese and English.
 """
 
 from __future__ import annotations

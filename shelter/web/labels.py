@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shelter.domain import catalog
+from shelter.domain import audit_subjects, catalog
 from shelter.render import words
 from shelter.web import i18n
 from shelter.web.base import node
@@ -57,7 +57,8 @@ def desk() -> dict[str, Any]:
                   "backup_last": _("Last backup %(time)s"),
                   "backup_none": _("No backup yet"),
                   "backup_stale": _("no good backup for over an hour: tell the manager"),
-                  "backup_same_disk": _("on the node's own disk"),
+                  "backup_same_disk": _("on the node's own disk: a lost or broken laptop "
+                                        "takes these copies with it (use a USB stick)"),
                   "backup_error": {
                       "missing": _("Backup location not found (USB stick removed?)"),
                       "unwritable": _("Cannot write to the backup location"),
@@ -126,3 +127,14 @@ def household() -> dict[str, Any]:
         "all_here": _("All %(n)s are here already."),
         "cancel": _("Not them: scan again"),
     }
+
+
+def audit(rows: list[dict[str, Any]], shelters: dict[str, str] | None = None
+          ) -> list[dict[str, Any]]:
+    """The audit log's rows as the audit page (node and HQ) shows them: Japan time, actions
+    and details in words, and the households, people, requests and shelters they are about
+    by name (``shelters``: HQ's names by id)."""
+    db = node().db
+    names = {i["item_id"]: catalog.item_name(i, i18n.current()) for i in catalog.items(db)}
+    return words.audit_entries(rows, audit_subjects.named(db, rows, shelters), names,
+                               i18n.gettext)

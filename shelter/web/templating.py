@@ -10,7 +10,8 @@ from typing import Any
 from flask import Flask
 
 from shelter.domain.settings import get_settings
-from shelter.render.times import japan_time
+from shelter.render import words
+from shelter.render.times import japan_date, japan_datetime, japan_time
 from shelter.web import base, i18n, labels
 
 
@@ -29,6 +30,12 @@ def init_app(app: Flask, look: Look) -> None:
         i18n.gettext, i18n.ngettext, newstyle=True)
     app.jinja_env.policies["ext.i18n.trimmed"] = True
     app.add_template_filter(japan_time, "jst")  # Japan time, HH:MM (static/live.js: twin)
+    app.add_template_filter(japan_datetime, "jst_datetime")  # YYYY-MM-DD HH:MM, Japan time
+    app.add_template_filter(japan_date, "jst_date")  # YYYY-MM-DD, the Japan-time day
+    # An item's quantity and unit in words (render/words.py): {{ n|quantity(unit) }} is
+    # "900食" / "900 meals"; {{ unit|unit }} is "食" / "meals"; a unit a manager typed as typed.
+    app.add_template_filter(lambda n, unit: words.quantity(n, unit, i18n.gettext), "quantity")
+    app.add_template_filter(lambda unit: words.units(i18n.gettext).get(unit, unit), "unit")
 
     @app.context_processor
     def _template_globals() -> dict[str, Any]:

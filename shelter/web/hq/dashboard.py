@@ -12,10 +12,10 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from shelter.hq import board, stats
+from shelter.hq import board, outlines, stats
 from shelter.hq.shelters import ATTRIBUTION
 from shelter.hq.sync_status import sync_status
-from shelter.render import drawings
+from shelter.render import drawings, mapping
 from shelter.web import i18n, labels
 from shelter.web.base import Recheck, current_principal, node, require, sock, websocket_view
 from shelter.web.hq import refusal_text
@@ -30,6 +30,11 @@ MIN_PUSH_SECONDS = 0.5
 def _shelter_url() -> str:
     """A shelter's page, less its id (the map's links)."""
     return url_for("hq_shelters.shelter_page", shelter_id="-")[:-1]
+
+
+def _zoom_url() -> str:
+    """The large map zoomed to a municipality, less its name (the outlines' links)."""
+    return url_for("hq_map.map_page") + "?m="
 
 
 def _charts(key: str) -> dict[str, Markup]:
@@ -47,12 +52,13 @@ def dashboard() -> str:
     ctx, lang = node(), i18n.current()
     attention = board.attention(ctx)
     shelter_url = _shelter_url()
+    shapes = outlines.cached(ctx.db)
     return render_template(
         "hq/dashboard.html", totals=stats.cached(ctx, "totals", stats.totals),
         rows=attention[:board.ATTENTION_ROWS], more=len(attention) - board.ATTENTION_ROWS,
         municipalities=stats.cached(ctx, "municipalities", stats.by_municipality),
-        map=stats.cached(ctx, f"map:{lang}", lambda rows: drawings.map_svg(
-            rows, shelter_url, i18n.gettext)),
+        map=stats.cached(ctx, f"map:{lang}:{shapes.version}:", lambda rows: mapping.map_svg(
+            rows, shelter_url, i18n.gettext, outlines=shapes, zoom_url=_zoom_url())),
         labels=labels.hq(), charts=_charts("prefecture"), attribution=ATTRIBUTION,
         unplaced=board.unplaced(ctx), stale_minutes=board.stale_minutes(ctx),
         refusals=refusals_by_shelter(ctx.db), names=board.shelter_names(ctx),
@@ -81,7 +87,9 @@ def municipality_page(name: str) -> str:
     return render_template(
         "hq/municipality.html", name=name, totals=stats.totals(rows),
         rows=listed[(page - 1) * board.PAGE_ROWS:page * board.PAGE_ROWS], page=page,
-        pages=pages, map=drawings.map_svg(rows, _shelter_url(), i18n.gettext, 480, 420),
+        pages=pages, map=mapping.map_svg(rows, _shelter_url(), i18n.gettext, focus=name,
+                                         outlines=outlines.cached(ctx.db),
+                                         zoom_url=_zoom_url()),
         labels=labels.hq(), charts=_charts(f"municipality:{name}"), attribution=ATTRIBUTION,
         stale_minutes=board.stale_minutes(ctx))
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from flask import Blueprint, Response, abort, request
 
+from shelter.domain import catalog
 from shelter.domain.accounts import audit
 from shelter.domain.supplies import JST
 from shelter.hq import board, stats
@@ -43,7 +44,7 @@ def report_pdf() -> Response:
     ctx = node()
     queue = hq_queue.open_requests(ctx.db, board.shelter_names(ctx))
     pdf = situation_report(stats.cached_overview(ctx), queue, hq_queue.demand(queue),
-                           language)
+                           language, catalog.items(ctx.db))
     audit(ctx.store, actor(), "situation_report", "prefecture", f"language={language}")
     return Response(pdf, mimetype="application/pdf", headers={
         "Content-Disposition": f"inline; filename=situation-{_stamp()}.pdf"})

@@ -1,6 +1,7 @@
 """What anyone may see, with no login: which shelters are open and how crowded, and when
-that was last known. Japanese and English; made for a phone. No person, no count by need
-or age."""
+that was last known (the date and time, in Japan time). In the five languages of the
+registration pages (shelter/web/hooks.py: EVERY_LANGUAGE); made for a phone. No person, no
+count by need or age."""
 
 from __future__ import annotations
 

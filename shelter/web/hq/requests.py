@@ -23,9 +23,12 @@ bp = Blueprint("hq_requests", __name__, url_prefix="/hq/requests")
 def requests_page(problem: str | None = None, status: int = 200) -> tuple[str, int]:
     ctx = node()
     queue = hq_queue.open_requests(ctx.db, board.shelter_names(ctx))
+    to_act, on_the_way = hq_queue.by_step(queue)
     return render_template(
-        "hq/requests.html", queue=queue, demand=hq_queue.demand(queue),
-        item_names=hq_queue.item_names(ctx.db, i18n.current()), labels=labels.hq(),
+        "hq/requests.html", to_act=to_act, on_the_way=on_the_way,
+        demand=hq_queue.demand(queue),
+        item_names=hq_queue.item_names(ctx.db, i18n.current()),
+        units=hq_queue.item_units(ctx.db), labels=labels.hq(),
         problem=problem), status
 
 

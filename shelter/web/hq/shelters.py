@@ -41,7 +41,8 @@ def shelter_page(shelter_id: str, problem: str | None = None,
         "hq/shelter.html", s=row, registry=registry_entry(db, shelter_id),
         nodes=enrollment.nodes_of(db, shelter_id), labels=labels.hq(),
         requests=queue.of_shelter(db, shelter_id),
-        item_names=queue.item_names(db, i18n.current()), statuses=STATUSES,
+        item_names=queue.item_names(db, i18n.current()), units=queue.item_units(db),
+        statuses=STATUSES,
         charts=drawings.charts(db, shelter_id, i18n.gettext), problem=problem,
         refused=refused_events(db, shelter_id), reason=refusal_text), status
 

@@ -118,7 +118,7 @@ def audit_log() -> ResponseReturnValue:
     who = request.args.get("actor", "").strip()[:40]
     rows = accounts.audit_entries(node().db, who, request.args.get("before", ""))
     audit(node().store, _actor(), "view_audit_log", who or "-")
-    return render_template("staff/audit.html", rows=rows, who=who,
+    return render_template("staff/audit.html", rows=labels.audit(rows), who=who,
                            more=rows[-1]["audit_id"] if len(rows) == accounts.AUDIT_PAGE
                            else None)
 

@@ -15,7 +15,7 @@ from shelter.domain import catalog, day_notes, stock, supplies, supply_requests
 from shelter.domain.accounts import audit
 from shelter.domain.settings import get_settings
 from shelter.domain.text import ascii_digits
-from shelter.render import report
+from shelter.render import report, words
 from shelter.web import labels
 from shelter.web.base import current_principal, node, require
 from shelter.web.i18n import current, gettext
@@ -30,6 +30,9 @@ def _actor() -> tuple[str, bool]:
 
 
 def _message(refused: supplies.SupplyError) -> str:
+    if isinstance(refused.params.get("unit"), str):  # "320 pieces", "320 個": not "piece"
+        refused.params["unit"] = words.units(gettext).get(refused.params["unit"],
+                                                          refused.params["unit"])
     return refused.text(gettext)
 
 
@@ -68,7 +71,9 @@ def move() -> ResponseReturnValue:
         form["quantity"] = _number(form["quantity"])
     data: dict[str, Any] = {k: v for k, v in form.items() if k != "csrf" and v != ""}
     data["override"] = form.get("override") == "1"
-    data["confirm_repeat"] = form.get("confirm_repeat") == "1"
+    # "Give anyway" confirms the hand-out it was shown for, not the next card scanned into the form
+    data["confirm_repeat"] = form.get("confirm_repeat", "") == \
+        f"{form.get('item_id', '')} {form.get('code', '')}"
     try:
         result = stock.move(node().store, node().shelter_id, data, actor, manager)
     except supplies.SupplyError as refused:
@@ -109,6 +114,7 @@ def _requests(status: int = 200, error: str | None = None) -> ResponseReturnValu
     return render_template("supplies/requests.html", requests=supply_requests.requests(ctx.db),
                            stock=stock.stock(ctx.db, ctx.shelter_id, settings),
                            suggested=suggested, names=_names(), labels=labels.supplies(),
+                           units={i["item_id"]: i["unit"] for i in catalog.items(ctx.db)},
                            error=error, days=settings["request_days"],
                            sent=request.args.get("sent")), status
 
@@ -142,7 +148,8 @@ def received(request_id: str) -> ResponseReturnValue:
              for key, value in form.items() if key.startswith("got-")]
     try:
         supply_requests.receive(node().store, node().shelter_id, request_id,
-                                {"lines": lines, "note": form.get("note")}, actor)
+                                {"lines": lines, "note": form.get("note"),
+                                 "unannounced": form.get("unannounced") == "1"}, actor)
     except supplies.SupplyError as refused:
         if refused.status == 404:
             raise  # no such request: nothing to show the form again for (shelter/web/errors.py)
