@@ -106,19 +106,12 @@
     }
   }
 
-  function applyDot(id, d) {
-    var dot = document.querySelector('circle[data-shelter="' + CSS.escape(id) + '"]');
-    if (!dot) return;
-    var cls = "dot crowd-" + d[0] + " status-" + d[1] + (d[2] ? " stale" : "");
-    if (dot.getAttribute("class") !== cls) dot.setAttribute("class", cls);
-  }
-
   live.connect(state.dataset.live, {
     online: function (up) { state.classList.toggle("offline", !up); },
     message: function (s) {
       if (s.totals) applyTotals(s.totals);
       Object.keys(s.rows || {}).forEach(function (id) { applyRow(id, s.rows[id]); });
-      Object.keys(s.dots || {}).forEach(function (id) { applyDot(id, s.dots[id]); });
+      Object.keys(s.dots || {}).forEach(function (id) { live.applyDot(id, s.dots[id]); });
       if (scroller && hint) fit();
       window.shelterHq.messages += 1;
     }

@@ -89,5 +89,15 @@
     return options.date ? p.year + "-" + p.month + "-" + p.day + " " + clock : clock;
   }
 
-  window.ShelterLive = { connect: connect, socketUrl: socketUrl, japanTime: japanTime };
+  /* A map dot (server-drawn SVG, render/mapping.py) takes the state a live message gives
+     it: [crowding, status, stale]. The dashboard (hq.js) and the large map (hq-map.js). */
+  function applyDot(id, d) {
+    var dot = document.querySelector('svg.map circle[data-shelter="' + CSS.escape(id) + '"]');
+    if (!dot) return;
+    var cls = "dot crowd-" + d[0] + " status-" + d[1] + (d[2] ? " stale" : "");
+    if (dot.getAttribute("class") !== cls) dot.setAttribute("class", cls);
+  }
+
+  window.ShelterLive = { connect: connect, socketUrl: socketUrl, japanTime: japanTime,
+                         applyDot: applyDot };
 })();
