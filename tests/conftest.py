@@ -283,3 +283,19 @@ VALID_HOUSEHOLD = {
                  "given_name_kana": "たろう", "birth_date": "1948-04-02", "sex": "male",
                  "needs": ["elderly"]}],
 }
+
+
+@pytest.fixture
+def headers(monkeypatch):
+    """The header row of every table the PDF reports draw (render/report.py's _Pdf.table)."""
+    from shelter.render import report
+
+    seen: list[list[str]] = []
+    table = report._Pdf.table
+
+    def recording(self, rows, widths=None):
+        seen.append([str(cell) for cell in rows[0]])
+        return table(self, rows, widths)
+
+    monkeypatch.setattr(report._Pdf, "table", recording)
+    return seen

@@ -117,20 +117,6 @@ def test_the_poster_prints_its_chinese_korean_and_vietnamese_lines(tmp_path):
     assert {"IPAGothic", "WenQuanYiZenHei", "DejaVuSans"} <= embedded_fonts(pdf, tmp_path)
 
 
-@pytest.fixture
-def headers(monkeypatch):
-    """The header row of every table the reports draw."""
-    seen: list[list[str]] = []
-    table = report._Pdf.table
-
-    def recording(self, rows, widths=None):
-        seen.append([str(cell) for cell in rows[0]])
-        return table(self, rows, widths)
-
-    monkeypatch.setattr(report._Pdf, "table", recording)
-    return seen
-
-
 def assert_whole(headers: list[list[str]], text: str) -> None:
     """Each header word is in the text whole (a Japanese header, without spaces, is one)."""
     words = set(text.split())

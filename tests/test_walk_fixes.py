@@ -98,20 +98,6 @@ def test_tap_targets_and_cells_that_do_not_break_in_two(tablet, app):
         assert cells.nth(k).evaluate(LINES) == 1
 
 
-@pytest.fixture
-def headers(monkeypatch):
-    """The header row of every table the report draws."""
-    seen: list[list[str]] = []
-    table = report._Pdf.table
-
-    def recording(self, rows, widths=None):
-        seen.append([str(cell) for cell in rows[0]])
-        return table(self, rows, widths)
-
-    monkeypatch.setattr(report._Pdf, "table", recording)
-    return seen
-
-
 def test_the_situation_report_counts_people_registered_not_here(tmp_path, headers):
     """Its totals are the prefecture's: "registered here" (この避難所で登録) was a node's word."""
     from shelter.core.node import NodeContext
