@@ -12,7 +12,6 @@ import pytest
 
 from shelter import demo
 from shelter.app import create_app
-from shelter.core import meta
 from shelter.core.node import NodeContext
 from shelter.domain import presence, stock, supply_requests
 from shelter.domain.day_notes import add_note
@@ -20,11 +19,9 @@ from shelter.hq import queue as hq_queue
 from shelter.hq import refresher
 from shelter.render import times, words
 from shelter.render.catalogs import translations
-from sync import protocol
-from sync.apply import apply_batch
-from sync.pull import CURSOR_KEY, apply_pulled, updates_for
 
 from .conftest import pdf_text
+from .test_hq import pull, push
 from .wordcheck import Times, code_problems, shifted_clock, time_problems, unit_problems
 
 SHELTER, SILENT = demo.SHELTERS[0][0], demo.SHELTERS[1][0]
@@ -33,21 +30,6 @@ MOMENT = datetime(2026, 12, 1, 20, 30, tzinfo=UTC)  # 05:30 on 12-02 in Japan
 JST_DAY = "2026-12-02"
 
 
-def _push(node: NodeContext, hq: NodeContext) -> None:
-    """Sync by hand: the node's events to HQ (HQ skips what it holds), HQ's numbers after."""
-    events = [protocol.for_wire(r) for r in node.db.query(
-        "SELECT * FROM events WHERE node_id = ? ORDER BY seq", [node.node_id])]
-    result = apply_batch(hq.store, node.node_id, node.shelter_id, events)
-    assert not result.quarantined and not result.conflicts
-    while refresher.refresh(hq.store):
-        pass
-
-
-def _pull(node: NodeContext, hq: NodeContext) -> None:
-    """What HQ has for the node's shelter (its steps on the requests), down to the node."""
-    cursor = int(meta.get(node.db, CURSOR_KEY) or 0)
-    events, cursor = updates_for(hq.db, node.shelter_id, node.node_id, cursor)
-    apply_pulled(node.store, events, cursor)
 
 
 def _sign_in(app, username: str, password: str):
@@ -68,7 +50,7 @@ def day(tmp_path_factory):
         demo.seed(silent, demo.SHELTERS[1][1], demo.SHELTERS[1][2])
         hq = NodeContext(root / "hq", role="hq", clock_offset_seconds=offset)
         demo.seed_hq(hq)
-        _push(silent, hq)
+        push(silent, hq)
         hq.db.conn.close()
         silent.db.conn.close()
     with shifted_clock(MOMENT) as offset:
@@ -94,7 +76,7 @@ def day(tmp_path_factory):
         add_note(node.store, SHELTER, "朝食を配布しました", "manager")
         supply_requests.request_supplies(node.store, SHELTER, {
             "lines": [{"item_id": "water", "quantity": 300}], "urgency": "normal"}, "manager")
-        _push(node, hq)
+        push(node, hq)
         queue = hq_queue.open_requests(hq.db, {})
         first = next(r for r in queue if r["shelter_id"] == SHELTER and
                      any(line["item_id"] == "infant_diapers" for line in r["lines"]))
@@ -105,7 +87,7 @@ def day(tmp_path_factory):
         water = next(r for r in hq_queue.open_requests(hq.db, {})
                      if any(line["item_id"] == "water" for line in r["lines"]))
         hq_queue.acknowledge(hq.store, "admin", water, {})
-        _pull(node, hq)
+        pull(node, hq)
         while refresher.refresh(hq.store):
             pass
         config = {"TESTING": True, "CLOCK_OFFSET_SECONDS": offset}
