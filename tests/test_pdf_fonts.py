@@ -139,6 +139,8 @@ def test_the_daily_report_prints_every_name_and_keeps_header_words_whole(tmp_pat
         for name in NAMES:
             assert name in text, (language, name)
         assert_whole(headers, text)
+        # Age bands say they are ages (65+ beside 高齢者 read as a second count of the same)
+        assert {"ja": "65+歳", "en": "65+ years"}[language] in "".join(headers[3]), headers
         assert {"IPAGothic", "WenQuanYiZenHei", "DejaVuSans"} <= embedded_fonts(pdf, tmp_path)
 
 

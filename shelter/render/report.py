@@ -195,7 +195,8 @@ def daily_report(db: Database, shelter_id: str, day: date, language: str = "ja")
         text(_("Here now, by need"), heading),
         table([[needs[k] for k in counts["by_need"]], list(counts["by_need"].values())]),
         text(_("Here now, by age"), heading),
-        table([[_("Unknown") if k == "unknown" else k for k in counts["by_age"]],
+        table([[_("Unknown") if k == "unknown" else _("%(band)s years") % {"band": k}
+                for k in counts["by_age"]],
                list(counts["by_age"].values())]),
         text(_("Stock and days left"), heading),
         table([[_("Item"), _("On hand"), _("Handed out in 24 hours"), _("Days left")]] + [
