@@ -299,3 +299,24 @@ def headers(monkeypatch):
 
     monkeypatch.setattr(report._Pdf, "table", recording)
     return seen
+
+
+def sync_socket(hq):
+    """A raw websocket to a test HQ's /sync (its CA trusted) and ``ask(message)``: send one
+    frame, get HQ's answer decoded (within 30 s). For tests that speak the protocol by hand."""
+    import ssl
+
+    from simple_websocket import Client
+
+    from sync import protocol
+
+    ws = Client.connect(f"wss://127.0.0.1:{hq.port}/sync",
+                        ssl_context=ssl.create_default_context(cafile=hq.verify))
+
+    def ask(message: dict) -> dict:
+        ws.send(protocol.encode(message))
+        answer = ws.receive(timeout=30)
+        assert answer is not None, "HQ did not answer within 30 s"
+        return protocol.decode(answer)
+
+    return ws, ask

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import ssl
 import threading
 import time
 
 import pytest
-from simple_websocket import Client
 
 from shelter.core import meta
 from shelter.core.events import new_id
@@ -24,7 +22,7 @@ from shelter.domain import presence, roster
 from shelter.domain.settings import change_settings
 from sync import client, protocol, shelter_names
 
-from .conftest import api, enrolled_node, run_cli, start_hq, wait_until
+from .conftest import api, enrolled_node, run_cli, start_hq, sync_socket, wait_until
 from .test_desk_day import forged
 
 A, B, C = "E2710000002626", "E2710000002727", "E2710000002828"  # C: in no registry
@@ -103,14 +101,7 @@ def test_a_malformed_ask_is_refused_with_a_reason_and_the_session_goes_on(hq, tm
     hello = {"type": "hello", "protocol": 1, "node_id": ctx.node_id,
              "shelter_id": ctx.shelter_id, "credential": meta.get(ctx.db, "hq_credential")}
     ctx.db.conn.close()
-    ws = Client.connect(f"wss://127.0.0.1:{hq.port}/sync",
-                        ssl_context=ssl.create_default_context(cafile=hq.verify))
-
-    def ask(message: dict) -> dict:
-        ws.send(protocol.encode(message))
-        answer = ws.receive(timeout=30)
-        assert answer is not None, "HQ did not answer within 30 s"
-        return protocol.decode(answer)
+    ws, ask = sync_socket(hq)
 
     try:
         assert ask(hello)["type"] == "welcome"

@@ -22,7 +22,7 @@ from shelter.core.node import NodeContext
 from shelter.domain.households import register_household
 from sync import client
 
-from .conftest import run_cli, start_node, wait_until
+from .conftest import run_cli, start_node, sync_socket, wait_until
 from .faultproxy import FaultProxy
 from .test_sync_faults import assert_exactly_once, converged, node_events, read
 
@@ -184,23 +184,11 @@ def test_a_pull_without_a_limit_still_gets_everything_and_a_bad_limit_is_refused
     """Nodes from before `limit` send `pull` with a cursor alone: HQ answers up to 500
     events, as before. A limit outside 1-500 is refused as malformed, with the reason,
     and the session goes on."""
-    import ssl
-
-    from simple_websocket import Client
-
-    from sync import protocol
     data, shelter_id, sent = news(hq, tmp_path, 30)
     ctx = NodeContext(data)
     credential, node_id = meta.get(ctx.db, "hq_credential"), ctx.node_id
     ctx.db.conn.close()
-    ws = Client.connect(f"wss://127.0.0.1:{hq.port}/sync",
-                        ssl_context=ssl.create_default_context(cafile=hq.verify))
-
-    def ask(message: dict) -> dict:
-        ws.send(protocol.encode(message))
-        answer = ws.receive(timeout=30)
-        assert answer is not None, "HQ did not answer within 30 s"
-        return protocol.decode(answer)
+    ws, ask = sync_socket(hq)
 
     try:
         assert ask({"type": "hello", "protocol": 1, "node_id": node_id,
