@@ -32,6 +32,16 @@ def main(click_ctx: click.Context) -> None:
     click_ctx.call_on_close(lambda: os.umask(previous))
 
 
+def _hq_option(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    """--hq, checked before the data directory is opened: each comma-separated address
+    ``https://host:port``, normalized; a bad one is a usage error that names it."""
+    from sync import hq_addresses
+    try:
+        return None if value is None else ",".join(hq_addresses.parse(value))
+    except hq_addresses.BadHQAddress as error:
+        raise click.BadParameter(str(error)) from None
+
+
 @main.command("node", help="Run a shelter node: HTTPS on --port, plain HTTP for "
                            "evacuees' own phones on --http-port.")
 @DATA
@@ -41,9 +51,10 @@ def main(click_ctx: click.Context) -> None:
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--shelter-id", default=None, help="The shelter's id (GSI 共通ID), first start.")
 @click.option("--shelter-name", default=None, help="The shelter's name, shown on every page.")
-@click.option("--hq", "hq_url", default=None,
-              help="The prefecture HQ's base URL (https://host:port); sync runs in the "
-                   "background while the node serves.")
+@click.option("--hq", "hq_url", default=None, metavar="URL[,URL2]", callback=_hq_option,
+              help="The prefecture HQ's base URL (https://host:port), or several, comma-"
+                   "separated (a standby HQ at a second site): the node syncs with whichever "
+                   "answers, in the background while it serves.")
 @click.option("--enroll", "enroll_code", default=None,
               help="The one-time code from `shelter hq enroll` (first start with --hq).")
 @click.option("--clock-offset", type=float, default=0.0, hidden=True,
@@ -112,7 +123,8 @@ def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None,
     revoked = meta.get(ctx.db, "sync_state") == "revoked"
     if meta.get(ctx.db, "hq_credential") and not (revoked and enroll_code):
         if meta.get(ctx.db, "hq_url") != hq_url:
-            meta.commit(ctx.store, {"hq_url": hq_url})  # HQ moved; the credential stays
+            meta.commit(ctx.store, {"hq_url": hq_url})  # HQ moved or a standby HQ added;
+            # the credential stays (both HQs hold it), and so does the one that answered last
         return ctx
     if revoked and enroll_code:
         _, new_id = backup.new_epoch(ctx.db.conn, "enrolled again after HQ revoked the node")

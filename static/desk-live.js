@@ -18,6 +18,7 @@
   function syncText(s) {
     var text = s.revoked ? L.words.sync_revoked : (s.connected ? L.words.sync_on
                                                                 : L.words.sync_off);
+    if (s.hq_url) text += " · " + format(L.words.sync_hq, { url: s.hq_url });  // which HQ now
     if (s.refused) text += " · " + format(L.words.sync_refused, { n: s.refused });
     if (s.problems) text += " · " + format(L.words.sync_problems, { n: s.problems });
     if (s.last_ok_at) {

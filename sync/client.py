@@ -1,14 +1,13 @@
 """The node's side of sync: enroll once, then a background thread that keeps pushing the
 node's events to HQ over a websocket, whatever the link does.
 
-Each session: connect (with a timeout), say hello with the node's credential, learn from
-HQ's welcome how far it has applied this node's events, send everything after that in
-batches, and record each acknowledgement durably. When the node has nothing to send it
-waits for a local write (or pings every few seconds). Any failure ends the session; the
-next starts after a back-off with jitter that grows only while sessions deliver nothing,
-and batches shrink to what a thin link carries (docs/sync-protocol.md). Writes made while
-a batch is on the wire are simply in the next batch: the cursor is HQ's acknowledgement,
-never "what I read".
+Each session: connect (with a timeout, to the first of the node's HQ addresses that
+answers: sync/hq_addresses.py), say hello with the node's credential, learn from HQ's
+welcome how far it has applied this node's events, send everything after that in batches,
+and record each acknowledgement durably. When idle it waits for a local write (or pings
+every few seconds). Any failure ends the session; the next starts after a back-off with
+jitter that grows only while sessions deliver nothing, and batches shrink to what a thin
+link carries (docs/sync-protocol.md). The cursor is HQ's acknowledgement, never "what I read".
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from shelter.core import backup, meta
 from shelter.core.errors import N_, Forbidden
 from shelter.core.events import utc_now_iso
 from shelter.core.node import NodeContext, cards_issued
-from sync import drills, enrollment, history, hq_ca, protocol, pull, shelter_names
+from sync import drills, enrollment, history, hq_addresses, hq_ca, protocol, pull, shelter_names
 
 HQ_CA_FILE = "hq-ca.crt"
 CONNECT_TIMEOUT = 15.0
@@ -73,6 +72,25 @@ def open_socket(url: str, context: ssl.SSLContext | None, max_size: int) -> Any:
         return Client.connect(url, ssl_context=context, max_message_size=max_size)
     finally:
         socket.setdefaulttimeout(previous)
+
+
+def greeted(ctx: NodeContext, hello: dict[str, Any],
+            addresses: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """A websocket to the first HQ address (``addresses``, else the node's; the one that
+    answered last first) that welcomes ``hello``, and HQ's welcome; remembered for next time."""
+    def attempt(url: str) -> tuple[Any, dict[str, Any]]:
+        ws = _connect(ctx.data_dir, url)
+        try:
+            ws.send(protocol.encode(hello))
+            return ws, _expect(ws, "welcome", CONNECT_TIMEOUT)
+        except BaseException:
+            close_socket(ws)
+            raise
+    urls = hq_addresses.of_node(ctx.db) if addresses is None else hq_addresses.ordered(
+        hq_addresses.parse(addresses), meta.get(ctx.db, hq_addresses.CURRENT_KEY))
+    url, (ws, welcome) = hq_addresses.first_answering(urls, attempt, _transient)
+    hq_addresses.remember(ctx.store, ctx.db, url)
+    return ws, welcome
 
 
 def close_socket(ws: Any, wait: float = 5.0) -> None:
@@ -155,8 +173,10 @@ def enroll(ctx: NodeContext, hq_url: str, code: str, *, shelter_from_code: bool 
     until = time.monotonic() + deadline
     for attempt in range(attempts):
         wait = first_wait * 2 ** attempt * random.uniform(0.75, 1.25)
-        try:
-            return _enroll_once(ctx, hq_url, secret, pin, proof, shelter_from_code, until)
+        try:  # each try: the first address that answers (``hq_url`` may list several)
+            return hq_addresses.first_answering(hq_addresses.parse(hq_url), lambda url: (
+                _enroll_once(ctx, url, hq_url, secret, pin, proof, shelter_from_code, until)),
+                _transient)[1]
         except (OSError, SimpleWebsocketError, SyncRefused) as error:
             if attempt == attempts - 1 or not _transient(error) \
                     or time.monotonic() + wait >= until:
@@ -165,8 +185,8 @@ def enroll(ctx: NodeContext, hq_url: str, code: str, *, shelter_from_code: bool 
     raise AssertionError("unreachable")
 
 
-def _enroll_once(ctx: NodeContext, hq_url: str, secret: str, pin: str, proof: str,
-                 shelter_from_code: bool, until: float) -> Enrolled:
+def _enroll_once(ctx: NodeContext, hq_url: str, hq_urls: str, secret: str, pin: str,
+                 proof: str, shelter_from_code: bool, until: float) -> Enrolled:
     pem = hq_ca.fetch(hq_url, pin, until, CONNECT_TIMEOUT)
     (ctx.data_dir / HQ_CA_FILE).write_text(pem)
     ws = _connect(ctx.data_dir, hq_url)
@@ -189,7 +209,9 @@ def _enroll_once(ctx: NodeContext, hq_url: str, secret: str, pin: str, proof: st
                     "wrong_shelter", f"HQ enrolled this node for shelter {shelter_id}, but "
                                      f"it already issued cards as {ctx.shelter_id}")
             meta.put(db, "shelter_id", shelter_id)
-        for key, value in {"hq_url": hq_url, "hq_credential": answer_message["credential"],
+        for key, value in {"hq_url": ",".join(hq_addresses.parse(hq_urls)),
+                           hq_addresses.CURRENT_KEY: hq_url,
+                           "hq_credential": answer_message["credential"],
                            "hq_credential_node": ctx.node_id,
                            "hq_id": answer_message["hq_id"]}.items():
             meta.put(db, key, str(value))
@@ -248,18 +270,15 @@ class SyncClient(threading.Thread):
             pass
 
     def session(self, ctx: NodeContext) -> None:
-        hq_url = meta.get(ctx.db, "hq_url")
         credential = meta.get(ctx.db, "hq_credential")
-        if not hq_url or not credential:
+        if not meta.get(ctx.db, "hq_url") or not credential:
             raise SyncRefused("not_enrolled", "this node is not enrolled with an HQ")
         self.status(ctx, "connecting")
-        ws = _connect(self.data_dir, hq_url)
+        ws, welcome = greeted(ctx, {
+            "type": "hello", "protocol": protocol.PROTOCOL_VERSION,
+            "node_id": ctx.node_id, "shelter_id": ctx.shelter_id, "credential": credential,
+            "credential_node": meta.get(ctx.db, "hq_credential_node") or ctx.node_id})
         try:
-            ws.send(protocol.encode({
-                "type": "hello", "protocol": protocol.PROTOCOL_VERSION,
-                "node_id": ctx.node_id, "shelter_id": ctx.shelter_id, "credential": credential,
-                "credential_node": meta.get(ctx.db, "hq_credential_node") or ctx.node_id}))
-            welcome = _expect(ws, "welcome", CONNECT_TIMEOUT)
             # HQ's word is the cursor: an HQ restored from an older backup says lower
             # numbers, and gets the rest again. A different HQ id (HQ restored as a new
             # epoch) means its event positions changed: pull everything again.
@@ -374,27 +393,3 @@ class SyncClient(threading.Thread):
             self.progressed = True
             if len(updates["events"]) < limit:
                 return
-
-
-def sync_status(ctx: NodeContext) -> dict[str, Any] | None:
-    """What the desk shows: None when this node does not sync."""
-    db = ctx.db
-    if not meta.get(db, "hq_url"):
-        return None
-    acked = json.loads(meta.get(db, "sync_acked") or "{}")
-    waiting = 0
-    for origin in backup.own_origins(db.conn):
-        if acked and origin not in acked and origin != ctx.node_id:
-            continue  # an id HQ no longer counts as this node's (enrolled again since)
-        waiting += db.execute("SELECT count(*) FROM events WHERE node_id = ? AND seq > ?",
-                              [origin, int(acked.get(origin, 0))]).fetchone()[0]
-    refused = db.execute("SELECT count(*) FROM sync_quarantine WHERE refused = 1").fetchone()[0]
-    state = meta.get(db, "sync_state")
-    return {"state": state or "starting",
-            "connected": state == "connected",
-            "revoked": state == "revoked",
-            # Updates from HQ this node would not take (shelter/core/authority.py).
-            "refused": int(refused),
-            "last_ok_at": meta.get(db, "sync_last_ok_at"),
-            "waiting": waiting,
-            "problems": int(meta.get(db, "sync_problems") or 0)}

@@ -42,9 +42,10 @@ class Rebuilt(NamedTuple):
 
 def rebuild(ctx: NodeContext, hq_url: str, attempts: int = ATTEMPTS,
             first_wait: float = FIRST_WAIT) -> Rebuilt:
-    """Download and apply the shelter's history while the rebuild is pending; returns what
-    it brought. Raises the last error (``client.SyncRefused``: HQ's answer; OSError or a
-    websocket error: the link) after ``attempts`` sessions in a row moved nothing."""
+    """Download and apply the shelter's history while the rebuild is pending (from the
+    first of ``hq_url``'s comma-separated addresses that answers); returns what it brought.
+    Raises the last error (``client.SyncRefused``: HQ's answer; OSError or a websocket
+    error: the link) after ``attempts`` sessions in a row moved nothing."""
     sizes = protocol.BatchSize(history.HISTORY_LIMIT)
     idle = 0
     while history.pending(ctx.db):
@@ -66,14 +67,12 @@ def rebuild(ctx: NodeContext, hq_url: str, attempts: int = ATTEMPTS,
 def _session(ctx: NodeContext, hq_url: str, sizes: protocol.BatchSize) -> None:
     """One connection: hello, then pages until the rebuild is done (or the link fails)."""
     db = ctx.db
-    ws = client._connect(ctx.data_dir, hq_url)
+    ws, welcome = client.greeted(ctx, {  # the first of the HQ addresses that answers
+        "type": "hello", "protocol": protocol.PROTOCOL_VERSION, "node_id": ctx.node_id,
+        "shelter_id": meta.get(db, "shelter_id") or ctx.shelter_id,
+        "credential": meta.get(db, "hq_credential") or "",
+        "credential_node": meta.get(db, "hq_credential_node") or ctx.node_id}, hq_url)
     try:
-        ws.send(protocol.encode({
-            "type": "hello", "protocol": protocol.PROTOCOL_VERSION, "node_id": ctx.node_id,
-            "shelter_id": meta.get(db, "shelter_id") or ctx.shelter_id,
-            "credential": meta.get(db, "hq_credential") or "",
-            "credential_node": meta.get(db, "hq_credential_node") or ctx.node_id}))
-        welcome = client._expect(ws, "welcome", client.CONNECT_TIMEOUT)
         hq_ids = frozenset([str(i) for i in welcome.get("hq_ids") or []] + [welcome["hq_id"]])
         if meta.get(db, HQ_KEY) != welcome["hq_id"]:
             # A position in another HQ's store (restored since) means nothing there: start

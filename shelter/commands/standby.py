@@ -186,7 +186,8 @@ def promote_command(data: str, force: bool) -> None:
                f"{old} (its cards still verify)")
     hq = standby_dir.meta_of(data_dir, "hq_url")
     if hq:
-        click.echo(f"  it goes on syncing to HQ at {hq} under the node's enrollment")
+        hqs = hq.replace(",", " or ") + (" (whichever answers)" if "," in hq else "")
+        click.echo(f"  it goes on syncing to HQ at {hqs} under the node's enrollment")
     start = f"shelter node --data {data} --port {port}" + (
         f" --http-port {http_port}" if http_port else "")
     if running:

@@ -49,6 +49,7 @@ def desk() -> dict[str, Any]:
                   "unreadable": _("The answer from the node could not be read. Try again."),
                   "sync_on": _("HQ: connected"), "sync_off": _("HQ: not connected"),
                   "sync_last": _("last sync %(time)s"),
+                  "sync_hq": _("HQ address %(url)s"),
                   "sync_waiting": _("%(n)s changes waiting to go"),
                   "sync_revoked": _("HQ refused this node: re-enroll it (ask HQ for a "
                                     "new enrollment code)"),

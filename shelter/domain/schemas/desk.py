@@ -250,6 +250,7 @@ class SyncStatus(TypedDict):
 
     enabled: NotRequired[bool]
     state: NotRequired[str]
+    hq_url: NotRequired[str | None]  # the HQ address it talks to now (of its --hq list)
     connected: NotRequired[bool]
     revoked: NotRequired[bool]
     refused: NotRequired[int]  # updates from HQ this node would not take

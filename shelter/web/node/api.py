@@ -191,7 +191,7 @@ def sync_status() -> ResponseReturnValue:
     ``backup``: its automatic backups (null where it makes none); ``standby``: its standby
     at the shelter (null where it has none)."""
     from shelter.core import backups
-    from sync.client import sync_status as status
+    from sync.link_status import sync_status as status
     from sync.standby_link import status as standby_status
     waits = current_app.config.get("STANDBY_WAIT_SECONDS") is not None  # --sync-standby
     return jsonify({**(status(node()) or {"enabled": False}),

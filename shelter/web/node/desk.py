@@ -79,7 +79,7 @@ def live_state() -> dict[str, Any]:
     """What every desk and headcount screen shows live: the headcount, the latest changes
     here, the link to HQ and the automatic backups (None where there are none)."""
     from shelter.core import backups
-    from sync.client import sync_status
+    from sync.link_status import sync_status
     from sync.standby_link import status as standby_status
     ctx = node()
     waits = current_app.config.get("STANDBY_WAIT_SECONDS") is not None  # --sync-standby
