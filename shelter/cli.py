@@ -254,9 +254,14 @@ def token_create(data: str, role: str, label: str) -> None:
 @click.option("--hq-port", type=int, default=9443, show_default=True, help="HQ's HTTPS port.")
 @click.option("--minutes", type=float, default=5.0, show_default=True,
               help="How long arrivals are simulated.")
-def demo_command(data: str, port: int, http_port: int, hq_port: int, minutes: float) -> None:
+@click.option("--standby", is_flag=True,
+              help="Also stream HQ to a replica (Litestream); when HQ's process is killed, "
+                   "a standby HQ is restored from it on the next port and the shelters "
+                   "move to it.")
+def demo_command(data: str, port: int, http_port: int, hq_port: int, minutes: float,
+                 standby: bool) -> None:
     from shelter import demo
-    sys.exit(demo.run(Path(data), port, http_port, hq_port, minutes))
+    sys.exit(demo.run(Path(data), port, http_port, hq_port, minutes, standby))
 
 
 main.add_command(hq_commands.hq_group)

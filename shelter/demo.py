@@ -8,6 +8,7 @@ import ssl
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from shelter.core.node import NodeContext
 from shelter.domain.accounts import add_user
@@ -176,8 +177,11 @@ def simulate_arrivals(contexts: list[NodeContext], stop: threading.Event, minute
             print(f"demo arrival skipped: {type(error).__name__}", flush=True)
 
 
-def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float) -> int:
-    """HQ and three shelters on localhost, enrolled and syncing."""
+def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float,
+        standby: bool = False) -> int:
+    """HQ and three shelters on localhost, enrolled and syncing; with ``standby``, HQ
+    streams to a replica and, when HQ's process is killed, a standby HQ is restored from it
+    on the next port, and the nodes (given both addresses) move to it."""
     from shelter import launch
     from shelter.core import meta, server, tls
     from sync import client, enrollment
@@ -186,6 +190,13 @@ def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float) -> 
     hq_listener, lines = launch.hq_listener(hq, hq_port, "127.0.0.1")
     hq_listener.start()
     listeners = [hq_listener]
+    addresses = f"https://127.0.0.1:{hq_port}"
+    if standby:
+        from shelter.hq import replica
+        hq_listener.restart = False  # killed, it stays down: the standby takes over
+        listeners.append(replica.replicator(hq.data_dir, replica.replica_url(
+            str((root / "replica").resolve()))))
+        addresses += f",https://127.0.0.1:{hq_port + 1}"
     try:
         server.wait_for_https(hq_port)
         ca_cert, _ = tls.ca_paths(hq.data_dir)
@@ -197,7 +208,9 @@ def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float) -> 
             if not meta.get(ctx.db, "hq_credential"):
                 with hq.store.write() as db:
                     code = enrollment.issue_code(db, shelter_id, der)
-                client.enroll(ctx, f"https://127.0.0.1:{hq_port}", code)
+                client.enroll(ctx, addresses, code)
+            elif meta.get(ctx.db, "hq_url") != addresses:
+                meta.commit(ctx.store, {"hq_url": addresses})
             node_listeners, node_lines = launch.node_listeners(ctx, port + i, http_port + i,
                                                             "127.0.0.1")
             listeners += node_listeners
@@ -218,6 +231,12 @@ def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float) -> 
     lines += [f"    {role:<10} {user} / {password}" for role, user, password in DEMO_LOGINS]
     lines += ["  logins at HQ:"]
     lines += [f"    {role:<10} {user} / {password}" for role, user, password in HQ_LOGINS]
+    if standby:
+        lines += [f"Standby: HQ streams to {root / 'replica'} (Litestream). To see the "
+                  f"failover: pkill -9 -f 'bind 127.0.0.1:{hq_port}' (HQ's server and its "
+                  "worker, as if its site were lost); a standby HQ is restored from "
+                  f"the replica at https://localhost:{hq_port + 1}/hq and the shelters "
+                  "move to it."]
     lines += [f"Arrivals are simulated for {minutes:g} minutes. Ctrl-C stops the demo; its "
               f"data stays in {root}"]
     print("\n".join(lines), flush=True)
@@ -227,7 +246,43 @@ def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float) -> 
     if minutes > 0:
         threading.Thread(target=simulate_arrivals, args=(contexts, stop, minutes),
                          daemon=True).start()
+    if standby:
+        threading.Thread(target=_fail_over, args=(root, hq_listener, hq_port + 1, listeners,
+                                                  stop), daemon=True).start()
     try:
         return server.supervise(listeners)
     finally:
         stop.set()
+
+
+def _fail_over(root: Path, primary: Any, port: int, listeners: list[Any],
+               stop: threading.Event) -> None:
+    """The demo's standby: once HQ's process is gone, restore the replica as a new HQ
+    epoch and serve it on ``port`` (supervised from then on like the rest)."""
+    import shutil
+
+    from shelter import launch
+    from shelter.core import server
+    from shelter.hq import replica
+    while not stop.wait(0.5):
+        if primary.process is not None and primary.process.poll() is not None:
+            break
+    else:
+        return
+    lost = time.monotonic()
+    target = root / "standby-hq"
+    shutil.rmtree(target, ignore_errors=True)  # a standby of an earlier demo run
+    try:
+        old, new = replica.restore(target, replica.replica_url(str((root / "replica").resolve())))
+        ctx = NodeContext(target, role="hq")
+        listener, _ = launch.hq_listener(ctx, port, "127.0.0.1")
+        listener.start()
+        server.wait_for_https(port)
+    except (replica.ReplicaError, OSError, RuntimeError) as error:
+        print(f"standby HQ could not start: {error}", flush=True)
+        return
+    listeners.append(listener)
+    print(f"HQ {old} is gone; standby HQ {new} restored from the replica answers at "
+          f"https://localhost:{port}/hq after {time.monotonic() - lost:.1f} s; the shelters "
+          "move to it and send what the replica lacked", flush=True)
+    stop.wait()  # the standby's server dies with the thread that started it (PDEATHSIG)

@@ -74,6 +74,9 @@ def start_backups(ctx: NodeContext, stop: threading.Event, directory: Path | Non
 
 def hq_listener(ctx: NodeContext, port: int, host: str) -> tuple[server.Listener, list[str]]:
     cert, key = tls.ensure_certificates(ctx.data_dir, "Prefecture HQ")
+    from shelter.hq import replica
+    with ctx.store.write() as db:  # a replica or backup carries the CA the nodes pinned
+        replica.carry_ca(db, ctx.data_dir)
     listener = server.Listener("https hq", f"{host}:{port}", server.app_env(
         ctx.data_dir, ROLE="hq", SESSION_COOKIE_SECURE=True), tls=(cert, key),
         threads=server.HQ_THREADS)

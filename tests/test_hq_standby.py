@@ -1,0 +1,155 @@
+"""HQ survives the loss of its site: HQ streams its database to a replica (Litestream);
+after kill -9 of HQ, `shelter hq restore` brings up the standby from the replica, and nodes
+given both addresses move to it, re-push what the replica lacked and end with HQ holding
+each of their events exactly once. The drill prints RPO and RTO."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import sqlite3
+import ssl
+import stat
+import threading
+import time
+
+import pytest
+
+from shelter.core.node import NodeContext
+from shelter.domain import households
+from shelter.hq import replica
+from sync import client, enrollment
+
+from .conftest import VALID_HOUSEHOLD, free_port, run_cli, start_hq, wait_until
+from .faultproxy import FaultProxy
+
+NODES = 20
+
+
+def read(path, sql, args=()):
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def test_replica_urls_are_checked(tmp_path):
+    assert replica.replica_url(str(tmp_path)) == f"file://{tmp_path.resolve()}"
+    assert replica.replica_url(f"file://{tmp_path}/") == f"file://{tmp_path.resolve()}"
+    assert replica.replica_url("sftp://hq@standby.example:2222/srv/hq") \
+        == "sftp://hq@standby.example:2222/srv/hq"
+    for bad in ("relative/dir", "http://x/y", "sftp://host/path", "file://host/x", "s3://b"):
+        with pytest.raises(replica.ReplicaError):
+            replica.replica_url(bad)
+    refused = run_cli("hq", "--data", str(tmp_path / "hq"), "--replica", "ftp://x/y",
+                      check=False)
+    assert refused.returncode != 0 and "is not a replica" in refused.stderr
+    refused = run_cli("hq", "restore", "--data", str(tmp_path / "new"), "--replica",
+                      str(tmp_path / "nothing-here"), check=False)
+    assert refused.returncode != 0 and "could not restore" in refused.stderr
+    assert not (tmp_path / "new" / "shelter.db").exists()
+
+
+def register(ctx: NodeContext, tag: str) -> None:
+    body = copy.deepcopy(VALID_HOUSEHOLD)
+    body["members"][0]["given_name"] = tag
+    households.register_household(ctx.store, ctx.identity, body)
+
+
+def own_events(ctx: NodeContext) -> set[str]:
+    return {r[0] for r in ctx.db.execute(
+        "SELECT event_id FROM events WHERE node_id = ? AND type NOT IN "
+        "('user_added', 'token_created')", [ctx.node_id])}
+
+
+def held(hq_data, node_id) -> list[str]:
+    return [r[0] for r in read(hq_data / "shelter.db",
+                               "SELECT event_id FROM events WHERE node_id = ?", (node_id,))]
+
+
+def test_failover_drill_kill_9_restore_nodes_switch_nothing_lost_or_doubled(tmp_path):
+    replica_dir = tmp_path / "replica"
+    primary = start_hq(tmp_path / "hq", None, "--replica", str(replica_dir))
+    standby_port = free_port()
+    to_primary = FaultProxy(primary.port, seed=int(os.environ.get("FAULT_SEED", "1729")))
+    to_standby = FaultProxy(standby_port, seed=7)
+    to_primary.start()
+    to_standby.start()
+    addresses = f"https://127.0.0.1:{to_primary.port},https://127.0.0.1:{to_standby.port}"
+    hq_ctx = NodeContext(primary.data, role="hq")
+    der = ssl.PEM_cert_to_DER_cert((primary.data / "tls" / "ca.crt").read_text())
+    stop = threading.Event()
+    nodes, threads = [], []
+    standby = None
+    try:
+        for n in range(NODES):
+            shelter_id = f"E27100009{n:05d}"
+            with hq_ctx.store.write() as db:
+                code = enrollment.issue_code(db, shelter_id, der)
+            ctx = NodeContext(tmp_path / f"node{n}", role="node", shelter_id=shelter_id)
+            client.enroll(ctx, addresses, code)
+            register(ctx, f"before{n}")
+            nodes.append(ctx)
+        to_primary.chaos = True  # from now on the link to the first site is flaky
+        for ctx in nodes:
+            thread = client.SyncClient(ctx.data_dir, stop, max_backoff=1.0)
+            thread.start()
+            threads.append(thread)
+        wait_until(lambda: all(set(held(primary.data, c.node_id)) == own_events(c)
+                               for c in nodes), timeout=90, interval=0.3,
+                   what="the primary to hold every node's events")
+        for n, ctx in enumerate(nodes):  # more, right up to the loss of the site
+            register(ctx, f"late{n}")
+        wait_until(lambda: sum(len(held(primary.data, c.node_id)) for c in nodes)
+                   > sum(len(own_events(c)) for c in nodes) - NODES,
+                   timeout=60, what="the primary to take some of the late events")
+        os.killpg(primary.process.pid, signal.SIGKILL)  # the first site is gone
+        killed = time.monotonic()
+        primary.process.wait(timeout=10)
+        standby_data = tmp_path / "standby"
+        restored = run_cli("hq", "restore", "--data", str(standby_data), "--replica",
+                           str(replica_dir))
+        assert "new epoch" in restored.stdout, restored.stdout
+        assert stat.S_IMODE(os.stat(standby_data / "tls" / "ca.key").st_mode) == 0o600
+        assert (standby_data / "tls" / "ca.crt").read_bytes() \
+            == (primary.data / "tls" / "ca.crt").read_bytes()  # what the nodes pinned
+        had = sum(len(held(standby_data, c.node_id)) for c in nodes)
+        standby = start_hq(standby_data, standby_port)
+        rto = time.monotonic() - killed
+        total = sum(len(own_events(c)) for c in nodes)
+        wait_until(lambda: all(set(held(standby_data, c.node_id)) == own_events(c)
+                               for c in nodes), timeout=120, interval=0.3,
+                   what="the standby to hold every node's events")
+        for ctx in nodes:
+            theirs = held(standby_data, ctx.node_id)
+            assert len(theirs) == len(set(theirs)) == len(own_events(ctx))  # exactly once
+        problems = read(standby_data / "shelter.db",
+                        "SELECT (SELECT count(*) FROM sync_conflicts) + "
+                        "(SELECT count(*) FROM sync_quarantine)")
+        assert problems == [(0,)]
+        old_id = read(primary.data / "shelter.db",
+                      "SELECT value FROM meta WHERE key = 'node_id'")[0][0]
+        new_id = read(standby_data / "shelter.db",
+                      "SELECT value FROM meta WHERE key = 'node_id'")[0][0]
+        assert new_id != old_id  # a new HQ epoch: its sequence numbers are never reused
+        moved = [client_addr(c) for c in nodes]
+        assert all(a.endswith(f":{to_standby.port}") for a in moved), moved
+        print(f"failover drill: {NODES} nodes, {total} events; RPO {total - had} events the "
+              f"replica lacked (re-pushed by the nodes); RTO {rto:.1f} s from kill -9 to the "
+              "standby answering")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=15)
+        if standby is not None:
+            standby.stop()
+        to_primary.stop()
+        to_standby.stop()
+        primary.stop()
+
+
+def client_addr(ctx: NodeContext) -> str:
+    from sync import hq_addresses
+    return hq_addresses.current(ctx.db) or ""
