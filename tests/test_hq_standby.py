@@ -115,6 +115,10 @@ def test_failover_drill_kill_9_restore_nodes_switch_nothing_lost_or_doubled(tmp_
         assert stat.S_IMODE(os.stat(standby_data / "tls" / "ca.key").st_mode) == 0o600
         assert (standby_data / "tls" / "ca.crt").read_bytes() \
             == (primary.data / "tls" / "ca.crt").read_bytes()  # what the nodes pinned
+        loose = [p for p in [replica_dir, *replica_dir.rglob("*"),
+                             primary.data / "litestream.yml"]
+                 if os.stat(p).st_mode & 0o077]
+        assert not loose, loose  # the replica holds all HQ holds: owner-only
         had = sum(len(held(standby_data, c.node_id)) for c in nodes)
         standby = start_hq(standby_data, standby_port)
         rto = time.monotonic() - killed
