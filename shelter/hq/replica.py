@@ -23,6 +23,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -105,14 +106,27 @@ def _private() -> None:
 
 class Replicator(Listener):
     """Litestream following HQ's database, supervised beside HQ's server (restarted if it
-    dies, stopped with it)."""
+    dies, stopped with it). ``bind`` holds its configuration file's path. Its warnings and
+    errors (a replica that cannot be written: the volume gone, full) reach HQ's console;
+    its routine lines do not."""
 
     def command(self) -> list[str]:
         return [binary(), "replicate", "-config", self.bind]
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.command(), env={**os.environ, **self.env},  # noqa: S603
-                                        preexec_fn=_private, stdout=subprocess.DEVNULL)  # noqa: PLW1509
+                                        preexec_fn=_private, stdout=subprocess.PIPE,  # noqa: PLW1509
+                                        stderr=subprocess.STDOUT)
+        threading.Thread(target=_said, args=(self.process,), daemon=True,
+                         name="replica-log").start()
+
+
+def _said(process: subprocess.Popen[bytes]) -> None:
+    assert process.stdout is not None
+    for raw in process.stdout:
+        line = raw.decode("utf-8", "replace").strip()
+        if "level=WARN" in line or "level=ERROR" in line:
+            print(f"replica: {line}", file=sys.stderr, flush=True)
 
 
 def replicator(data_dir: Path, url: str) -> Replicator:
