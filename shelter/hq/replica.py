@@ -176,6 +176,8 @@ def restore(data_dir: Path, url: str) -> tuple[str, str]:
     cert_path.parent.mkdir(mode=0o700, exist_ok=True)
     for path, text in ((cert_path, cert), (key_path, key)):
         atrest.write_private(path, text.encode())
+    for made in tls.server_paths(data_dir):  # one signed by another CA would not verify
+        made.unlink(missing_ok=True)
     partial.rename(target)
     atrest.restrict_database(target)
     return old, new
