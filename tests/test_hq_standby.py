@@ -16,13 +16,15 @@ import time
 
 import pytest
 
+from shelter.app import create_app
 from shelter.core.node import NodeContext
-from shelter.domain import households
+from shelter.domain import accounts, households
 from shelter.hq import replica
 from sync import client, enrollment
 
 from .conftest import VALID_HOUSEHOLD, free_port, run_cli, start_hq, wait_until
 from .faultproxy import FaultProxy
+from .test_hq import signed_in
 
 NODES = 20
 
@@ -50,6 +52,24 @@ def test_replica_urls_are_checked(tmp_path):
                       str(tmp_path / "nothing-here"), check=False)
     assert refused.returncode != 0 and "could not restore" in refused.stderr
     assert not (tmp_path / "new" / "shelter.db").exists()
+
+
+def test_the_sync_page_says_how_the_replica_stands(tmp_path):
+    hq = NodeContext(tmp_path / "hq", role="hq")
+    accounts.add_user(hq.store, "op", "operator-pass-1", "operator")
+    client, _ = signed_in(create_app(hq.data_dir, role="hq", test_config={"TESTING": True}))
+    page = client.get("/hq/sync").get_data(as_text=True)
+    assert 'data-replica="none"' in page and "--replica URL" in page  # HQ on one machine
+    replica.note(hq.data_dir, url="sftp://hq:secret-pw@site-b.example/srv/hq",
+                 started_at="2026-12-03T01:00:00+00:00")
+    assert replica.status(hq.data_dir)["url"] == "sftp://hq@site-b.example/srv/hq"
+    replica.note(hq.data_dir, last_error_at="2026-12-03T01:00:05+00:00",
+                 last_error="write ltx file: no space left on device")
+    page = client.get("/hq/sync").get_data(as_text=True)
+    assert 'data-replica="failing"' in page and "no space left on device" in page
+    assert "secret-pw" not in page and "10:00" in page  # Japan time
+    replica.forget(hq.data_dir)
+    assert replica.status(hq.data_dir) is None
 
 
 def register(ctx: NodeContext, tag: str) -> None:
@@ -105,6 +125,10 @@ def test_failover_drill_kill_9_restore_nodes_switch_nothing_lost_or_doubled(tmp_
         wait_until(lambda: sum(len(held(primary.data, c.node_id)) for c in nodes)
                    > sum(len(own_events(c)) for c in nodes) - NODES,
                    timeout=60, what="the primary to take some of the late events")
+        accounts.add_user(hq_ctx.store, "op", "operator-pass-1", "operator")
+        page, _ = signed_in(create_app(primary.data, role="hq", test_config={"TESTING": True}))
+        shown = page.get("/hq/sync").get_data(as_text=True)
+        assert 'data-replica="streaming"' in shown and str(replica_dir) in shown
         os.killpg(primary.process.pid, signal.SIGKILL)  # the first site is gone
         killed = time.monotonic()
         primary.process.wait(timeout=10)

@@ -53,8 +53,10 @@ def hq_group(click_ctx: click.Context, data: str | None, port: int, host: str,
 def run_hq(ctx: NodeContext, port: int, host: str, replica_url: str | None = None) -> int:
     listener, lines = hq_listener(ctx, port, host)
     listeners = [listener]
-    if replica_url:
-        from shelter.hq import replica
+    from shelter.hq import replica
+    if not replica_url:
+        replica.forget(ctx.data_dir)
+    else:
         try:
             listeners.append(replica.replicator(ctx.data_dir, replica_url))
         except replica.ReplicaError as error:

@@ -18,13 +18,17 @@ HQ brought up from it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlite_utils import Database
@@ -104,29 +108,93 @@ def _private() -> None:
     _die_with_parent()  # and never outlives HQ's supervisor, even after kill -9
 
 
+STATUS_FILE = "replica.json"  # written by the supervisor, read by HQ's sync page
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def note(data_dir: Path, **fields: str | None) -> None:
+    """Record how the replica stands (its URL, when streaming started, the last error)."""
+    path = data_dir / STATUS_FILE
+    try:
+        current = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        current = {}
+    current.update(fields)
+    atrest.write_private(path, json.dumps(current).encode())
+
+
+def forget(data_dir: Path) -> None:
+    """HQ started without a replica: no stale status on its page."""
+    (data_dir / STATUS_FILE).unlink(missing_ok=True)
+
+
+def shown(url: str) -> str:
+    """The URL as a page may show it: never an sftp password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def status(data_dir: Path) -> dict[str, Any] | None:
+    """For HQ's sync page: None without a replica; else ``url``, ``last_written`` (a
+    directory replica's newest write, UTC ISO; None if unknown), ``last_error`` and
+    ``last_error_at``, and ``failing`` (an error since the last write)."""
+    try:
+        noted = json.loads((data_dir / STATUS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    url = str(noted.get("url") or "")
+    written = None
+    here = local_dir(url)
+    if here is not None:
+        try:
+            stamp = (here / Path(DB_FILE).stem / "ltx" / "0").stat().st_mtime
+            written = datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
+        except OSError:
+            written = None
+    error_at = noted.get("last_error_at")
+    failing = bool(error_at) and (written is None or str(error_at) > written)
+    return {"url": shown(url), "started_at": noted.get("started_at"), "last_written": written,
+            "last_error": noted.get("last_error"), "last_error_at": error_at,
+            "failing": failing}
+
+
+@dataclass
 class Replicator(Listener):
     """Litestream following HQ's database, supervised beside HQ's server (restarted if it
     dies, stopped with it). ``bind`` holds its configuration file's path. Its warnings and
     errors (a replica that cannot be written: the volume gone, full) reach HQ's console;
     its routine lines do not."""
 
+    data_dir: Path = Path()
+    url: str = ""
+
     def command(self) -> list[str]:
         return [binary(), "replicate", "-config", self.bind]
 
     def start(self) -> None:
+        note(self.data_dir, url=self.url, started_at=_now())
         self.process = subprocess.Popen(self.command(), env={**os.environ, **self.env},  # noqa: S603
                                         preexec_fn=_private, stdout=subprocess.PIPE,  # noqa: PLW1509
                                         stderr=subprocess.STDOUT)
-        threading.Thread(target=_said, args=(self.process,), daemon=True,
+        threading.Thread(target=_said, args=(self.process, self.data_dir), daemon=True,
                          name="replica-log").start()
 
 
-def _said(process: subprocess.Popen[bytes]) -> None:
+def _said(process: subprocess.Popen[bytes], data_dir: Path) -> None:
     assert process.stdout is not None
     for raw in process.stdout:
         line = raw.decode("utf-8", "replace").strip()
         if "level=WARN" in line or "level=ERROR" in line:
             print(f"replica: {line}", file=sys.stderr, flush=True)
+            if "level=ERROR" in line:
+                note(data_dir, last_error=line[:300], last_error_at=_now())
 
 
 def replicator(data_dir: Path, url: str) -> Replicator:
@@ -137,7 +205,8 @@ def replicator(data_dir: Path, url: str) -> Replicator:
         here.mkdir(mode=0o700, exist_ok=True)
         if (here / Path(DB_FILE).stem).resolve().is_relative_to(data_dir.resolve()):
             raise ReplicaError("the replica must not be inside HQ's data directory")
-    return Replicator("replica", str(write_config(data_dir, url)), {})
+    return Replicator("replica", str(write_config(data_dir, url)), {}, data_dir=data_dir,
+                      url=url)
 
 
 def restore(data_dir: Path, url: str) -> tuple[str, str]:

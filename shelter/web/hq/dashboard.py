@@ -12,7 +12,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from shelter.hq import board, outlines, stats
+from shelter.hq import board, outlines, replica, stats
 from shelter.hq.shelters import ATTRIBUTION
 from shelter.hq.sync_status import sync_status
 from shelter.render import drawings, mapping
@@ -71,7 +71,8 @@ def sync_page() -> str:
     ctx = node()
     return render_template(
         "hq/sync.html", **sync_status(ctx.db), refusals=refusals_by_shelter(ctx.db, 100),
-        names=board.shelter_names(ctx), reason=refusal_text)
+        names=board.shelter_names(ctx), reason=refusal_text,
+        replica=replica.status(ctx.data_dir))
 
 
 @bp.get("/hq/municipalities/<name>")
