@@ -82,7 +82,10 @@ def greeted(ctx: NodeContext, hello: dict[str, Any],
         ws = _connect(ctx.data_dir, url)
         try:
             ws.send(protocol.encode(hello))
-            return ws, _expect(ws, "welcome", CONNECT_TIMEOUT)
+            welcome = _expect(ws, "welcome", CONNECT_TIMEOUT)
+            if hq_addresses.superseded(ctx.db, welcome):  # a primary back after failover
+                raise hq_addresses.SupersededHQ(f"{url} is an HQ replaced by its standby")
+            return ws, welcome
         except BaseException:
             close_socket(ws)
             raise

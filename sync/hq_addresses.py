@@ -9,8 +9,9 @@ restored from the primary's replica), so no address needs enrolling of its own.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from shelter.core import meta
@@ -97,3 +98,19 @@ def first_answering(addresses: Sequence[str], attempt: Callable[[str], T],
             if index == len(addresses) - 1 or not transient(error):
                 raise
     raise AssertionError("unreachable")
+
+
+class SupersededHQ(OSError):
+    """An HQ whose id the node has seen replaced by a newer epoch (a primary that came back
+    after its standby took over): treated like an address that does not answer, so the
+    node moves on and never splits its events between the two."""
+
+
+def superseded(db: meta.Handle, welcome: dict[str, Any]) -> bool:
+    """Whether ``welcome`` comes from an HQ epoch older than the one the node last synced
+    with (the last welcome's ``hq_ids``: the earlier epochs, then the current one)."""
+    try:
+        known = [str(i) for i in json.loads(meta.get(db, "hq_ids") or "[]")]
+    except ValueError:
+        return False
+    return str(welcome.get("hq_id")) in known[:-1]

@@ -17,10 +17,11 @@ import time
 import pytest
 
 from shelter.app import create_app
+from shelter.core import meta
 from shelter.core.node import NodeContext
 from shelter.domain import accounts, households
 from shelter.hq import replica
-from sync import client, enrollment
+from sync import client, enrollment, hq_addresses, protocol
 
 from .conftest import VALID_HOUSEHOLD, free_port, run_cli, start_hq, wait_until
 from .faultproxy import FaultProxy
@@ -45,6 +46,11 @@ def test_replica_urls_are_checked(tmp_path):
     for bad in ("relative/dir", "http://x/y", "sftp://host/path", "file://host/x", "s3://b"):
         with pytest.raises(replica.ReplicaError):
             replica.replica_url(bad)
+    with pytest.raises(replica.ReplicaError, match="never a password"):
+        replica.replica_url("sftp://hq:pw@standby.example/srv/hq")
+    (tmp_path / "d").mkdir()
+    with pytest.raises(replica.ReplicaError, match="host key pinned"):  # else: anyone between
+        replica.write_config(tmp_path / "d", "sftp://hq@standby.example/srv/hq")
     refused = run_cli("hq", "--data", str(tmp_path / "hq"), "--replica", "ftp://x/y",
                       check=False)
     assert refused.returncode != 0 and "is not a replica" in refused.stderr
@@ -167,6 +173,24 @@ def test_failover_drill_kill_9_restore_nodes_switch_nothing_lost_or_doubled(tmp_
         print(f"failover drill: {NODES} nodes, {total} events; RPO {total - had} events the "
               f"replica lacked (re-pushed by the nodes); RTO {rto:.1f} s from kill -9 to the "
               "standby answering")
+        # The first site comes back: its HQ still holds the credentials and the CA, but the
+        # nodes have met its successor, and will not split their events between the two.
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=15)
+        standby.stop()
+        standby = None
+        revived = start_hq(primary.data, primary.port)
+        try:
+            ctx = nodes[0]
+            hello = {"type": "hello", "protocol": protocol.PROTOCOL_VERSION,
+                     "node_id": ctx.node_id, "shelter_id": ctx.shelter_id,
+                     "credential": meta.get(ctx.db, "hq_credential"),
+                     "credential_node": ctx.node_id}
+            with pytest.raises(hq_addresses.SupersededHQ):
+                client.greeted(ctx, hello, f"https://127.0.0.1:{primary.port}")
+        finally:
+            revived.stop()
     finally:
         stop.set()
         for thread in threads:
@@ -179,5 +203,4 @@ def test_failover_drill_kill_9_restore_nodes_switch_nothing_lost_or_doubled(tmp_
 
 
 def client_addr(ctx: NodeContext) -> str:
-    from sync import hq_addresses
     return hq_addresses.current(ctx.db) or ""

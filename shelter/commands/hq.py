@@ -59,6 +59,7 @@ def run_hq(ctx: NodeContext, port: int, host: str, replica_url: str | None = Non
     else:
         try:
             listeners.append(replica.replicator(ctx.data_dir, replica_url))
+            replica_url = replica.shown(replica_url)
         except replica.ReplicaError as error:
             raise ShelterCommandError(str(error)) from None
         lines.append(f"  replica:      {replica_url} (Litestream; a standby HQ: "
@@ -77,11 +78,13 @@ def run_hq(ctx: NodeContext, port: int, host: str, replica_url: str | None = Non
 def hq_restore(data: str, replica_url: str) -> None:
     from shelter.hq import replica
     try:
-        old, new = replica.restore(Path(data), replica.replica_url(replica_url))
+        old, new, newest = replica.restore(Path(data), replica.replica_url(replica_url))
     except (replica.ReplicaError, OSError) as error:
         raise ShelterCommandError(str(error)) from None
     cert, _ = tls.ca_paths(Path(data))
-    click.echo(f"restored HQ {old} from {replica_url} as a new epoch: {new}\n"
+    click.echo(f"restored HQ {old} as a new epoch: {new}\n"
+               f"  the replica's newest event was recorded at {newest or '(none)'} (UTC): "
+               "anything later (a revocation, an enrollment) must be done again here\n"
                f"  CA fingerprint (SHA-256): {tls.fingerprint(cert)} (the one nodes pinned)\n"
                f"  serve it: shelter hq --data {data} --port PORT; nodes given both "
                "addresses (--hq URL1,URL2) move to it and re-push what the replica lacked")

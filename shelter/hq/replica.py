@@ -66,6 +66,9 @@ def replica_url(value: str) -> str:
     if parts.scheme == "file" and parts.path.startswith("/") and not parts.netloc:
         return f"file://{Path(parts.path).resolve()}"
     if parts.scheme == "sftp" and parts.hostname and parts.username and len(parts.path) > 1:
+        if parts.password is not None:
+            raise ReplicaError("an sftp replica is reached with a key (~/.ssh/id_ed25519), "
+                               "never a password in the URL (it would show in ps and logs)")
         return value.rstrip("/")
     raise ReplicaError(f"{value!r} is not a replica: give a directory (/mnt/standby/hq or "
                        "file:///mnt/standby/hq) or sftp://user@host/path")
@@ -91,13 +94,26 @@ def carry_ca(db: Database | sqlite3.Connection, data_dir: Path) -> None:
         meta.put(db, CA_KEY_KEY, key_pem)
 
 
+HOST_KEY_FILE = "replica-host-key.pub"  # the sftp server's host key, pinned by the operator
+
+
 def write_config(data_dir: Path, url: str) -> Path:
-    """Litestream's configuration for this HQ (0600: an sftp URL may carry a password)."""
-    lines = ["dbs:", f"  - path: {(data_dir / DB_FILE).resolve()}", "    replica:",
-             f"      url: {_db_url(url)}", "      sync-interval: 1s"]
-    key = Path.home() / ".ssh" / "id_ed25519"
-    if url.startswith("sftp://") and key.is_file():
-        lines.append(f"      key-path: {key}")
+    """Litestream's configuration for this HQ (0600). Values are JSON strings, which YAML
+    reads as they are. An sftp replica needs the server's host key pinned in
+    ``DATA/replica-host-key.pub`` (else anyone between could take HQ's whole database) and
+    HQ's user key in ``~/.ssh/id_ed25519``."""
+    replica = {"url": _db_url(url), "sync-interval": "1s"}
+    if url.startswith("sftp://"):
+        host_key, key = data_dir / HOST_KEY_FILE, Path.home() / ".ssh" / "id_ed25519"
+        if not host_key.is_file():
+            raise ReplicaError(f"an sftp replica needs its server's host key pinned: put it "
+                               f"(one line of `ssh-keyscan HOST`, checked) in {host_key}")
+        if not key.is_file():
+            raise ReplicaError(f"an sftp replica is reached with HQ's key {key}: make one "
+                               "(ssh-keygen -t ed25519) and authorize it on the server")
+        replica.update({"host-key-path": str(host_key), "key-path": str(key)})
+    lines = ["dbs:", f"  - path: {json.dumps(str((data_dir / DB_FILE).resolve()))}",
+             "    replica:"] + [f"      {k}: {json.dumps(v)}" for k, v in replica.items()]
     path = data_dir / CONFIG_FILE
     atrest.write_private(path, ("\n".join(lines) + "\n").encode())
     return path
@@ -189,12 +205,20 @@ class Replicator(Listener):
 
 def _said(process: subprocess.Popen[bytes], data_dir: Path) -> None:
     assert process.stdout is not None
-    for raw in process.stdout:
+    for raw in process.stdout:  # drained to the end, or Litestream would block on the pipe
         line = raw.decode("utf-8", "replace").strip()
-        if "level=WARN" in line or "level=ERROR" in line:
-            print(f"replica: {line}", file=sys.stderr, flush=True)
-            if "level=ERROR" in line:
-                note(data_dir, last_error=line[:300], last_error_at=_now())
+        try:
+            if "level=WARN" in line or "level=ERROR" in line:
+                print(f"replica: {line}", file=sys.stderr, flush=True)
+                if "level=ERROR" in line:
+                    note(data_dir, last_error=line[:300], last_error_at=_now())
+        except (OSError, ValueError):
+            continue
+    try:  # it exited: the supervisor starts it again, and the page says it stopped
+        note(data_dir, last_error=f"litestream exited ({process.wait()})",
+             last_error_at=_now())
+    except OSError:
+        pass
 
 
 def replicator(data_dir: Path, url: str) -> Replicator:
@@ -209,9 +233,10 @@ def replicator(data_dir: Path, url: str) -> Replicator:
                       url=url)
 
 
-def restore(data_dir: Path, url: str) -> tuple[str, str]:
+def restore(data_dir: Path, url: str) -> tuple[str, str, str | None]:
     """Bring the replica's newest state into ``data_dir`` (new, or empty) as a new HQ
-    epoch, with HQ's CA back in ``tls/``; returns (the HQ id the replica had, the new)."""
+    epoch, with HQ's CA back in ``tls/``; returns the HQ id the replica had, the new one,
+    and when the newest event it holds was recorded (how old the replica is)."""
     target = data_dir / DB_FILE
     if target.exists():
         raise ReplicaError(f"{data_dir} holds a database already: restore into a new "
@@ -220,13 +245,37 @@ def restore(data_dir: Path, url: str) -> tuple[str, str]:
     partial = data_dir / f".{DB_FILE}.restoring"
     for stale in data_dir.glob(f".{DB_FILE}.restoring*"):
         stale.unlink()
-    done = subprocess.run([binary(), "restore", "-o", str(partial), _db_url(url)],  # noqa: S603
-                          capture_output=True, text=True, timeout=RESTORE_SECONDS,
-                          preexec_fn=_private, check=False)  # noqa: PLW1509
+    try:
+        done = subprocess.run([binary(), "restore", "-o", str(partial), _db_url(url)],  # noqa: S603
+                              capture_output=True, text=True, timeout=RESTORE_SECONDS,
+                              preexec_fn=_private, check=False)  # noqa: PLW1509
+    except subprocess.TimeoutExpired:
+        _discard(partial)
+        raise ReplicaError(f"could not restore from {url} within {RESTORE_SECONDS} s "
+                           "(is the volume reachable?)") from None
     if done.returncode != 0 or not partial.is_file():
+        _discard(partial)
         said = (done.stderr or done.stdout).strip().splitlines()
         raise ReplicaError(f"could not restore from {url}: "
                            f"{said[-1] if said else 'no database there'}")
+    try:
+        return _adopt(data_dir, partial, target, url)
+    except ReplicaError:
+        _discard(partial)
+        raise
+    except sqlite3.DatabaseError:
+        _discard(partial)
+        raise ReplicaError(f"{url} does not hold a usable HQ database") from None
+
+
+def _discard(partial: Path) -> None:
+    for path in partial.parent.glob(f"{partial.name}*"):
+        path.unlink(missing_ok=True)
+
+
+def _adopt(data_dir: Path, partial: Path, target: Path,
+           url: str) -> tuple[str, str, str | None]:
+    """The restored file checked, made a new HQ epoch, its CA written, moved into place."""
     conn = sqlite3.connect(str(partial), isolation_level=None)
     try:
         if conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok" \
@@ -236,7 +285,8 @@ def restore(data_dir: Path, url: str) -> tuple[str, str]:
         if not cert or not key:
             raise ReplicaError("the replica carries no CA (its HQ never started with "
                                "this version): the nodes would have to enroll again")
-        old, new = backup.new_epoch(conn, f"restored from the replica {url}")
+        newest = conn.execute("SELECT max(recorded_at) FROM events").fetchone()[0]
+        old, new = backup.new_epoch(conn, "restored from the replica")
         meta.put(conn, "host_fingerprint", backup.host_fingerprint(data_dir))
         conn.execute("PRAGMA journal_mode=DELETE")  # one file to move; HQ opens it in WAL
     finally:
@@ -249,4 +299,4 @@ def restore(data_dir: Path, url: str) -> tuple[str, str]:
         made.unlink(missing_ok=True)
     partial.rename(target)
     atrest.restrict_database(target)
-    return old, new
+    return old, new, newest
