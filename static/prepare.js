@@ -14,6 +14,8 @@
   }
   var byId = function (id) { return document.getElementById(id); };
   var loadedOffline = !navigator.onLine;
+  // The server did not answer (see the kept code below): what needs it is refused at once.
+  var serverAway = false;
 
   function kept() {
     if (!storage) return null;
@@ -82,6 +84,15 @@
     section.hidden = false;
     document.body.classList.add("has-code");
     if (!navigator.onLine) byId("kept-offline").hidden = false;
+    else {
+      // navigator.onLine says only that some network is there (a shelter's Wi-Fi with no
+      // server behind it, a page this phone kept): ask the server itself. A HEAD passes
+      // the service worker by, so only the network can answer it.
+      fetch(location.pathname, { method: "HEAD", cache: "no-store" }).catch(function () {
+        serverAway = true;
+        byId("kept-offline").hidden = false;
+      });
+    }
     byId("kept-show").addEventListener("click", function () {
       var big = section.classList.toggle("big");
       this.setAttribute("aria-pressed", big ? "true" : "false");
@@ -101,6 +112,7 @@
     });
   }
   window.addEventListener("online", function () {
+    serverAway = false;
     if (code) byId("kept-offline").hidden = true;
   });
   window.addEventListener("offline", function () {
@@ -121,7 +133,7 @@
   document.querySelectorAll("form.needs-network").forEach(function (form) {
     form.addEventListener("submit", function (event) {
       if (form.dataset.fresh) return;
-      if (!navigator.onLine) {
+      if (!navigator.onLine || serverAway) {
         event.preventDefault();
         refused(form);
         return;

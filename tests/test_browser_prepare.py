@@ -140,7 +140,7 @@ def test_a_family_of_four_makes_its_code_on_a_phone_and_shows_it_offline(
                          ) == "off"
     page.goto(f"{base}/prepare")
     page.wait_for_selector("#kept:not([hidden])")
-    assert page.locator("#kept-offline").is_visible()
+    page.wait_for_selector("#kept-offline", state="visible", timeout=5000)
     assert page.locator("#kept-names li").all_inner_texts() == NAMES
     assert shown_code(page, "#kept-qr") == on_screen
     page.click("#kept-show")  # big, for the desk's camera

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import os
 import signal
-import sqlite3
 import ssl
 import stat
 import threading
@@ -26,16 +25,9 @@ from sync import client, enrollment, hq_addresses, protocol
 from .conftest import VALID_HOUSEHOLD, free_port, run_cli, start_hq, wait_until
 from .faultproxy import FaultProxy
 from .test_hq import signed_in
+from .test_sync_faults import read
 
 NODES = 20
-
-
-def read(path, sql, args=()):
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 def test_replica_urls_are_checked(tmp_path):
