@@ -144,12 +144,15 @@ def peak_kib(pids: list[int]) -> int:
     return peak
 
 
-def start_hq(data: Path) -> tuple[subprocess.Popen[bytes], Path, int]:
-    """A fresh HQ on ``data``: its process, data directory and port."""
+def start_hq(data: Path, replica: Path | None = None
+             ) -> tuple[subprocess.Popen[bytes], Path, int]:
+    """A fresh HQ on ``data`` (streaming to ``replica`` with Litestream, when given): its
+    process, data directory and port."""
     NodeContext(data, role="hq").db.conn.close()
     port = server.free_loopback_port()
+    extra = ["--replica", str(replica)] if replica is not None else []
     process = subprocess.Popen([SHELTER, "hq", "--data", str(data), "--port", str(port),
-                                "--host", "127.0.0.1"], stdout=subprocess.DEVNULL,
+                                "--host", "127.0.0.1", *extra], stdout=subprocess.DEVNULL,
                                start_new_session=True)
     server.wait_for_https(port, 60)
     return process, data, port
@@ -236,10 +239,11 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def backlog(tmp: Path, events: int) -> dict[str, float]:
+def backlog(tmp: Path, events: int, replica: bool = False) -> dict[str, float]:
     """One round of (a) and (b): a node filled with ``events`` events catching up with a
-    fresh HQ, then the floor with the same rows."""
-    hq, hq_data, hq_port = start_hq(tmp / "hq")
+    fresh HQ (``replica``: one streaming its database with Litestream, whose CPU counts as
+    HQ's), then the floor with the same rows."""
+    hq, hq_data, hq_port = start_hq(tmp / "hq", tmp / "replica" if replica else None)
     try:
         ctx = NodeContext(tmp / "node", shelter_id="E2710000000001")
         started = time.perf_counter()
@@ -292,7 +296,7 @@ def backlog(tmp: Path, events: int) -> dict[str, float]:
     result["check_us_per_event"] = authority_cost(rows, ctx.shelter_id, tmp / "check")
     result["check_share_of_hq_cpu"] = round(result["check_us_per_event"]
                                             / result["hq_cpu_us_per_event"], 4)
-    emit(part="backlog", **result)
+    emit(part="backlog", replica=replica, **result)
     result["floor_events_per_second"] = round(floor(rows, tmp / "floor.db"))
     result["ratio"] = round(result["events_per_second"] / result["floor_events_per_second"], 3)
     emit(part="floor", events=total, events_per_second=result["floor_events_per_second"],
@@ -356,12 +360,28 @@ def main() -> int:
     parser.add_argument("--per-node", type=int, default=500)
     parser.add_argument("--thin-events", type=int, default=2000)
     parser.add_argument("--thin-kb", type=float, default=8.0)
+    parser.add_argument("--replica", action="store_true",
+                        help="also run each backlog round against an HQ streaming to a "
+                             "Litestream replica, and report the rate's ratio to the plain "
+                             "HQ's in the same round")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        rounds = []
+        rounds, replicated = [], []
         for n in range(args.rounds):
             rounds.append(backlog(tmp / f"round{n}", args.events))
+            if args.replica:
+                replicated.append(backlog(tmp / f"replica{n}", args.events, replica=True))
+        if replicated:
+            ratios = [r["events_per_second"] / p["events_per_second"]
+                      for r, p in zip(replicated, rounds, strict=True)]
+            emit(part="replica_median", rounds=len(replicated),
+                 events_per_second=statistics.median(r["events_per_second"] for r in replicated),
+                 plain_events_per_second=statistics.median(r["events_per_second"]
+                                                           for r in rounds),
+                 ratio_to_plain=round(statistics.median(ratios), 3),
+                 hq_cpu_us_per_event=statistics.median(r["hq_cpu_us_per_event"]
+                                                       for r in replicated))
         keys = ("events_per_second", "floor_events_per_second", "ratio", "seconds",
                 "startup_seconds", "node_cpu_us_per_event", "hq_cpu_us_per_event",
                 "hq_peak_memory_mib", "check_us_per_event", "check_share_of_hq_cpu")
