@@ -74,10 +74,16 @@ def open_socket(url: str, context: ssl.SSLContext | None, max_size: int) -> Any:
         socket.setdefaulttimeout(previous)
 
 
-def greeted(ctx: NodeContext, hello: dict[str, Any],
-            addresses: str | None = None) -> tuple[Any, dict[str, Any]]:
+def greeted(ctx: NodeContext, addresses: str | None = None) -> tuple[Any, dict[str, Any]]:
     """A websocket to the first HQ address (``addresses``, else the node's; the one that
-    answered last first) that welcomes ``hello``, and HQ's welcome; remembered for next time."""
+    answered last first) that welcomes the node's hello, and HQ's welcome; remembered for
+    next time."""
+    db = ctx.db
+    hello = {"type": "hello", "protocol": protocol.PROTOCOL_VERSION, "node_id": ctx.node_id,
+             "shelter_id": meta.get(db, "shelter_id") or ctx.shelter_id,
+             "credential": meta.get(db, "hq_credential") or "",
+             "credential_node": meta.get(db, "hq_credential_node") or ctx.node_id}
+
     def attempt(url: str) -> tuple[Any, dict[str, Any]]:
         ws = _connect(ctx.data_dir, url)
         try:
@@ -277,10 +283,7 @@ class SyncClient(threading.Thread):
         if not meta.get(ctx.db, "hq_url") or not credential:
             raise SyncRefused("not_enrolled", "this node is not enrolled with an HQ")
         self.status(ctx, "connecting")
-        ws, welcome = greeted(ctx, {
-            "type": "hello", "protocol": protocol.PROTOCOL_VERSION,
-            "node_id": ctx.node_id, "shelter_id": ctx.shelter_id, "credential": credential,
-            "credential_node": meta.get(ctx.db, "hq_credential_node") or ctx.node_id})
+        ws, welcome = greeted(ctx)
         try:
             # HQ's word is the cursor: an HQ restored from an older backup says lower
             # numbers, and gets the rest again. A different HQ id (HQ restored as a new

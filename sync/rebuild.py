@@ -67,11 +67,7 @@ def rebuild(ctx: NodeContext, hq_url: str, attempts: int = ATTEMPTS,
 def _session(ctx: NodeContext, hq_url: str, sizes: protocol.BatchSize) -> None:
     """One connection: hello, then pages until the rebuild is done (or the link fails)."""
     db = ctx.db
-    ws, welcome = client.greeted(ctx, {  # the first of the HQ addresses that answers
-        "type": "hello", "protocol": protocol.PROTOCOL_VERSION, "node_id": ctx.node_id,
-        "shelter_id": meta.get(db, "shelter_id") or ctx.shelter_id,
-        "credential": meta.get(db, "hq_credential") or "",
-        "credential_node": meta.get(db, "hq_credential_node") or ctx.node_id}, hq_url)
+    ws, welcome = client.greeted(ctx, hq_url)  # the first HQ address that answers
     try:
         hq_ids = frozenset([str(i) for i in welcome.get("hq_ids") or []] + [welcome["hq_id"]])
         if meta.get(db, HQ_KEY) != welcome["hq_id"]:

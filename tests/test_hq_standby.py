@@ -16,11 +16,10 @@ import time
 import pytest
 
 from shelter.app import create_app
-from shelter.core import meta
 from shelter.core.node import NodeContext
 from shelter.domain import accounts, households
 from shelter.hq import replica
-from sync import client, enrollment, hq_addresses, protocol
+from sync import client, enrollment, hq_addresses
 
 from .conftest import VALID_HOUSEHOLD, free_port, run_cli, start_hq, wait_until
 from .faultproxy import FaultProxy
@@ -174,13 +173,8 @@ def test_failover_drill_kill_9_restore_nodes_switch_nothing_lost_or_doubled(tmp_
         standby = None
         revived = start_hq(primary.data, primary.port)
         try:
-            ctx = nodes[0]
-            hello = {"type": "hello", "protocol": protocol.PROTOCOL_VERSION,
-                     "node_id": ctx.node_id, "shelter_id": ctx.shelter_id,
-                     "credential": meta.get(ctx.db, "hq_credential"),
-                     "credential_node": ctx.node_id}
             with pytest.raises(hq_addresses.SupersededHQ):
-                client.greeted(ctx, hello, f"https://127.0.0.1:{primary.port}")
+                client.greeted(nodes[0], f"https://127.0.0.1:{primary.port}")
         finally:
             revived.stop()
     finally:
