@@ -76,8 +76,7 @@ def open_socket(url: str, context: ssl.SSLContext | None, max_size: int) -> Any:
 
 def greeted(ctx: NodeContext, addresses: str | None = None) -> tuple[Any, dict[str, Any]]:
     """A websocket to the first HQ address (``addresses``, else the node's; the one that
-    answered last first) that welcomes the node's hello, and HQ's welcome; remembered for
-    next time."""
+    answered last first) that welcomes the node's hello, and HQ's welcome; remembered."""
     db = ctx.db
     hello = {"type": "hello", "protocol": protocol.PROTOCOL_VERSION, "node_id": ctx.node_id,
              "shelter_id": meta.get(db, "shelter_id") or ctx.shelter_id,
