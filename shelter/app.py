@@ -35,6 +35,7 @@ from shelter.web.node import (
     supplies_pages,
 )
 from shelter.web.templating import Look
+from sync import projector
 from sync.standby_dir import StandbyContext
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,10 +57,14 @@ LOOKS: dict[str, Look] = {
                brand=N_("Prefecture HQ")),
     "standby": Look(start="standby_page.status_page", staff_menu="staff/_menu_node.html"),
 }
-# What a role runs beside its routes: HQ keeps its read models following the log.
-START: dict[str, Callable[[NodeContext], None]] = {
-    "hq": refresher.ensure_refresher,
-}
+# What a role runs beside its routes: HQ projects its log into its read models
+# (sync/projector.py) and keeps its numbers ready (shelter/hq/refresher.py).
+def _hq_beside(ctx: NodeContext) -> None:
+    projector.ensure_projector(ctx)
+    refresher.ensure_refresher(ctx)
+
+
+START: dict[str, Callable[[NodeContext], None]] = {"hq": _hq_beside}
 
 
 def create_app(data_dir: str | Path | None = None, role: str = "node",

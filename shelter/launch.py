@@ -10,6 +10,7 @@ from pathlib import Path
 from shelter.core import meta, server, tls
 from shelter.core.node import NodeContext
 from shelter.domain.settings import get_settings
+from sync import projector
 
 
 def node_listeners(ctx: NodeContext, port: int, http_port: int | None, host: str,
@@ -77,6 +78,9 @@ def hq_listener(ctx: NodeContext, port: int, host: str) -> tuple[server.Listener
     from shelter.hq import replica
     with ctx.store.write() as db:  # a replica or backup carries the CA the nodes pinned
         replica.carry_ca(db, ctx.data_dir)
+    # An HQ from before the log adopts its stored events as the log's first rows; a
+    # restored one fences its log past what its read models hold (sync/projector.py).
+    projector.adopt_existing(ctx)
     listener = server.Listener("https hq", f"{host}:{port}", server.app_env(
         ctx.data_dir, ROLE="hq", SESSION_COOKIE_SECURE=True), tls=(cert, key),
         threads=server.HQ_THREADS)

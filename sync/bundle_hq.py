@@ -5,15 +5,17 @@ What a bundle must be, before anything in it is applied: a bundle (not a reply) 
 signed with the credential of a node HQ enrolled (unknown: refused), for that credential's
 shelter, not revoked, not imported before, and holding only that node's own ids (its
 epochs, enrollment.chain; a new epoch is claimed as the socket claims one). Each origin's
-events then go through ``apply_batch``, in the socket's batches: resends are duplicates,
-events the node may not say are quarantined as refused, and the rest is applied and
-projected between HQ's hooks (the store of a NodeContext opened as HQ has them).
+events then go into HQ's log in the socket's batches (sync/log.py) and are projected at
+once (sync/projector.py), the import holding the projector so that it can say what came of
+them: resends are duplicates, events the node may not say are quarantined as refused, and
+the rest is applied between HQ's hooks (the store of a NodeContext opened as HQ has them).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +25,8 @@ from shelter.core.backup import own_origins
 from shelter.core.events import utc_now_iso
 from shelter.core.node import NodeContext
 from shelter.core.sql import insert_row
-from sync import enrollment, protocol
-from sync.apply import acked_seq, apply_batch
+from sync import enrollment, projector, protocol
+from sync import log as hq_log
 from sync.bundle import (
     BundleRefused,
     imported_at,
@@ -36,7 +38,7 @@ from sync.bundle import (
 )
 from sync.pull import PULL_LIMIT, updates_for
 
-BATCHES_PER_WRITE = 10  # batches applied in one transaction (HQ may be serving meanwhile)
+BATCHES_PER_WRITE = 10  # batches logged in one transaction (HQ may be serving meanwhile)
 REPLY_PAGES = 200  # pulls of PULL_LIMIT events a reply holds at most
 
 
@@ -105,20 +107,26 @@ def _import(ctx: NodeContext, path: Path) -> Imported:
     work = [(origin, batch) for origin, events in sections
             for batch in protocol.batches(events)]
     stopped: set[str] = set()
-    for start in range(0, len(work), BATCHES_PER_WRITE):
-        with store.write() as db:
-            if enrollment.is_revoked(db, credential_node):  # revoked meanwhile
+    mine: set[int] = set()
+    with projector.holding(ctx.data_dir):
+        for start in range(0, len(work), BATCHES_PER_WRITE):
+            if enrollment.is_revoked(ctx.db, credential_node):  # revoked meanwhile
                 raise BundleRefused("revoked", f"HQ revoked node {credential_node}'s "
                                                "credential during the import", header)
-            for origin, batch in work[start:start + BATCHES_PER_WRITE]:
-                if origin in stopped:
-                    continue
-                result = apply_batch(store, origin, shelter_id, batch)
-                _add(done, result)
-                if result.need_from is not None:
+            chunk = [(o, b) for o, b in work[start:start + BATCHES_PER_WRITE]
+                     if o not in stopped]
+            for (origin, _), logged in zip(chunk, hq_log.ingest_batches(
+                    hq_log.of(ctx.data_dir), shelter_id, chunk,
+                    int(time.time() * 1000)), strict=True):
+                done.duplicates += logged.duplicates
+                mine.update(logged.log_ids)
+                if logged.need_from is not None:
                     stopped.add(origin)
-                    done.gaps.append(f"{origin}: HQ holds it through {result.acked_seq}, "
-                                     f"and this bundle does not carry {result.need_from}")
+                    done.gaps.append(f"{origin}: HQ holds it through {logged.acked_seq}, "
+                                     f"and this bundle does not carry {logged.need_from}")
+        for ids, result in projector.project_held(ctx, max(mine, default=0)):
+            if ids[0] in mine:
+                _add(done, result)
     with store.write() as db:
         when = imported_at(db, header["bundle_id"], node_id)
         if when is not None:  # another import of the same file got there first
@@ -197,6 +205,6 @@ def write_reply(ctx: NodeContext, header: dict[str, Any], path: Path) -> int:
              "credential_node": header["credential_node"], "shelter_id": shelter_id,
              "hq_id": ctx.node_id, "hq_ids": own_origins(ctx.db.conn),
              "created_at": utc_now_iso(), "events": len(updates), "cursor": cursor,
-             "acked": {o: acked_seq(ctx.store, o) for o in chain}}
+             "acked": {o: hq_log.logged_seq(hq_log.of(ctx.data_dir), o) for o in chain}}
     write_new(path, seal(reply, zlib.compress(body, 6), str(row[0])))
     return len(updates)

@@ -29,6 +29,41 @@ class GiveUp(Exception):
     """Raised by a predicate when waiting longer cannot help."""
 
 
+def _read_only(path: Path, sql: str, args: tuple = ()) -> list[tuple]:
+    import sqlite3
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def hq_projected(data: Path, timeout: float = 60.0) -> int:
+    """Wait until HQ (its data directory ``data``, its server running) has projected
+    everything its log holds (HQ acknowledges what it stored, and projects after);
+    returns the position."""
+    def caught_up() -> int | None:
+        head = _read_only(data / "log.db", "SELECT coalesce(max(log_id), 0) FROM log")[0][0]
+        through = _read_only(data / "shelter.db", "SELECT value FROM meta WHERE key = "
+                                                  "'projected_log_id'")
+        return head or -1 if through and int(through[0][0]) >= head else None
+    return wait_until(caught_up, timeout=timeout, what="HQ projects its log")
+
+
+def projected_ack(data: Path, ack: dict, events: list[dict]) -> dict:
+    """``ack`` (HQ stored the batch ``events``) with what came of it once projected: how
+    many of them HQ applied, and those it quarantined (refused among them), in order."""
+    hq_projected(data)
+    ids = [e["event_id"] for e in events]
+    marks = ",".join("?" * len(ids))
+    applied = _read_only(data / "shelter.db", f"SELECT count(*) FROM events WHERE event_id "
+                                              f"IN ({marks})", tuple(ids))[0][0]
+    quarantined = [{"event_id": r[0], "seq": r[1], "reason": r[2]} for r in _read_only(
+        data / "shelter.db", f"SELECT event_id, seq, reason FROM sync_quarantine WHERE "
+                             f"event_id IN ({marks}) ORDER BY seq, quarantine_id", tuple(ids))]
+    return {**ack, "applied": applied, "quarantined": quarantined}
+
+
 def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = ""):
     """Poll ``predicate`` until it returns something truthy, or fail after ``timeout``."""
     deadline = time.monotonic() + timeout

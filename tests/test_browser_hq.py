@@ -131,7 +131,7 @@ def test_a_stolen_laptop_shows_on_the_dashboard_and_an_admin_revokes_it(prefectu
     from .test_trust_sync import Thief
 
     hq, (a, b) = prefecture
-    thief = Thief(b.data, hq.port)
+    thief = Thief(b.data, hq.port, hq.data)
     ack = thief.say([("hq_message", {"shelter_id": A, "text": "偽の本部命令"})])
     assert ack["quarantined"] and ack["applied"] == 0
     run_cli("user", "add", "--data", str(hq.data), "--username", "chief", "--role", "admin",

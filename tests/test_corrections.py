@@ -261,7 +261,7 @@ def world(tmp_path_factory):
         wait_until(lambda: read(hq.data, "SELECT count(*) FROM presence")[0][0] == 1,
                    timeout=60, what="A synced")
         yield {"hq": hq, "node": node, "token": token, "ours": ours,
-               "thief": Thief(stolen.data_dir, hq.port)}
+               "thief": Thief(stolen.data_dir, hq.port, hq.data)}
     finally:
         for server in reversed(started):
             server.stop()

@@ -26,7 +26,16 @@ from sync import protocol
 from sync.apply import HELD_REASON
 from sync.client import HQ_CA_FILE, close_socket
 
-from .conftest import VALID_HOUSEHOLD, api, enrolled_node, run_cli, start_hq, start_node, wait_until
+from .conftest import (
+    VALID_HOUSEHOLD,
+    api,
+    enrolled_node,
+    projected_ack,
+    run_cli,
+    start_hq,
+    start_node,
+    wait_until,
+)
 from .test_sync_faults import read as read_db
 
 VICTIM, THIEF = "E2710000002222", "E2710000003333"
@@ -40,12 +49,13 @@ def read(data: Path, sql: str, args: tuple = ()) -> list[tuple]:
 class Thief:
     """What a stolen data directory lets its holder say to HQ."""
 
-    def __init__(self, data: Path, hq_port: int) -> None:
+    def __init__(self, data: Path, hq_port: int, hq_data: Path) -> None:
         meta = dict(read(data, "SELECT key, value FROM meta"))
         self.node_id, self.shelter_id = meta["node_id"], meta["shelter_id"]
         self.credential = meta["hq_credential"]
         self.context = ssl.create_default_context(cafile=str(data / HQ_CA_FILE))
         self.url = f"wss://127.0.0.1:{hq_port}/sync"
+        self.hq_data = hq_data
         self.batch = 0
 
     def connect(self, **hello: object) -> tuple[Client, dict]:
@@ -63,7 +73,8 @@ class Thief:
                 "recorded_at": "2026-12-01T10:00:00.000+00:00"}
 
     def say(self, kinds_and_payloads: list[tuple[str, dict]]) -> dict:
-        """One session: the events, numbered after what HQ holds; returns HQ's ack."""
+        """One session: the events, numbered after what HQ holds; returns HQ's ack, with
+        what came of the events once HQ projected them (``projected_ack``)."""
         ws, welcome = self.connect()
         try:
             assert welcome["type"] == "welcome", welcome
@@ -72,9 +83,12 @@ class Thief:
                       for i, (kind, payload) in enumerate(kinds_and_payloads)]
             self.batch += 1
             ws.send(protocol.encode_batch(self.batch, events))
-            return protocol.decode(ws.receive(timeout=30))
+            ack = protocol.decode(ws.receive(timeout=30))
         finally:
             close_socket(ws)
+        if ack.get("type") != "ack":
+            return ack
+        return projected_ack(self.hq_data, ack, events)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +128,7 @@ def _world(hq, started: list, tmp_path_factory) -> dict:
                         (THIEF,))[0][0] == 1, timeout=90, what="both nodes synced")
     stolen.stop()
     return {"hq": hq, "victim": victim, "stolen": stolen,
-            "thief": Thief(stolen.data, hq.port), "operator": operator,
+            "thief": Thief(stolen.data, hq.port, hq.data), "operator": operator,
             "person": members[0]["person_id"], "request": request_id}
 
 
@@ -300,7 +314,7 @@ def test_ids_and_clocks_cannot_take_another_shelters_people_or_requests(world):
             {**future, "seq": seq + 4, "hlc": f"{far:015d}.{0:08d}.{thief.node_id}"},
         ]
         ws.send(protocol.encode_batch(1, events))
-        ack = protocol.decode(ws.receive(timeout=30))
+        ack = projected_ack(hq.data, protocol.decode(ws.receive(timeout=30)), events)
     finally:
         close_socket(ws)
     reasons = refused(ack)

@@ -124,7 +124,8 @@ _write_locks: dict[str, threading.Lock] = {}
 _write_locks_guard = threading.Lock()
 
 
-def _lock_for(path: str) -> threading.Lock:
+def write_lock(path: str) -> threading.Lock:
+    """The process's one writer lock of the database file at ``path``."""
     with _write_locks_guard:
         return _write_locks.setdefault(path, threading.Lock())
 
@@ -139,11 +140,14 @@ class EventStore:
         self.node_id = node_id
         self.clock = clock
         path = db.execute("PRAGMA database_list").fetchone()[2] or f":memory:{id(db)}"
-        self._lock = _lock_for(path)
+        self._lock = write_lock(path)
         # HQ's store also notes, before the projections, which shelters' numbers the events
         # change (hq/refresher.py: mark) and, after, which shelters they concern (core/outbox.py).
         self.before: Callable[[Database, list[Event]], None] | None = None
         self.route: Callable[[Database, list[Event]], None] | None = None
+        # HQ's store notes where each of its own events falls among its log's (a rebuild
+        # replays both in that order: sync/hq_rebuild.py).
+        self.positions = False
         self._self: Sender | None = None
 
     def speaking_for(self) -> Sender:
@@ -173,6 +177,10 @@ class EventStore:
             insert_row(self.db, "events", event.row())
             meta.put(self.db, "hlc_last", ts.encode())
             meta.put(self.db, "seq_last", str(seq))
+            if self.positions:
+                self.db.execute("INSERT INTO hq_positions (event_id, after_log_id) VALUES (?, "
+                                "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE "
+                                "key = 'projected_log_id'), 0))", [event.event_id])
             result = self.project([event])
         return event, result
 

@@ -18,6 +18,7 @@ from shelter.core.events import Event, EventStore
 from shelter.core.live import ChangeWatcher
 
 DB_FILE = "shelter.db"
+LOG_FILE = "log.db"  # HQ's log of what nodes sent (sync/log.py)
 APPLIER_CACHE_KIB = 64 * 1024  # the page cache of the connection HQ applies batches on
 
 StoreHook = Callable[[Database, list[Event]], None]
@@ -128,6 +129,7 @@ class NodeContext:
             if HQ_STORE_HOOKS is None:
                 raise RuntimeError("an HQ store needs shelter.hq imported (its hooks)")
             store.before, store.route = HQ_STORE_HOOKS
+            store.positions = True
         return store
 
     @contextmanager

@@ -10,6 +10,7 @@ finds it by its number.
     resilience.py  steps 16-18: courier bundles, replacement from HQ, the standby
     arrival.py   step 19: households made from a household code
     daylong.py   steps 20-21: staff corrections, HQ's map outlines
+    logfirst.py  step 22: HQ's own events' places among its log's (store first, project after)
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from collections.abc import Callable
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from shelter.core.migrations import arrival, daylong, network, node, resilience
+from shelter.core.migrations import arrival, daylong, logfirst, network, node, resilience
 
 
 def _steps() -> tuple[Callable[[Database], None], ...]:
     """Every ``mNNN_`` function of the modules, by number; a gap or a repeat is a bug."""
-    modules = (node, network, resilience, arrival, daylong)
+    modules = (node, network, resilience, arrival, daylong, logfirst)
     found = sorted((fn for module in modules for name, fn in vars(module).items()
                     if re.fullmatch(r"m\d{3}_\w+", name)), key=lambda fn: fn.__name__)
     numbers = [int(fn.__name__[1:4]) for fn in found]

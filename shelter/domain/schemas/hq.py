@@ -80,3 +80,8 @@ class Summary(Counts):
     low_stock_shelters: NotRequired[int]
     open_requests: NotRequired[int]
     occupancy: NotRequired[float | None]
+    # How far the figures follow HQ's log (HQ stores first, projects after): when the
+    # newest event they include reached HQ (null before the first), and the lag behind it.
+    projected_through: str | None
+    projection_lag_events: int
+    projection_lag_seconds: float

@@ -18,6 +18,7 @@ from shelter.hq import stats
 from shelter.web.base import node, require
 from shelter.web.inputs import MalformedInput
 from shelter.web.openapi import hq_spec
+from sync import projector
 
 api = Blueprint("hq_api", __name__, url_prefix="/api/v1")
 
@@ -43,7 +44,18 @@ def shelters_api() -> Response:
 @api.get("/summary")
 @require("operator")
 def summary_api() -> Response:
-    return _json("api:summary", stats.totals)
+    # The totals are made once per overview; how far they are projected, at every ask.
+    return jsonify({**stats.cached(node(), "api:summary", stats.totals),
+                    **projection_fields(node())})
+
+
+def projection_fields(ctx: Any) -> dict[str, Any]:
+    """How far HQ's figures follow its log (sync/projector.py): ``projected_through``, when
+    the newest event they include reached HQ, and the lag in events and seconds."""
+    now = projector.status(ctx)
+    return {"projected_through": now["projected_through"],
+            "projection_lag_events": now["lag_events"],
+            "projection_lag_seconds": now["lag_seconds"]}
 
 
 @api.post("/household-codes")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from flask import Blueprint
@@ -14,17 +15,17 @@ from shelter.core.backup import own_origins
 from shelter.core.server import HQ_THREADS
 from shelter.hq import refresher
 from shelter.web.base import node, sock, websocket_view
-from sync import enrollment, history, protocol, shelter_names
-from sync.apply import acked_seq, apply_batch
+from sync import enrollment, history, projector, protocol, shelter_names
+from sync import log as hq_log
 from sync.pull import updates_for
 
 bp = Blueprint("hq_sync", __name__)
 log = logging.getLogger("shelter.sync")
 IDLE_SECONDS = 90.0
-# Batches are applied one at a time anyway (one writer); decoding them only a few at a time
+# Batches are logged one at a time anyway (one writer); decoding them only a few at a time
 # keeps HQ's memory flat when hundreds of nodes send at once.
 APPLYING = threading.BoundedSemaphore(4)
-GROUP_FRAMES = 8  # frames already received from one node, applied in one transaction
+GROUP_FRAMES = 8  # frames already received from one node, logged in one transaction
 
 
 def _error(code: str, message: str) -> str:
@@ -154,13 +155,15 @@ def _close_quietly(ws: Any) -> None:
 def _serve(ws: Any, ctx: Any, node_id: str, shelter_id: str, credential_node: str) -> None:
     origins = enrollment.chain(ctx.db, node_id)
     refresher.seen(node_id)
+    stored = hq_log.of(ctx.data_dir)
     ws.send(protocol.encode({"type": "welcome", "protocol": protocol.PROTOCOL_VERSION,
                              "hq_id": ctx.node_id,
                              # Every id HQ's own events carry (its epochs): what a node
                              # takes HQ's steps from.
                              "hq_ids": own_origins(ctx.db.conn),
-                             "acked_seq": acked_seq(ctx.store, node_id),
-                             "acked": {o: acked_seq(ctx.store, o) for o in origins}}))
+                             # What HQ's log holds (stored, maybe not projected yet).
+                             "acked_seq": hq_log.logged_seq(stored, node_id),
+                             "acked": {o: hq_log.logged_seq(stored, o) for o in origins}}))
     while ws.connected:
         frame = ws.receive(timeout=IDLE_SECONDS)
         if frame is None:
@@ -181,50 +184,69 @@ def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
             origins: list[str]) -> bool:
     """Frames of a node's session that arrived together; False ends the session.
 
-    Batches among them are applied in one transaction (one commit, one fsync, for as many
-    as the node had in flight), and each is acknowledged, in order, after it commits.
+    Batches among them are stored in HQ's log in one transaction (one commit, one fsync,
+    for as many as the node had in flight), and each is acknowledged, in order, after it
+    commits; the projector applies them to HQ's figures after (sync/projector.py).
     """
     messages: list[dict[str, Any] | protocol.ProtocolError] = []
-    for frame in frames:  # inflated and parsed before taking the write lock
+    for frame in frames:  # inflated and parsed before taking the log's write lock
         try:
             messages.append(protocol.decode(frame))
         except protocol.ProtocolError as refused:
             messages.append(refused)
+    batches = [m for m in messages if isinstance(m, dict) and m["type"] == "events"
+               and (m.get("origin") or node_id) in origins]
+    logged: dict[int, hq_log.Logged] = {}
+    failed = False
+    if batches:
+        try:
+            results = hq_log.ingest_batches(
+                hq_log.of(ctx.data_dir), shelter_id,
+                [(m.get("origin") or node_id, m["events"]) for m in batches],
+                int(time.time() * 1000))
+            logged = {id(m): r for m, r in zip(batches, results, strict=True)}
+            projector.wake(ctx.data_dir)
+        except Exception as error:  # noqa: BLE001 - these batches, not the session
+            log.error("batches from %s not stored (%s)", node_id, type(error).__name__)
+            failed = True
     answers: list[str | bytes] = []
-    with ctx.applying() as store:
-        for message in messages:
-            if isinstance(message, protocol.ProtocolError):
-                answers.append(_error(message.code, message.message))
-                continue
-            try:
-                answers.append(_answer(store, message, node_id, shelter_id, origins))
-            except Exception as error:  # noqa: BLE001 - one message, not the session
-                log.error("sync message from %s not handled (%s)", node_id,
-                          type(error).__name__)
-                answers.append(_error("not_handled", "HQ could not handle this message"))
+    for message in messages:
+        if isinstance(message, protocol.ProtocolError):
+            answers.append(_error(message.code, message.message))
+            continue
+        if failed and id(message) in {id(m) for m in batches}:
+            answers.append(_error("not_handled", "HQ could not store this batch"))
+            continue
+        try:
+            answers.append(_answer(ctx, message, node_id, shelter_id, origins, logged))
+        except Exception as error:  # noqa: BLE001 - one message, not the session
+            log.error("sync message from %s not handled (%s)", node_id,
+                      type(error).__name__)
+            answers.append(_error("not_handled", "HQ could not handle this message"))
     for answer in answers:
         ws.send(answer)
     return bool(ws.connected)
 
 
-def _answer(store: Any, message: dict[str, Any], node_id: str, shelter_id: str,
-            origins: list[str]) -> str | bytes:
-    """HQ's answer to one checked message of a node's session (within its transaction)."""
+def _answer(ctx: Any, message: dict[str, Any], node_id: str, shelter_id: str,
+            origins: list[str], logged: dict[int, hq_log.Logged]) -> str | bytes:
+    """HQ's answer to one checked message of a node's session."""
     if message["type"] == "ping":
         return protocol.encode({"type": "pong"})
     if message["type"] == "events":
         origin = message.get("origin") or node_id
         if not isinstance(origin, str) or origin not in origins:
             return _error("not_your_origin", f"{str(origin)[:40]} is not one of this node's ids")
-        result = apply_batch(store, origin, shelter_id, message["events"])
-        return protocol.encode({**result.ack(message["batch"]), "origin": origin})
+        return protocol.encode({**logged[id(message)].ack(message["batch"]), "origin": origin})
     if message["type"] == "pull":
         # ``limit`` (checked by protocol.decode): what the node's link carries, or all.
-        events, cursor = updates_for(store.db, shelter_id, node_id, message["cursor"],
+        events, cursor = updates_for(ctx.db, shelter_id, node_id, message["cursor"],
                                      message.get("limit", protocol.PULL_LIMIT))
         # A pull may ask the registry names of shelters the node does not know.
         return protocol.encode_updates(cursor, events,
-                                       **shelter_names.answer(store.db, message))
+                                       **shelter_names.answer(ctx.db, message))
     if message["type"] == "history":  # a replacing node rebuilds its shelter
-        return history.answer(store.db, message, shelter_id, node_id, origins)
+        if message.get("after", 0) == 0:  # from all HQ stored, not only what it projected
+            projector.project_all(ctx)
+        return history.answer(ctx.db, message, shelter_id, node_id, origins)
     return _error("unexpected", f"{message['type']} is not expected from a node")
