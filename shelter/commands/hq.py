@@ -3,6 +3,7 @@ revocation)."""
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from shelter.commands.common import DATA, ShelterCommandError, open_hq
 from shelter.core import server, tls
 from shelter.core.node import NodeContext
 from shelter.launch import hq_listener
+from sync import projector
 
 
 @click.group("hq", invoke_without_command=True,
@@ -88,6 +90,24 @@ def hq_restore(data: str, replica_url: str) -> None:
                f"  CA fingerprint (SHA-256): {tls.fingerprint(cert)} (the one nodes pinned)\n"
                f"  serve it: shelter hq --data {data} --port PORT; nodes given both "
                "addresses (--hq URL1,URL2) move to it and re-push what the replica lacked")
+
+
+@hq_group.command("rebuild", help="Make HQ's read models again from its log, while HQ "
+                                  "serves from the old ones, then switch (after a "
+                                  "projection bug is fixed).")
+@DATA
+def hq_rebuild(data: str) -> None:
+    from sync import hq_rebuild as rebuilding
+
+    ctx = open_hq(data)
+    projector.adopt_existing(ctx)
+    try:
+        figures = rebuilding.rebuild(ctx, say=click.echo)
+    except (OSError, sqlite3.Error) as error:
+        raise ShelterCommandError(f"the rebuild stopped, HQ's read models unchanged: "
+                                  f"{type(error).__name__}: {error}") from None
+    click.echo(f"rebuilt HQ's read models from log position 1 to {figures['position']}: "
+               f"{figures['log_rows']} rows, {figures['own_events']} of HQ's own steps")
 
 
 @hq_group.command("import", help="Import or update the shelter registry from GSI GeoJSON/CSV "

@@ -1,0 +1,282 @@
+"""HQ stores first and projects after (sync/log.py, sync/projector.py, sync/hq_rebuild.py):
+an acknowledgement means the batch is in HQ's log; the projector applies it after, never
+holding ingestion up; a projection that fails is quarantined and the projector goes on; and
+`shelter hq rebuild` makes the read models again from the log, HQ's own steps in place."""
+
+from __future__ import annotations
+
+import stat
+import threading
+import time
+
+import pytest
+
+from shelter.app import create_app
+from shelter.core import events as core_events
+from shelter.core import meta
+from shelter.core.node import NodeContext
+from shelter.domain import accounts, households, presence, supply_requests
+from shelter.domain.day_notes import add_note
+from sync import hq_rebuild, projector, protocol
+from sync import log as hq_log
+
+from .conftest import VALID_HOUSEHOLD, run_cli, wait_until
+
+SHELTER = "E2710000007777"
+
+
+def own_events(node: NodeContext) -> list[dict]:
+    return [protocol.for_wire(r) for r in node.db.query(
+        "SELECT * FROM events WHERE node_id = ? ORDER BY seq", [node.node_id])]
+
+
+@pytest.fixture()
+def pair(tmp_path):
+    hq = NodeContext(tmp_path / "hq", role="hq", shelter_id="HQ")
+    node = NodeContext(tmp_path / "node", shelter_id=SHELTER)
+    yield hq, node
+    hq_log.forget_connections()
+
+
+def register(node: NodeContext, name: str = "太郎") -> dict:
+    household = {**VALID_HOUSEHOLD, "members": [{**VALID_HOUSEHOLD["members"][0],
+                                                 "given_name": name}]}
+    return households.register_household(node.store, node.identity, household)
+
+
+def push(hq: NodeContext, node: NodeContext, events: list[dict] | None = None,
+         received_ms: int | None = None) -> hq_log.Logged:
+    batch = own_events(node) if events is None else events
+    stored = hq_log.logged_seq(hq_log.of(hq.data_dir), node.node_id)
+    return hq_log.ingest(hq_log.of(hq.data_dir), node.node_id, SHELTER,
+                         [e for e in batch if e["seq"] > stored] if events is None else batch,
+                         received_ms or int(time.time() * 1000))
+
+
+def people_at_hq(hq: NodeContext) -> int:
+    return hq.db.execute("SELECT count(*) FROM persons").fetchone()[0]
+
+
+def test_an_ack_means_stored_and_the_figures_follow_after(pair):
+    hq, node = pair
+    register(node)
+    logged = push(hq, node)
+    assert logged.acked_seq == len(own_events(node)) and logged.stored == logged.acked_seq
+    # Stored (and durable: another connection reads it), not yet counted.
+    again = hq_log.connect(hq.data_dir)
+    assert hq_log.logged_seq(again, node.node_id) == logged.acked_seq
+    again.close()
+    assert people_at_hq(hq) == 0
+    lagging = projector.status(hq)
+    assert lagging["lag_events"] == logged.stored and lagging["projected_through"] is None
+    assert projector.project_all(hq) == logged.stored
+    assert people_at_hq(hq) == 1
+    caught_up = projector.status(hq)
+    assert caught_up["lag_events"] == 0 and caught_up["lag_seconds"] == 0.0
+    assert caught_up["projected_through"] is not None
+    # A resend of what is stored is a duplicate: not stored again, nothing to project.
+    resent = hq_log.ingest(hq_log.of(hq.data_dir), node.node_id, SHELTER, own_events(node),
+                           int(time.time() * 1000))
+    assert resent.duplicates == len(own_events(node)) and resent.stored == 0
+    assert hq_log.head(hq_log.of(hq.data_dir)) == logged.stored
+
+
+def test_the_log_checks_what_needs_no_state_and_leaves_the_rest_to_the_projector(pair):
+    hq, node = pair
+    register(node)
+    register(node, "次郎")
+    events = own_events(node)
+    # A gap: the batch stops and asks for what is missing; nothing after it is stored.
+    gap = push(hq, node, events[1:])
+    assert gap.need_from == 1 and gap.stored == 0 and gap.acked_seq == 0
+    # A wrong shape takes its place; another node's event is not this one's to send.
+    broken = {**events[0], "hlc": "not a clock"}
+    foreign = {**events[1], "node_id": "NOTHERNODE",
+               "hlc": events[1]["hlc"][:25] + "NOTHERNODE"}
+    logged = push(hq, node, [broken, foreign, *events[1:]])
+    assert logged.acked_seq == len(events)
+    reasons = [q["reason"] for q in logged.quarantined]
+    assert reasons[0] == "hlc cannot be read" and hq_log.NOT_ITS_OWN in reasons
+    projector.project_all(hq)
+    # The projector judged them too, and keeps them with their reasons for HQ's operator.
+    kept = [r[0] for r in hq.db.execute("SELECT reason FROM sync_quarantine "
+                                        "ORDER BY quarantine_id")]
+    assert "hlc cannot be read" in kept
+    assert any("own events" in r for r in kept)
+    assert people_at_hq(hq) == 1  # the second household; the first was broken
+
+
+def test_the_log_takes_batches_while_the_projector_holds_the_read_models(pair):
+    hq, node = pair
+    register(node)
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with hq.applying():  # the projector's write transaction, as long as it lasts
+            entered.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert entered.wait(10)
+        logged = push(hq, node)  # another file, another writer: not held up
+        assert logged.stored == len(own_events(node))
+    finally:
+        release.set()
+        holder.join()
+    assert projector.project_all(hq) == logged.stored
+
+
+def test_a_failing_projection_is_quarantined_the_projector_goes_on_and_a_rebuild_recovers(
+        pair, monkeypatch):
+    hq, node = pair
+    register(node)
+    add_note(node.store, SHELTER, "給水車は15時", "m")
+    register(node, "次郎")
+    real = core_events.PROJECTIONS["day_note_added"]
+
+    def broken(db, event):  # a projection bug, shipped
+        raise ZeroDivisionError
+
+    monkeypatch.setitem(core_events.PROJECTIONS, "day_note_added", broken)
+    push(hq, node)
+    projector.project_all(hq)
+    reason = hq.db.execute("SELECT reason FROM sync_quarantine").fetchall()
+    assert reason == [("could not be applied (ZeroDivisionError)",)]
+    assert people_at_hq(hq) == 2  # the events behind it were applied
+    assert projector.status(hq)["lag_events"] == 0
+    # The bug fixed, the rebuild replays the log: the note is there, the quarantine gone.
+    monkeypatch.setitem(core_events.PROJECTIONS, "day_note_added", real)
+    figures = hq_rebuild.rebuild(hq)
+    assert figures["log_rows"] == hq_log.head(hq_log.of(hq.data_dir))
+    assert hq.db.execute("SELECT text FROM day_notes").fetchall() == [("給水車は15時",)]
+    assert hq.db.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0] == 0
+    assert people_at_hq(hq) == 2
+
+
+def test_a_rebuild_while_batches_arrive_keeps_every_one_and_hqs_own_steps(pair):
+    hq, node = pair
+    for name in ("太郎", "次郎", "三郎"):
+        register(node, name)
+    request = supply_requests.request_supplies(
+        node.store, SHELTER, {"lines": [{"item_id": "water", "quantity": 10}]}, "m")
+    push(hq, node)
+    projector.project_all(hq)
+    supply_requests.acknowledge(hq.store, request, "明日届けます")  # HQ's own step
+    card = register(node, "四郎")["members"][0]["code"]
+    presence.scan(node.store, SHELTER, node.card_keys(), card, "check_in")
+    stop = threading.Event()
+
+    def arriving() -> None:  # a node's batches, one event at a time, all along
+        while not stop.is_set():
+            stored = hq_log.logged_seq(hq_log.of(hq.data_dir), node.node_id)
+            rest = [e for e in own_events(node) if e["seq"] > stored]
+            if rest:
+                push(hq, node, rest[:1])
+            projector.project_pending(hq)
+            time.sleep(0.001)
+
+    feeder = threading.Thread(target=arriving)
+    feeder.start()
+    try:
+        hq_rebuild.rebuild(hq)
+    finally:
+        stop.set()
+        feeder.join()
+    projector.project_all(hq)
+    assert hq_log.logged_seq(hq_log.of(hq.data_dir), node.node_id) == len(own_events(node))
+    assert people_at_hq(hq) == 4
+    assert hq.db.execute("SELECT status FROM supply_requests").fetchall() == [
+        ("acknowledged",)]
+    assert hq.db.execute("SELECT count(*) FROM presence WHERE status = 'present'"
+                         ).fetchone()[0] == 1
+
+
+def test_an_hq_from_before_the_log_adopts_its_events_and_rebuilds_the_same(pair):
+    from sync.apply import apply_batch
+
+    hq, node = pair
+    register(node)
+    apply_batch(hq.store, node.node_id, SHELTER, own_events(node))  # as HQ did before
+    request = supply_requests.request_supplies(
+        node.store, SHELTER, {"lines": [{"item_id": "water", "quantity": 5}]}, "m")
+    apply_batch(hq.store, node.node_id, SHELTER, [e for e in own_events(node)
+                                                   if e["payload"].get("request_id")])
+    supply_requests.acknowledge(hq.store, request)
+    assert projector.adopt_existing(hq) == len(own_events(node))
+    assert projector.adopt_existing(hq) == 0  # once
+    log_conn = hq_log.of(hq.data_dir)
+    assert hq_log.logged_seq(log_conn, node.node_id) == len(own_events(node))
+    hq_rebuild.rebuild(hq)
+    assert people_at_hq(hq) == 1
+    assert hq.db.execute("SELECT status FROM supply_requests").fetchall() == [
+        ("acknowledged",)]
+
+
+def test_a_log_copied_earlier_than_the_read_models_is_fenced_past_them(pair):
+    hq, node = pair
+    register(node)
+    push(hq, node)
+    projector.project_all(hq)
+    through = projector.position(hq.db)
+    # The standby's copy of the log is older than its read models: a fresh, empty one.
+    hq_log.forget_connections()
+    for made in hq.data_dir.glob("log.db*"):
+        made.unlink()
+    assert projector.adopt_existing(hq) == 0
+    log_conn = hq_log.of(hq.data_dir)
+    assert hq_log.logged_seq(log_conn, node.node_id) == 0  # the node re-sends it all
+    again = push(hq, node)
+    assert min(again.log_ids) == through + 1  # never a position already projected
+    projector.project_all(hq)
+    assert people_at_hq(hq) == 1  # once
+
+
+def test_the_log_is_owner_only_and_refuses_change(pair):
+    hq, node = pair
+    register(node)
+    push(hq, node)
+    mode = stat.S_IMODE((hq.data_dir / "log.db").stat().st_mode)
+    assert mode == 0o600
+    conn = hq_log.of(hq.data_dir)
+    with pytest.raises(Exception, match="never changed"):
+        conn.execute("DELETE FROM log")
+    with pytest.raises(Exception, match="never changed"):
+        conn.execute("UPDATE log SET event = '{}'")
+
+
+def test_the_summary_says_how_far_the_figures_are(tmp_path):
+    app = create_app(tmp_path / "hq", role="hq")
+    hq = app.extensions["shelter"]
+    token = accounts.create_token(hq.store, "operator")
+    node = NodeContext(tmp_path / "node", shelter_id=SHELTER)
+    register(node)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    with projector.holding(hq.data_dir):  # the server's projector waits
+        logged = push(hq, node)
+        held = client.get("/api/v1/summary", headers=headers).get_json()
+        assert held["projection_lag_events"] == logged.stored
+        assert held["projected_through"] is None
+        page = client.get("/hq/sync?lang=en", headers=headers).get_data(as_text=True)
+        assert f"{logged.stored} more events are stored and waiting" in page
+    projector.wake(hq.data_dir)
+    after = wait_until(lambda: (s := client.get("/api/v1/summary", headers=headers)
+                                .get_json())["projection_lag_events"] == 0 and s,
+                       timeout=30, what="the server's projector catches up")
+    assert after["projected_through"] is not None and after["projection_lag_seconds"] == 0
+    hq_log.forget_connections()
+
+
+def test_shelter_hq_rebuild_on_the_command_line(tmp_path):
+    hq = NodeContext(tmp_path / "hq", role="hq", shelter_id="HQ")
+    node = NodeContext(tmp_path / "node", shelter_id=SHELTER)
+    register(node)
+    push(hq, node)
+    hq_log.forget_connections()
+    done = run_cli("hq", "rebuild", "--data", str(hq.data_dir))
+    assert "rebuilt HQ's read models" in done.stdout, done.stdout + done.stderr
+    assert people_at_hq(hq) == 1
+    assert meta.get(hq.db, projector.POSITION) == str(len(own_events(node)))
+    assert not list(hq.data_dir.glob("rebuild.db*"))
