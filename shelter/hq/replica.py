@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from sqlite_utils import Database
 
 from shelter.core import atrest, backup, meta, tls
-from shelter.core.node import DB_FILE
+from shelter.core.node import DB_FILE, LOG_FILE
 from shelter.core.server import Listener, _die_with_parent
 
 CONFIG_FILE = "litestream.yml"
@@ -74,8 +74,8 @@ def replica_url(value: str) -> str:
                        "file:///mnt/standby/hq) or sftp://user@host/path")
 
 
-def _db_url(url: str) -> str:
-    return f"{url}/{Path(DB_FILE).stem}"
+def _db_url(url: str, name: str = DB_FILE) -> str:
+    return f"{url}/{Path(name).stem}"
 
 
 def local_dir(url: str) -> Path | None:
@@ -112,8 +112,11 @@ def write_config(data_dir: Path, url: str) -> Path:
             raise ReplicaError(f"an sftp replica is reached with HQ's key {key}: make one "
                                "(ssh-keygen -t ed25519) and authorize it on the server")
         replica.update({"host-key-path": str(host_key), "key-path": str(key)})
-    lines = ["dbs:", f"  - path: {json.dumps(str((data_dir / DB_FILE).resolve()))}",
-             "    replica:"] + [f"      {k}: {json.dumps(v)}" for k, v in replica.items()]
+    lines = ["dbs:"]
+    for name in (DB_FILE, LOG_FILE):  # HQ's read models, and its log (sync/log.py)
+        lines += [f"  - path: {json.dumps(str((data_dir / name).resolve()))}", "    replica:"]
+        lines += [f"      {k}: {json.dumps(v)}"
+                  for k, v in {**replica, "url": _db_url(url, name)}.items()]
     path = data_dir / CONFIG_FILE
     atrest.write_private(path, ("\n".join(lines) + "\n").encode())
     return path
@@ -242,11 +245,34 @@ def restore(data_dir: Path, url: str) -> tuple[str, str, str | None]:
         raise ReplicaError(f"{data_dir} holds a database already: restore into a new "
                            "directory (the standby's)")
     atrest.private_dir(data_dir)
-    partial = data_dir / f".{DB_FILE}.restoring"
-    for stale in data_dir.glob(f".{DB_FILE}.restoring*"):
+    partial = _fetch(data_dir, url, DB_FILE, required=True)
+    assert partial is not None
+    log_partial = _fetch(data_dir, url, LOG_FILE, required=False)
+    try:
+        restored = _adopt(data_dir, partial, target, url)
+    except ReplicaError:
+        _discard(partial)
+        raise
+    except sqlite3.DatabaseError:
+        _discard(partial)
+        raise ReplicaError(f"{url} does not hold a usable HQ database") from None
+    finally:
+        if log_partial is not None and not target.exists():
+            _discard(log_partial)
+    if log_partial is not None:  # HQ fences its log past what the read models hold
+        log_partial.rename(data_dir / LOG_FILE)
+        atrest.restrict_database(data_dir / LOG_FILE)
+    return restored
+
+
+def _fetch(data_dir: Path, url: str, name: str, required: bool) -> Path | None:
+    """Restore one of HQ's files from the replica into a hidden partial file. The log
+    may be missing (a replica made before HQ kept one): None, and nodes re-send."""
+    partial = data_dir / f".{name}.restoring"
+    for stale in data_dir.glob(f".{name}.restoring*"):
         stale.unlink()
     try:
-        done = subprocess.run([binary(), "restore", "-o", str(partial), _db_url(url)],  # noqa: S603
+        done = subprocess.run([binary(), "restore", "-o", str(partial), _db_url(url, name)],  # noqa: S603
                               capture_output=True, text=True, timeout=RESTORE_SECONDS,
                               preexec_fn=_private, check=False)  # noqa: PLW1509
     except subprocess.TimeoutExpired:
@@ -255,17 +281,24 @@ def restore(data_dir: Path, url: str) -> tuple[str, str, str | None]:
                            "(is the volume reachable?)") from None
     if done.returncode != 0 or not partial.is_file():
         _discard(partial)
+        if not required:
+            return None
         said = (done.stderr or done.stdout).strip().splitlines()
         raise ReplicaError(f"could not restore from {url}: "
                            f"{said[-1] if said else 'no database there'}")
-    try:
-        return _adopt(data_dir, partial, target, url)
-    except ReplicaError:
-        _discard(partial)
-        raise
-    except sqlite3.DatabaseError:
-        _discard(partial)
-        raise ReplicaError(f"{url} does not hold a usable HQ database") from None
+    if not required:
+        conn = sqlite3.connect(str(partial), isolation_level=None)
+        try:
+            usable = conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            conn.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.DatabaseError:
+            usable = False
+        finally:
+            conn.close()
+        if not usable:
+            _discard(partial)
+            return None
+    return partial
 
 
 def _discard(partial: Path) -> None:
