@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Flask
 
 import shelter.hq  # noqa: F401  (the domain's projections, HQ's store hooks)
+from shelter import projecting
 from shelter.core.errors import N_
 from shelter.core.node import NodeContext
 from shelter.hq import refresher
@@ -59,12 +60,15 @@ LOOKS: dict[str, Look] = {
 }
 # What a role runs beside its routes: HQ projects its log into its read models
 # (sync/projector.py) and keeps its numbers ready (shelter/hq/refresher.py).
-def _hq_beside(ctx: NodeContext) -> None:
-    projector.ensure_projector(ctx)
+def _hq_beside(ctx: NodeContext, config: Any) -> None:
+    if config["PROJECTOR"] == "process":  # HQ's server: on a core of its own
+        projecting.start(ctx.data_dir)
+    else:
+        projector.ensure_projector(ctx)
     refresher.ensure_refresher(ctx)
 
 
-START: dict[str, Callable[[NodeContext], None]] = {"hq": _hq_beside}
+START: dict[str, Callable[[NodeContext, Any], None]] = {"hq": _hq_beside}
 
 
 def create_app(data_dir: str | Path | None = None, role: str = "node",
@@ -92,6 +96,9 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
         SOCK_SERVER_OPTIONS={"max_message_size": 1_500_000},
         # `shelter node --sync-standby`: seconds a write waits for the standby (None: none).
         STANDBY_WAIT_SECONDS=None,
+        # HQ: "process" runs the projector as a process of its own (shelter/projecting.py),
+        # as `shelter hq` does; else a thread of this one.
+        PROJECTOR="thread",
     )
     app.config.from_prefixed_env("SHELTER")
     if test_config:
@@ -110,5 +117,5 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
     for blueprint in ROUTES[node.role]:
         app.register_blueprint(blueprint)
     if node.role in START:
-        START[node.role](node)
+        START[node.role](node, app.config)
     return app

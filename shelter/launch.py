@@ -82,7 +82,8 @@ def hq_listener(ctx: NodeContext, port: int, host: str) -> tuple[server.Listener
     # restored one fences its log past what its read models hold (sync/projector.py).
     projector.adopt_existing(ctx)
     listener = server.Listener("https hq", f"{host}:{port}", server.app_env(
-        ctx.data_dir, ROLE="hq", SESSION_COOKIE_SECURE=True), tls=(cert, key),
+        ctx.data_dir, ROLE="hq", SESSION_COOKIE_SECURE=True, PROJECTOR="process"),
+        tls=(cert, key),
         threads=server.HQ_THREADS)
     ca_cert, _ = tls.ca_paths(ctx.data_dir)
     shown = "localhost" if host in ("127.0.0.1", "localhost") else \

@@ -56,6 +56,9 @@ _SCHEMA = (
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 _local = threading.local()
+# One encoder for every event stored (json.dumps with options makes one per call).
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+KEPT_PER_THREAD = 4  # log connections a thread keeps open (one HQ has one; tests have many)
 
 
 def path_of(data_dir: Path | str) -> Path:
@@ -86,9 +89,12 @@ def of(data_dir: Path | str) -> sqlite3.Connection:
     if conns is None:
         conns = _local.conns = {}
     key = str(Path(data_dir).resolve())
-    conn = conns.get(key)
+    conn = conns.pop(key, None)
     if conn is None:
-        conn = conns[key] = connect(data_dir)
+        conn = connect(data_dir)
+        while len(conns) >= KEPT_PER_THREAD:  # the least recently used one goes
+            conns.pop(next(iter(conns))).close()
+    conns[key] = conn  # the most recently used last
     return conn
 
 
@@ -233,7 +239,7 @@ def stored_text(raw: Any) -> str:
     """The event as stored: canonical JSON (sorted keys), so that a resend with its fields
     in another order is the same text and digest."""
     try:
-        return json.dumps(raw, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return _CANONICAL.encode(raw)
     except (TypeError, ValueError, RecursionError):
         return '"(not kept: it could not be written out)"'
 

@@ -199,9 +199,10 @@ def _iso(ms: int) -> str:
 class Projector(threading.Thread):
     """HQ's server runs one: a round whenever rows are logged, or every second."""
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: Any, idle_seconds: float = IDLE_SECONDS) -> None:
         super().__init__(name="hq-projector", daemon=True)
         self.node = node
+        self.idle_seconds = idle_seconds
         self.stop = threading.Event()
         with _guard:
             self.woken = _wakes.setdefault(_key(node.data_dir), threading.Event())
@@ -219,7 +220,7 @@ class Projector(threading.Thread):
                 done = 0
                 self.stop.wait(1.0)
             if done == 0:
-                self.woken.wait(IDLE_SECONDS)
+                self.woken.wait(self.idle_seconds)
 
 
 _started: dict[str, Projector] = {}
