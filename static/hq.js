@@ -110,6 +110,8 @@
     online: function (up) { state.classList.toggle("offline", !up); },
     message: function (s) {
       if (s.totals) applyTotals(s.totals);
+      var projection = document.getElementById("projection");
+      if (s.projection && projection) projection.outerHTML = s.projection;  // rendered by HQ, escaped
       Object.keys(s.rows || {}).forEach(function (id) { applyRow(id, s.rows[id]); });
       Object.keys(s.dots || {}).forEach(function (id) { live.applyDot(id, s.dots[id]); });
       if (scroller && hint) fit();

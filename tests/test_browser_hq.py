@@ -80,6 +80,10 @@ def test_the_dashboard_follows_the_shelters_live_and_shows_silence(prefecture, b
     assert page.evaluate(f"document.querySelector(\"{dot}\").getAttribute('class')") == \
         "dot crowd-somewhat_crowded status-open"
     assert page.evaluate("window.notReloaded === true")
+    # How far the figures are follows live too: everything HQ received is counted.
+    wait_js(page, "document.getElementById('projection').dataset.lagEvents === '0' && "
+                  "document.getElementById('projection').textContent.includes("
+                  "'受け取ったすべてのイベント')", 30)
 
     # B's node stops: within the silence threshold (plus a refresh) its row and dot say so.
     b.stop()

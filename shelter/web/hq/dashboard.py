@@ -109,7 +109,7 @@ def live(ws: Any) -> None:
     seen = -1
     sent_rows: dict[str, Any] = {}
     sent_dots: dict[str, Any] = {}
-    sent_totals = None
+    sent_totals = sent_projection = None
     quiet_since = time.monotonic()
     allowed = Recheck("operator")
     while ws.connected:
@@ -120,11 +120,14 @@ def live(ws: Any) -> None:
         state = board.live_state(ctx)
         rows = {k: v for k, v in state["rows"].items() if sent_rows.get(k) != v}
         dots = {k: v for k, v in state["dots"].items() if sent_dots.get(k) != v}
-        if rows or dots or state["totals"] != sent_totals:
-            ws.send(json.dumps({"totals": state["totals"], "rows": rows, "dots": dots},
-                               ensure_ascii=False))
+        # How far the figures are: the page's own line, in its language, when it changes.
+        projection = render_template("hq/_projection.html",
+                                     projection=projector.status(ctx))
+        if rows or dots or state["totals"] != sent_totals or projection != sent_projection:
+            ws.send(json.dumps({"totals": state["totals"], "rows": rows, "dots": dots,
+                                "projection": projection}, ensure_ascii=False))
             sent_rows, sent_dots = dict(state["rows"]), dict(state["dots"])
-            sent_totals = state["totals"]
+            sent_totals, sent_projection = state["totals"], projection
             quiet_since = time.monotonic()
             time.sleep(MIN_PUSH_SECONDS)  # later changes are gathered into the next push
         elif time.monotonic() - quiet_since > LIVE_KEEPALIVE_SECONDS:
