@@ -89,6 +89,7 @@ class Shelters(RuleBasedStateMachine):
         for ctx in [getattr(self, "hq", None), *getattr(self, "nodes", [])]:
             if ctx is not None:
                 ctx.db.conn.close()
+        hq_log.forget_connections()
         shutil.rmtree(getattr(self, "root", ""), ignore_errors=True)
 
     @rule(i=st.integers(0, 2), name=st.sampled_from(NAMES), size=st.integers(1, 2))
