@@ -3,14 +3,17 @@
 
 (a) backlog: one node with --events events (registrations and check-ins) catching up with
     a fresh HQ through the real `shelter node` and `shelter hq` processes: events per second
-    end to end (projections included), bytes per event on the wire (compressed batches),
+    acknowledged (stored in HQ's log) and end to end (projected into HQ's read models), the
+    projector's lag behind the log (p99 of samples every 20 ms), bytes per event on the wire
+    (compressed batches),
     HQ's peak memory (the gunicorn worker's VmHWM), and the CPU time each side spent per
     event (what decides the rate on a 2-core machine);
 (b) floor, in the same round: the same rows as the same zlib-compressed JSON batches over a
     loopback socket into a bare receiver that inserts them into SQLite (WAL,
-    synchronous=FULL); and the ratio of (a) to it;
+    synchronous=FULL); and the ratio of each rate of (a) to it;
 (c) reconnect: --nodes nodes with --per-node events each connecting at once (sync clients
-    in this process, HQ real): seconds until all are caught up.
+    in this process, HQ real): seconds until all are stored and until all are projected,
+    and the projector's lag meanwhile (p99 and max of samples every 0.2 s).
 
 (d) thin link: --thin-events events pushed over a link that cuts every connection after
     --thin-kb KB, and over a plain one, interleaved --rounds times: events per second
@@ -107,6 +110,7 @@ def wire_events(ctx: NodeContext) -> list[dict]:
 
 
 def hq_acked(hq_db: Path, node_id: str) -> int:
+    """How far HQ's read models (``hq_db``) have projected a node's sequence."""
     conn = sqlite3.connect(f"file:{hq_db}?mode=ro", uri=True, timeout=30)
     try:
         row = conn.execute("SELECT acked_seq FROM sync_origins WHERE node_id = ?",
@@ -114,6 +118,57 @@ def hq_acked(hq_db: Path, node_id: str) -> int:
         return int(row[0]) if row else 0
     finally:
         conn.close()
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
+
+
+class Progress:
+    """How far a running HQ (its data directory) has a node: stored in its log (what it
+    acknowledges), projected into its read models, and the projector's lag behind the log
+    in seconds (the oldest row not projected yet)."""
+
+    def __init__(self, hq_data: Path) -> None:
+        self.hq_data = hq_data
+        self.log: sqlite3.Connection | None = None
+        self.db: sqlite3.Connection | None = None
+
+    def _open(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+        if self.log is None or self.db is None:
+            self.log = sqlite3.connect(f"file:{self.hq_data / 'log.db'}?mode=ro", uri=True,
+                                       timeout=30, isolation_level=None)
+            self.db = sqlite3.connect(f"file:{self.hq_data / 'shelter.db'}?mode=ro",
+                                      uri=True, timeout=30, isolation_level=None)
+        return self.log, self.db
+
+    def logged(self, node_id: str) -> int:
+        try:
+            row = self._open()[0].execute("SELECT logged_seq FROM log_origins WHERE "
+                                          "origin = ?", [node_id]).fetchone()
+        except sqlite3.OperationalError:  # not made yet
+            self.log = None
+            return 0
+        return int(row[0]) if row else 0
+
+    def projected(self, node_id: str) -> int:
+        row = self._open()[1].execute("SELECT acked_seq FROM sync_origins WHERE node_id = ?",
+                                      [node_id]).fetchone()
+        return int(row[0]) if row else 0
+
+    def lag_seconds(self) -> float:
+        log, db = self._open()
+        through = db.execute("SELECT value FROM meta WHERE key = 'projected_log_id'"
+                             ).fetchone()
+        row = log.execute("SELECT received_ms FROM log WHERE log_id > ? ORDER BY log_id "
+                          "LIMIT 1", [int(through[0]) if through else 0]).fetchone()
+        return max(0.0, time.time() - row[0] / 1000) if row else 0.0
+
+    def close(self) -> None:
+        for conn in (self.log, self.db):
+            if conn is not None:
+                conn.close()
 
 
 def descendants(pid: int) -> list[int]:
@@ -265,26 +320,37 @@ def backlog(tmp: Path, events: int, replica: bool = False) -> dict[str, float]:
                                  str(node_port), "--host", "127.0.0.1", "--hq",
                                  f"https://127.0.0.1:{hq_port}"],
                                 stdout=subprocess.DEVNULL, start_new_session=True)
+        progress = Progress(hq_data)
         try:
-            first_at = None
+            first_at = acked_at = None
+            lags: list[float] = []
             deadline = time.monotonic() + 1800
             while time.monotonic() < deadline:
-                done = hq_acked(hq_data / "shelter.db", ctx.node_id)
-                if done and first_at is None:
+                stored = progress.logged(ctx.node_id)
+                if stored and first_at is None:
                     first_at = time.perf_counter()
-                if done >= total:
+                if stored >= total and acked_at is None:
+                    acked_at = time.perf_counter()
+                if stored:
+                    lags.append(progress.lag_seconds())
+                if progress.projected(ctx.node_id) >= total:
                     break
                 time.sleep(0.02)
             elapsed = time.perf_counter() - started
+            acked_elapsed = (acked_at or time.perf_counter()) - started
             node_cpu = cpu_seconds([node.pid, *descendants(node.pid)])
             hq_cpu = cpu_seconds(hq_pids) - hq_cpu
         finally:
+            progress.close()
             benchlib.stop(node)
         ctx.db.conn.close()
         result = {
             "events": total, "seconds": round(elapsed, 2),
             "startup_seconds": round((first_at or started) - started, 2),
+            # Acknowledged: stored in HQ's log. Projected: in HQ's figures (end to end).
+            "acknowledged_events_per_second": round(total / acked_elapsed),
             "events_per_second": round(total / elapsed),
+            "projector_lag_p99_seconds": round(p99(lags), 2),
             "node_cpu_us_per_event": round(node_cpu / total * 1e6, 1),
             "hq_cpu_us_per_event": round(hq_cpu / total * 1e6, 1),
             "bytes_per_event": round(wire_bytes / total, 1),
@@ -299,8 +365,11 @@ def backlog(tmp: Path, events: int, replica: bool = False) -> dict[str, float]:
     emit(part="backlog", replica=replica, **result)
     result["floor_events_per_second"] = round(floor(rows, tmp / "floor.db"))
     result["ratio"] = round(result["events_per_second"] / result["floor_events_per_second"], 3)
+    result["acknowledged_ratio"] = round(result["acknowledged_events_per_second"]
+                                         / result["floor_events_per_second"], 3)
     emit(part="floor", events=total, events_per_second=result["floor_events_per_second"],
-         end_to_end_to_floor=result["ratio"])
+         acknowledged_to_floor=result["acknowledged_ratio"],
+         projected_to_floor=result["ratio"])
     return result
 
 
@@ -336,17 +405,30 @@ def reconnect(tmp: Path, nodes: int, per_node: int) -> None:
         started = time.perf_counter()
         for node_ctx in contexts:
             client.SyncClient(node_ctx.data_dir, stop, max_backoff=2.0).start()
-        waiting = {n.node_id: n for n in contexts}
+        stored = {n.node_id: n for n in contexts}
+        waiting = dict(stored)
+        progress, lags = Progress(hq_data), []
+        acked_elapsed = None
         deadline = time.monotonic() + 300
         while waiting and time.monotonic() < deadline:
+            for node_id in list(stored):
+                if progress.logged(node_id) >= per_node:
+                    del stored[node_id]
+            if not stored and acked_elapsed is None:
+                acked_elapsed = time.perf_counter() - started
             for node_id in list(waiting):
-                if hq_acked(hq_data / "shelter.db", node_id) >= per_node:
+                if progress.projected(node_id) >= per_node:
                     del waiting[node_id]
+            lags.append(progress.lag_seconds())
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
+        progress.close()
         stop.set()
         emit(part="reconnect", nodes=nodes, events_each=per_node,
              caught_up=nodes - len(waiting), seconds=round(elapsed, 2),
+             acknowledged_seconds=round(acked_elapsed or elapsed, 2),
+             projector_lag_p99_seconds=round(p99(lags), 2),
+             projector_lag_max_seconds=round(max(lags, default=0.0), 2),
              hq_peak_memory_mib=round(peak_kib(descendants(hq.pid)) / 1024, 1))
     finally:
         benchlib.stop(hq)
@@ -382,7 +464,9 @@ def main() -> int:
                  ratio_to_plain=round(statistics.median(ratios), 3),
                  hq_cpu_us_per_event=statistics.median(r["hq_cpu_us_per_event"]
                                                        for r in replicated))
-        keys = ("events_per_second", "floor_events_per_second", "ratio", "seconds",
+        keys = ("acknowledged_events_per_second", "events_per_second",
+                "floor_events_per_second", "acknowledged_ratio", "ratio",
+                "projector_lag_p99_seconds", "seconds",
                 "startup_seconds", "node_cpu_us_per_event", "hq_cpu_us_per_event",
                 "hq_peak_memory_mib", "check_us_per_event", "check_share_of_hq_cpu")
         emit(part="backlog_median", rounds=len(rounds),
