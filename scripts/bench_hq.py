@@ -5,7 +5,9 @@ ingest path (sync.apply, projections, outbox, marks); then p50/p95 of
 GET /api/v1/summary, GET /api/v1/shelters, the dashboard page (/hq) and the large map
 (/hq/map) under concurrent clients, against the real `shelter` WSGI app in gunicorn, at
 each size in --evacuees (so that "flat as evacuees grow" is measured), with the bare
-baseline app's GET in the same run.
+baseline app's GET in the same run. At the largest size, the summary and the dashboard
+again while a --backlog of check-ins and check-outs (200 nodes' batches) is stored into
+HQ's log and projected by HQ's projector in the server (HQ stores first, projects after).
 
     .venv/bin/python scripts/bench_hq.py [--evacuees 150000 1500000] [--seconds 8]
 """
@@ -20,6 +22,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -35,6 +38,7 @@ from shelter.core.node import NodeContext  # noqa: E402
 from shelter.domain import accounts  # noqa: E402
 from shelter.hq import outlines  # noqa: E402
 from shelter.hq.shelters import import_file  # noqa: E402
+from sync import log as hq_log  # noqa: E402
 from sync.apply import apply_batch  # noqa: E402
 
 GSI = ROOT.parent / "shared" / "data" / "osaka-designated-shelters.geojson"
@@ -140,6 +144,92 @@ def wait_refreshed(db_path: Path, timeout: float = 1800) -> float:
     raise SystemExit("HQ did not finish computing the shelters' numbers")
 
 
+def backlog_batches(hq: NodeContext, shelters: list[Shelter], events: int,
+                    rng: random.Random) -> list[tuple[Shelter, list[dict]]]:
+    """``events`` check-outs and check-ins of people registered at 200 shelters, each
+    shelter's in its node's batches of up to 500 (as 200 nodes coming back online send
+    them), the batches of all of them interleaved."""
+    out: list[tuple[Shelter, list[dict]]] = []
+    nodes = rng.sample([s for s in shelters if s.seq > 0], min(200, len(shelters)))
+    per_node = events // len(nodes)
+    for shelter in nodes:
+        people = [r[0] for r in hq.db.execute(
+            "SELECT person_id FROM persons WHERE issuing_shelter = ? LIMIT 500",
+            [shelter.shelter_id])]
+        batch: list[dict] = []
+        for n in range(per_node):
+            batch.append(shelter.event("presence_changed", {
+                "person_id": people[(n // 2) % len(people)], "shelter_id": shelter.shelter_id,
+                "action": "check_out" if n % 2 == 0 else "check_in", "destination": "",
+                "destination_detail": "", "actor": "bench"}))
+            if len(batch) == 500:
+                out.append((shelter, batch))
+                batch = []
+        if batch:
+            out.append((shelter, batch))
+    rng.shuffle(out)
+    return out
+
+
+def streaming(hq: NodeContext, shelters: list[Shelter], size: int, hq_port: int, token: str,
+              clients: int, seconds: float, events: int, rng: random.Random) -> None:
+    """The summary's and the dashboard's p50/p95 while ``events`` events arrive in HQ's log
+    (stored as the /sync socket stores them, from this process) and HQ's projector, in the
+    server, applies them: what staff see while 200 nodes catch up."""
+    with sqlite3.connect(hq.db_path) as conn:  # the log takes over where the load ended
+        conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                         [("projected_log_id", str(hq_log.head(hq_log.of(hq.data_dir))))])
+    log_conn = hq_log.of(hq.data_dir)
+    with hq_log.writing(log_conn):
+        log_conn.executemany("INSERT OR REPLACE INTO log_origins (origin, shelter_id, "
+                             "logged_seq) VALUES (?, ?, ?)",
+                             [(s.node_id, s.shelter_id, s.seq) for s in shelters])
+    batches = backlog_batches(hq, shelters, events, rng)
+    total = sum(len(b) for _, b in batches)
+    stored_at: list[float] = []
+
+    def send() -> None:
+        started = time.perf_counter()
+        for shelter, batch in batches:
+            logged = hq_log.ingest(log_conn, shelter.node_id, shelter.shelter_id, batch,
+                                   int(time.time() * 1000))
+            assert logged.stored == len(batch), logged
+        stored_at.append(time.perf_counter() - started)
+
+    headers = {"Authorization": f"Bearer {token}"}
+    sender = threading.Thread(target=send)
+    started = time.perf_counter()
+    sender.start()
+    results = {}
+    for name, path in (("summary", "/api/v1/summary"), ("dashboard", "/hq")):
+        results[name] = benchlib.load("hq", hq_port, path, headers, clients, seconds / 2,
+                                      None, 200, method="GET")
+    sender.join()
+    with sqlite3.connect(f"file:{hq.db_path}?mode=ro", uri=True) as conn:
+        through = int(conn.execute("SELECT value FROM meta WHERE key = 'projected_log_id'"
+                                   ).fetchone()[0])
+    projected_while_measured = through - (hq_log.head(log_conn) - total)
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        with sqlite3.connect(f"file:{hq.db_path}?mode=ro", uri=True) as conn:
+            through = int(conn.execute("SELECT value FROM meta WHERE key = "
+                                       "'projected_log_id'").fetchone()[0])
+        if through >= hq_log.head(log_conn):
+            break
+        time.sleep(0.1)
+    projected_in = time.perf_counter() - started
+    for name, figures in results.items():
+        emit(part="latency_while_streaming", target=name, evacuees=size, clients=clients,
+             backlog_events=total, failures=figures["failures"],
+             per_second=figures["per_second"], p50_ms=figures["p50_ms"],
+             p95_ms=figures["p95_ms"])
+    emit(part="streaming", evacuees=size, backlog_events=total,
+         stored_in_seconds=round(stored_at[0], 2) if stored_at else None,
+         projected_in_seconds=round(projected_in, 2),
+         projected_while_measured=projected_while_measured,
+         projected_events_per_second=round(total / projected_in))
+
+
 def measure(size: int, hq_port: int, base_port: int, token: str, clients: int,
             seconds: float, rounds: int) -> None:
     headers = {"Authorization": f"Bearer {token}"}
@@ -171,6 +261,10 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backlog", type=int, default=100_000,
+                        help="at the largest size, the summary and dashboard again while "
+                             "this many events stream into HQ's log and are projected "
+                             "(0: skip)")
     args = parser.parse_args()
     rng = random.Random(2026)
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -210,6 +304,9 @@ def main() -> int:
                      seconds=round(wait_refreshed(hq.db_path), 1))
                 measure(size, hq_port, base_port, token, args.clients, args.seconds,
                         args.rounds)
+                if args.backlog and size == max(args.evacuees):
+                    streaming(hq, shelters, size, hq_port, token, args.clients,
+                              args.seconds, args.backlog, rng)
             finally:
                 benchlib.stop(app, base)
         hq.db.conn.close()
