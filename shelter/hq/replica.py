@@ -244,8 +244,14 @@ def restore(data_dir: Path, url: str) -> tuple[str, str, str | None]:
     if target.exists():
         raise ReplicaError(f"{data_dir} holds a database already: restore into a new "
                            "directory (the standby's)")
+    made = not data_dir.exists()
     atrest.private_dir(data_dir)
-    partial = _fetch(data_dir, url, DB_FILE, required=True)
+    try:
+        partial = _fetch(data_dir, url, DB_FILE, required=True)
+    except ReplicaError:
+        if made and not any(data_dir.iterdir()):  # a failed restore leaves nothing behind
+            data_dir.rmdir()
+        raise
     assert partial is not None
     log_partial = _fetch(data_dir, url, LOG_FILE, required=False)
     try:
