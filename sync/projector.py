@@ -113,8 +113,10 @@ def _apply_run(store: EventStore, run: list[tuple[Any, ...]]) -> Applied:
     try:
         result = apply_batch(store, origin, shelter_id, events, now_ms=int(run[-1][3]))
     except Exception as error:  # noqa: BLE001 - quarantined, and the projector goes on
-        logger.error("log rows %s-%s of node %s could not be projected (%s)", run[0][0],
-                     run[-1][0], origin, type(error).__name__)
+        if len(run) > 1:  # row by row: only what fails is set aside
+            return _one_by_one(store, run)
+        logger.error("log row %s of node %s could not be projected (%s)", run[0][0],
+                     origin, type(error).__name__)
         return _set_aside(store, origin, shelter_id, events,
                           f"could not be projected ({type(error).__name__})")
     if result.need_from is not None:  # the log skips a place: never by its own rules
@@ -125,6 +127,18 @@ def _apply_run(store: EventStore, run: list[tuple[Any, ...]]) -> Applied:
                           f"not projected: HQ's log has no event {result.need_from} before it")
         result.quarantined += rest.quarantined
     return result
+
+
+def _one_by_one(store: EventStore, run: list[tuple[Any, ...]]) -> Applied:
+    total = Applied(0)
+    for row in run:
+        done = _apply_run(store, [row])
+        total.acked_seq = max(total.acked_seq, done.acked_seq)
+        total.applied += done.applied
+        total.duplicates += done.duplicates
+        total.quarantined += done.quarantined
+        total.conflicts += done.conflicts
+    return total
 
 
 def _set_aside(store: EventStore, origin: str, shelter_id: str, events: list[Any],

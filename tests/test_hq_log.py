@@ -280,3 +280,26 @@ def test_shelter_hq_rebuild_on_the_command_line(tmp_path):
     assert people_at_hq(hq) == 1
     assert meta.get(hq.db, projector.POSITION) == str(len(own_events(node)))
     assert not list(hq.data_dir.glob("rebuild.db*"))
+
+
+def test_a_row_that_breaks_the_rules_themselves_is_set_aside_alone(pair, monkeypatch):
+    import sync.apply
+
+    hq, node = pair
+    register(node)
+    add_note(node.store, SHELTER, "この行でだけ落ちる", "m")
+    register(node, "次郎")
+    real = sync.apply.refusal
+
+    def breaks_on_the_note(db, sender, kind, payload, *rest):  # a bug outside projections
+        if kind == "day_note_added":
+            raise RuntimeError("a bug in the rules")
+        return real(db, sender, kind, payload, *rest)
+
+    monkeypatch.setattr(sync.apply, "refusal", breaks_on_the_note)
+    push(hq, node)
+    projector.project_all(hq)
+    assert people_at_hq(hq) == 2  # its neighbours in the same run were applied
+    assert hq.db.execute("SELECT reason FROM sync_quarantine").fetchall() == [
+        ("could not be projected (RuntimeError)",)]
+    assert projector.status(hq)["lag_events"] == 0
