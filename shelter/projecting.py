@@ -3,29 +3,73 @@
 HQ's server (``shelter hq``) starts it beside its worker: the log and the projector then run
 on two cores instead of taking turns on one (a Python process runs one thread at a time),
 and it runs at a lower priority, so that taking in batches comes first and counting after.
-It dies with the worker that started it, and a new worker starts a new one; only one
-projects a data directory at a time (sync/projector.py, ``holding``). Servers made in a
-test, and any other, run the projector as a thread instead.
+It dies with the worker that started it, and a new worker starts a new one; if it dies on
+its own (a crash, kill -9, out of memory) the worker's watch starts it again after a pause that
+grows while it keeps dying, and says so in the log. Only one projects a data directory at a
+time (sync/projector.py, ``holding``). Servers made in a test, and any other, run the
+projector as a thread instead.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 IDLE_SECONDS = 0.1  # how often it looks when idle (no wake-up crosses processes)
+FIRST_PAUSE, LONGEST_PAUSE = 0.5, 30.0  # before a restart; doubles while it keeps dying
+STEADY_SECONDS = 60.0  # a run this long resets the pause
+
+logger = logging.getLogger("shelter.sync")
 
 
-def start(data_dir: Path) -> subprocess.Popen[bytes]:
-    """Start the projector process for ``data_dir`` (from HQ's worker)."""
-    from shelter.core.server import _die_with_parent
+class Watch:
+    """Keeps one projector process running for a data directory, from HQ's worker."""
 
-    return subprocess.Popen([sys.executable, "-m", "shelter.projecting", str(data_dir)],  # noqa: S603
-                            preexec_fn=_die_with_parent)  # noqa: PLW1509 (at start-up)
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.stop = threading.Event()
+        self.restarts = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        # The process is started from this thread: its death signal follows the thread
+        # that started it (PR_SET_PDEATHSIG), and this one lives as long as the worker.
+        self.thread = threading.Thread(target=self._run, name="projector-watch", daemon=True)
+        self.thread.start()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        from shelter.core.server import _die_with_parent
+
+        return subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "shelter.projecting", str(self.data_dir)],
+            preexec_fn=_die_with_parent)  # noqa: PLW1509 (nothing else forks here)
+
+    def _run(self) -> None:
+        pause = FIRST_PAUSE
+        while not self.stop.is_set():
+            began = time.monotonic()
+            self.process = self._spawn()
+            code = self.process.wait()
+            if self.stop.is_set():
+                return
+            if time.monotonic() - began >= STEADY_SECONDS:
+                pause = FIRST_PAUSE
+            self.restarts += 1
+            logger.warning("the projector stopped (exit %s); starting it again in %.1f s",
+                           code, pause)
+            if self.stop.wait(pause):
+                return
+            pause = min(pause * 2, LONGEST_PAUSE)
+
+
+def start(data_dir: Path) -> Watch:
+    """Start the projector process for ``data_dir``, and restart it whenever it dies."""
+    return Watch(data_dir)
 
 
 def main(argv: list[str]) -> int:

@@ -3,8 +3,8 @@ itself (SIGKILL, no clean-up) when it reaches that point, once (the marker file 
 Used by the tests to prove that a crash at the worst moment loses and doubles nothing.
 
 Points: ``after_send`` (node: a batch is on the wire, its ack not read), ``before_ack_saved``
-(node: the ack is read, not yet stored), ``hq_mid_apply`` (HQ: half a batch inserted, not
-committed).
+(node: the ack is read, not yet stored), ``hq_mid_apply`` (HQ's projector: half a run of
+the log applied, not committed).
 """
 
 from __future__ import annotations

@@ -139,7 +139,7 @@ def test_a_crash_at_the_worst_moment_loses_and_doubles_nothing(tmp_path, point):
             node = start_node(node.data, "--hq", hq.url, "--sync-max-backoff", "1")
         else:
             activity(node, 5, "落")
-            wait_until(marker.exists, timeout=60, what="HQ's worker to crash mid-batch")
+            wait_until(marker.exists, timeout=60, what="HQ's projector to crash mid-batch")
         assert marker.read_text() == point
         activity(node, 3, "後")
         assert_exactly_once(node, hq)
