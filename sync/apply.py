@@ -84,7 +84,7 @@ def apply_batch(store: EventStore, node_id: str, shelter_id: str, events: list[A
             problem = check_event(raw)
             if problem is not None:
                 seq = raw.get("seq") if isinstance(raw, dict) else None
-                if isinstance(seq, int) and seq == result.acked_seq + 1:
+                if type(seq) is int and seq == result.acked_seq + 1:  # as the log does
                     result.acked_seq = seq  # its place in the sequence is used up
                 _quarantine(db, node_id, raw, problem, result)
                 continue

@@ -29,9 +29,10 @@ from typing import Any
 from shelter.core import atrest, meta
 from shelter.core.backup import own_origins
 from shelter.core.events import EventStore
+from shelter.core.ids import new_id
 from sync import log as hq_log
 from sync.apply import Applied, apply_batch, quarantine
-from sync.protocol import for_wire
+from sync.protocol import STUB_TYPE, for_wire
 
 logger = logging.getLogger("shelter.sync")
 POSITION = "projected_log_id"
@@ -96,8 +97,8 @@ def project_rows(store: EventStore, rows: list[tuple[Any, ...]]) -> list[Run]:
     while start < len(rows):
         origin, shelter_id = rows[start][1], rows[start][2]
         end = start + 1
-        while end < len(rows) and rows[end][1] == origin and rows[end][2] == shelter_id:
-            end += 1
+        while end < len(rows) and rows[end][1:4] == rows[start][1:4]:
+            end += 1  # one sender, received at one moment: judged as of then
         run = rows[start:end]
         done.append((range(run[0][0], run[-1][0] + 1), _apply_run(store, run)))
         start = end
@@ -109,15 +110,16 @@ def project_rows(store: EventStore, rows: list[tuple[Any, ...]]) -> list[Run]:
 
 def _apply_run(store: EventStore, run: list[tuple[Any, ...]]) -> Applied:
     origin, shelter_id = run[0][1], run[0][2]
-    events = [json.loads(row[4]) for row in run]
+    events: list[Any] = []
     try:
+        events = [json.loads(row[4]) for row in run]
         result = apply_batch(store, origin, shelter_id, events, now_ms=int(run[-1][3]))
     except Exception as error:  # noqa: BLE001 - quarantined, and the projector goes on
         if len(run) > 1:  # row by row: only what fails is set aside
             return _one_by_one(store, run)
         logger.error("log row %s of node %s could not be projected (%s)", run[0][0],
                      origin, type(error).__name__)
-        return _set_aside(store, origin, shelter_id, events,
+        return _set_aside(store, origin, shelter_id, events or [r[4] for r in run],
                           f"could not be projected ({type(error).__name__})")
     if result.need_from is not None:  # the log skips a place: never by its own rules
         logger.error("node %s's log rows skip from %s", origin, result.need_from)
@@ -267,25 +269,72 @@ def adopt_existing(ctx: Any) -> int:
 
 
 def _adopt(db: Any, conn: Any) -> int:
+    """Each origin's places 1..acked_seq become log rows in HQ's order: its stored event,
+    else what HQ quarantined there (a rebuild judges it again), else a stub (a node-local
+    event, whose place was all HQ kept). An event HQ held as stamped too far ahead keeps
+    the time it was held as its receipt, so that a replay holds it again."""
     own = set(own_origins(db.conn))
-    shelters = dict(db.execute("SELECT node_id, shelter_id FROM sync_origins").fetchall())
-    now_ms, logged, rows, positions = int(time.time() * 1000), 0, [], []
+    origins = {r[0]: (r[1], int(r[2])) for r in db.execute(
+        "SELECT node_id, shelter_id, acked_seq FROM sync_origins")}
+    held = {r[0]: _ms(r[1]) for r in db.execute("SELECT event_id, at FROM sync_flags")}
+    kept = {(r[0], r[1]): r[2] for r in db.execute(
+        "SELECT node_id, seq, raw FROM sync_quarantine WHERE seq IS NOT NULL "
+        "ORDER BY quarantine_id DESC")}  # the first one kept at each place wins
+    now_ms, rows, positions = int(time.time() * 1000), [], []
+    done: dict[str, int] = {}
+
+    def log_row(origin: str, seq: int, event: Any, received_ms: int) -> None:
+        text = hq_log.stored_text(event)
+        rows.append((origin, origins.get(origin, ("", 0))[0], seq, received_ms,
+                     hq_log.digest_of(text), text))
+
+    def fill(origin: str, through: int) -> None:
+        for seq in range(done.get(origin, 0) + 1, through + 1):
+            log_row(origin, seq, _kept(kept.get((origin, seq))) or _stub(origin, seq), now_ms)
+        done[origin] = max(done.get(origin, 0), through)
+
     for row in db.query("SELECT * FROM events ORDER BY rowid"):
         if row["node_id"] in own:
-            positions.append((row["event_id"], logged))
+            positions.append((row["event_id"], len(rows)))
             continue
-        text = hq_log.stored_text(for_wire(row))
-        logged += 1
-        rows.append((row["node_id"], shelters.get(row["node_id"], ""), row["seq"], now_ms,
-                     hq_log.digest_of(text), text))
+        fill(row["node_id"], row["seq"] - 1)
+        log_row(row["node_id"], row["seq"], for_wire(row), held.get(row["event_id"], now_ms))
+        done[row["node_id"]] = max(done.get(row["node_id"], 0), row["seq"])
+    for origin, (_, acked) in origins.items():
+        if origin not in own:
+            fill(origin, acked)
     conn.executemany("INSERT INTO log (origin, shelter_id, seq, received_ms, digest, "
                      "event) VALUES (?, ?, ?, ?, ?, ?)", rows)
     conn.executemany("INSERT OR IGNORE INTO log_origins (origin, shelter_id, logged_seq) "
-                     "VALUES (?, ?, ?)", db.execute(
-                         "SELECT node_id, shelter_id, acked_seq FROM sync_origins"))
+                     "VALUES (?, ?, ?)", [(o, sh, a) for o, (sh, a) in origins.items()])
     db.conn.executemany("INSERT OR REPLACE INTO hq_positions (event_id, after_log_id) "
                         "VALUES (?, ?)", positions)  # where they fell among these rows
-    meta.put(db, POSITION, str(logged))
-    if logged:
+    meta.put(db, POSITION, str(len(rows)))
+    if rows:
         meta.put(db, POSITION_MS, str(now_ms))
-    return logged
+    return len(rows)
+
+
+def _ms(iso: str) -> int:
+    try:
+        return int(datetime.fromisoformat(iso).timestamp() * 1000)
+    except ValueError:
+        return int(time.time() * 1000)
+
+
+def _kept(raw: str | None) -> Any:
+    """What HQ quarantined at a place, as received (None if it was not kept whole)."""
+    if raw is None:
+        return None
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def _stub(origin: str, seq: int) -> dict[str, Any]:
+    """A place in ``origin``'s sequence that held a node-local event: nothing to apply."""
+    return {"event_id": new_id(), "node_id": origin, "seq": seq,
+            "hlc": f"{0:015d}.{0:08d}.{origin}", "type": STUB_TYPE, "schema_version": 1,
+            "payload": {}, "recorded_at": ""}

@@ -214,6 +214,28 @@ def test_an_hq_from_before_the_log_adopts_its_events_and_rebuilds_the_same(pair)
         ("acknowledged",)]
 
 
+def test_adopting_keeps_each_place_a_node_used_so_its_next_batch_still_applies(pair):
+    """A node-local event (a user added at the shelter) uses a place in the node's
+    sequence that HQ never stored as an event; adopting must still log that place."""
+    from sync.apply import apply_batch
+
+    hq, node = pair
+    accounts.add_user(node.store, "desk", "a long desk password 7", "volunteer")
+    register(node)
+    apply_batch(hq.store, node.node_id, SHELTER, own_events(node))  # as HQ did before
+    places = len(own_events(node))
+    assert protocol.STUB_TYPE == own_events(node)[0]["type"]
+    assert projector.adopt_existing(hq) == places
+    assert hq_log.logged_seq(hq_log.of(hq.data_dir), node.node_id) == places
+    hq_rebuild.rebuild(hq)
+    assert people_at_hq(hq) == 1
+    register(node, "次郎")
+    assert push(hq, node).stored > 0
+    projector.project_all(hq)
+    assert people_at_hq(hq) == 2
+    assert hq.db.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0] == 0
+
+
 def test_a_log_copied_earlier_than_the_read_models_is_fenced_past_them(pair):
     hq, node = pair
     register(node)
