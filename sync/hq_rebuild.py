@@ -49,9 +49,35 @@ REPLAYED_OWN = frozenset(t for t, rule in RULES.items()
 ROWS_PER_STEP = 4000
 
 
+class NotCovered(Exception):
+    """The log lacks events HQ's read models already count (a log restored older than
+    the database, or lost): a rebuild now would drop them."""
+
+    def __init__(self, short: list[tuple[str, int, int]]) -> None:
+        origin, logged, counted = short[0]
+        more = f" (and {len(short) - 1} other nodes)" if len(short) > 1 else ""
+        super().__init__(
+            f"the log holds node {origin}'s events through {logged}, but HQ's figures count "
+            f"them through {counted}{more}: a rebuild now would lose the rest. Each node "
+            "sends them again when it next syncs (HQ tells it what the log holds); rebuild "
+            "after that")
+        self.short = short
+
+
+def _short(counted: list[tuple[str, int]], logged: Callable[[str], int]
+           ) -> list[tuple[str, int, int]]:
+    return [(origin, logged(origin), acked) for origin, acked in counted
+            if logged(origin) < acked]
+
+
 def rebuild(ctx: Any, say: Callable[[str], None] = lambda _: None) -> dict[str, int]:
     """Rebuild ``ctx``'s (an HQ NodeContext) read models from its log; returns figures."""
     path = ctx.data_dir / REBUILD_FILE
+    log = hq_log.of(ctx.data_dir)
+    short = _short(ctx.db.execute("SELECT node_id, acked_seq FROM sync_origins").fetchall(),
+                   lambda origin: hq_log.logged_seq(log, origin))
+    if short:
+        raise NotCovered(short)
     for stale in ctx.data_dir.glob(f"{REBUILD_FILE}*"):
         stale.unlink()
     copy = _copy_of(ctx, path)
@@ -206,6 +232,11 @@ def _switch(ctx: Any, copy: Any, replayed: Replay) -> dict[str, int]:
                     conn.execute(f'INSERT INTO main."{table}" SELECT * FROM live."{table}"')
                 replayed.step(conn, everything=True)
                 position = meta.get(conn, projector.POSITION) or position
+                rebuilt = dict(conn.execute("SELECT node_id, acked_seq FROM main.sync_origins"))
+                short = _short(conn.execute("SELECT node_id, acked_seq FROM live.sync_origins"
+                                            ).fetchall(), lambda o: rebuilt.get(o, 0))
+                if short:  # the log's rows fall short of what the live figures count
+                    raise NotCovered(short)
                 for table in REBUILT:
                     conn.execute(f'DELETE FROM live."{table}"')
                     conn.execute(f'INSERT INTO live."{table}" SELECT * FROM main."{table}"')

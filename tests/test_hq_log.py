@@ -249,10 +249,15 @@ def test_a_log_copied_earlier_than_the_read_models_is_fenced_past_them(pair):
     assert projector.adopt_existing(hq) == 0
     log_conn = hq_log.of(hq.data_dir)
     assert hq_log.logged_seq(log_conn, node.node_id) == 0  # the node re-sends it all
+    with pytest.raises(hq_rebuild.NotCovered, match="would lose the rest"):
+        hq_rebuild.rebuild(hq)  # from a log that lacks what the figures count
+    assert people_at_hq(hq) == 1  # untouched
     again = push(hq, node)
     assert min(again.log_ids) == through + 1  # never a position already projected
     projector.project_all(hq)
     assert people_at_hq(hq) == 1  # once
+    hq_rebuild.rebuild(hq)  # the log covers it again
+    assert people_at_hq(hq) == 1
 
 
 def test_the_log_is_owner_only_and_refuses_change(pair):

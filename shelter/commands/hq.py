@@ -103,6 +103,8 @@ def hq_rebuild(data: str) -> None:
     projector.adopt_existing(ctx)
     try:
         figures = rebuilding.rebuild(ctx, say=click.echo)
+    except rebuilding.NotCovered as error:
+        raise ShelterCommandError(f"no rebuild, HQ's read models unchanged: {error}") from None
     except (OSError, sqlite3.Error) as error:
         raise ShelterCommandError(f"the rebuild stopped, HQ's read models unchanged: "
                                   f"{type(error).__name__}: {error}") from None
