@@ -164,16 +164,22 @@ class Replay:
     def step(self, live: sqlite3.Connection | None = None, everything: bool = False) -> bool:
         """Replay up to ROWS_PER_STEP log rows (all that are there, ``everything``), each
         of HQ's own steps before the first row after its place; False when none were left."""
+        cap = None
         if live is not None:
             self._own(live, "live")
         else:
             own_conn = sqlite3.connect(str(self.ctx.db_path))
             try:
+                # Not past the live projector: a step HQ takes from now on falls after
+                # where it is, so none can land behind what this replay has done.
+                cap = int(meta.get(own_conn, projector.POSITION) or 0)
                 self._own(own_conn, "main")
             finally:
                 own_conn.close()
         rows = hq_log.rows_after(self.log, self.position,
                                  -1 if everything else ROWS_PER_STEP)
+        if cap is not None:
+            rows = [row for row in rows if row[0] <= cap]
         with self.store.write():
             start = 0
             while start < len(rows):

@@ -193,6 +193,28 @@ def test_a_rebuild_while_batches_arrive_keeps_every_one_and_hqs_own_steps(pair):
                          ).fetchone()[0] == 1
 
 
+def test_a_rebuild_goes_no_further_than_the_live_projector_until_it_switches(pair):
+    """HQ's own steps are placed where the live projector stands when HQ takes them; a
+    replay ahead of it would apply the next one behind rows it came after."""
+    hq, node = pair
+    register(node)
+    push(hq, node)
+    projector.project_all(hq)
+    through = projector.position(hq.db)
+    register(node, "次郎")
+    push(hq, node)  # stored, not yet projected
+    copy = hq_rebuild._copy_of(hq, hq.data_dir / "probe.db")
+    try:
+        replay = hq_rebuild.Replay(hq_rebuild._store_on(copy, hq), hq)
+        while replay.step():
+            pass
+        assert replay.position == through < hq_log.head(hq_log.of(hq.data_dir))
+    finally:
+        copy.conn.close()
+    hq_rebuild.rebuild(hq)  # the switch replays the rest
+    assert people_at_hq(hq) == 2
+
+
 def test_an_hq_from_before_the_log_adopts_its_events_and_rebuilds_the_same(pair):
     from sync.apply import apply_batch
 
