@@ -95,7 +95,6 @@ def project_rows(store: EventStore, rows: list[tuple[Any, ...]]) -> list[Run]:
     done: list[Run] = []
     start = 0
     while start < len(rows):
-        origin, shelter_id = rows[start][1], rows[start][2]
         end = start + 1
         while end < len(rows) and rows[end][1:4] == rows[start][1:4]:
             end += 1  # one sender, received at one moment: judged as of then
@@ -180,6 +179,18 @@ def project_all(ctx: Any) -> int:
     while (done := project_pending(ctx)) > 0:
         total += done
     return total
+
+
+def caught_up(ctx: Any, through: int, seconds: float) -> bool:
+    """Wait (``seconds`` at most) until the projector of ``ctx`` has projected through log
+    position ``through``; whether it did. Only waits: the projector does the work."""
+    deadline = time.monotonic() + seconds
+    while position(ctx.db) < through:
+        if time.monotonic() >= deadline:
+            return False
+        wake(ctx.data_dir)
+        time.sleep(0.05)
+    return True
 
 
 def project_held(ctx: Any, through: int) -> list[Run]:

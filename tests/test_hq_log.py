@@ -352,3 +352,28 @@ def test_a_row_that_breaks_the_rules_themselves_is_set_aside_alone(pair, monkeyp
     assert hq.db.execute("SELECT reason FROM sync_quarantine").fetchall() == [
         ("could not be projected (RuntimeError)",)]
     assert projector.status(hq)["lag_events"] == 0
+
+
+def test_a_rebuilding_nodes_first_page_waits_for_the_projector_and_says_busy_if_it_lags(
+        pair, monkeypatch):
+    from shelter.web.hq import sync_socket
+
+    monkeypatch.setattr(sync_socket, "HISTORY_WAIT_SECONDS", 0.2)
+    hq, node = pair
+    asked = {"type": "history", "part": 1, "after": 0, "limit": 10}
+    # Only a replacing node's session waits at all; any other hears "forbidden" at once.
+    register(node)
+    push(hq, node)  # stored, no projector running
+    head = hq_log.head(hq_log.of(hq.data_dir))
+    assert not projector.caught_up(hq, head, 0.2)
+
+    def answer() -> dict:
+        return protocol.decode(sync_socket._answer(hq, asked, node.node_id, SHELTER,
+                                                   [node.node_id], {}))
+
+    assert answer()["code"] == "forbidden"
+    monkeypatch.setattr(sync_socket.enrollment, "may_rebuild", lambda db, origins: True)
+    assert answer()["code"] == "busy"  # transient: the node asks again
+    projector.project_all(hq)
+    assert projector.caught_up(hq, head, 0.2)
+    assert answer()["type"] == "history_page"

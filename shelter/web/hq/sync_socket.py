@@ -25,6 +25,7 @@ IDLE_SECONDS = 90.0
 # Batches are logged one at a time anyway (one writer); decoding them only a few at a time
 # keeps HQ's memory flat when hundreds of nodes send at once.
 APPLYING = threading.BoundedSemaphore(4)
+HISTORY_WAIT_SECONDS = 10.0  # for the projector, before a rebuilding node's first page
 GROUP_FRAMES = 8  # frames already received from one node, logged in one transaction
 
 
@@ -175,9 +176,8 @@ def _serve(ws: Any, ctx: Any, node_id: str, shelter_id: str, credential_node: st
         if enrollment.is_revoked(ctx.db, credential_node):  # revoked while connected
             _send_error(ws, "revoked", "HQ has revoked this node's credential")
             break
-        with APPLYING:
-            if not _handle(ws, ctx, frames, node_id, shelter_id, origins):
-                break
+        if not _handle(ws, ctx, frames, node_id, shelter_id, origins):
+            break
 
 
 def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
@@ -189,26 +189,27 @@ def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
     commits; the projector applies them to HQ's figures after (sync/projector.py).
     """
     messages: list[dict[str, Any] | protocol.ProtocolError] = []
-    for frame in frames:  # inflated and parsed before taking the log's write lock
-        try:
-            messages.append(protocol.decode(frame))
-        except protocol.ProtocolError as refused:
-            messages.append(refused)
-    batches = [m for m in messages if isinstance(m, dict) and m["type"] == "events"
-               and (m.get("origin") or node_id) in origins]
     logged: dict[int, hq_log.Logged] = {}
     failed = False
-    if batches:
-        try:
-            results = hq_log.ingest_batches(
-                hq_log.of(ctx.data_dir), shelter_id,
-                [(m.get("origin") or node_id, m["events"]) for m in batches],
-                int(time.time() * 1000))
-            logged = {id(m): r for m, r in zip(batches, results, strict=True)}
-            projector.wake(ctx.data_dir)
-        except Exception as error:  # noqa: BLE001 - these batches, not the session
-            log.error("batches from %s not stored (%s)", node_id, type(error).__name__)
-            failed = True
+    with APPLYING:  # the answers below may wait (a history page): not holding this
+        for frame in frames:  # inflated and parsed before taking the log's write lock
+            try:
+                messages.append(protocol.decode(frame))
+            except protocol.ProtocolError as refused:
+                messages.append(refused)
+        batches = [m for m in messages if isinstance(m, dict) and m["type"] == "events"
+                   and (m.get("origin") or node_id) in origins]
+        if batches:
+            try:
+                results = hq_log.ingest_batches(
+                    hq_log.of(ctx.data_dir), shelter_id,
+                    [(m.get("origin") or node_id, m["events"]) for m in batches],
+                    int(time.time() * 1000))
+                logged = {id(m): r for m, r in zip(batches, results, strict=True)}
+                projector.wake(ctx.data_dir)
+            except Exception as error:  # noqa: BLE001 - these batches, not the session
+                log.error("batches from %s not stored (%s)", node_id, type(error).__name__)
+                failed = True
     answers: list[str | bytes] = []
     for message in messages:
         if isinstance(message, protocol.ProtocolError):
@@ -246,7 +247,11 @@ def _answer(ctx: Any, message: dict[str, Any], node_id: str, shelter_id: str,
         return protocol.encode_updates(cursor, events,
                                        **shelter_names.answer(ctx.db, message))
     if message["type"] == "history":  # a replacing node rebuilds its shelter
-        if message.get("after", 0) == 0:  # from all HQ stored, not only what it projected
-            projector.project_all(ctx)
+        # From all HQ stored, not only what it had projected: waits for the projector
+        # (a while at most; the node asks again on "busy").
+        if message.get("after", 0) == 0 and enrollment.may_rebuild(ctx.db, origins) \
+                and not projector.caught_up(
+                ctx, hq_log.head(hq_log.of(ctx.data_dir)), HISTORY_WAIT_SECONDS):
+            return _error("busy", "HQ is still counting what it stored; try again shortly")
         return history.answer(ctx.db, message, shelter_id, node_id, origins)
     return _error("unexpected", f"{message['type']} is not expected from a node")
