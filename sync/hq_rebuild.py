@@ -38,8 +38,13 @@ REBUILD_FILE = "rebuild.db"
 # ``card_keys`` and ``items``, only ever adding a row; those are kept, as are all others.)
 REBUILT = ("persons", "households", "presence", "presence_log", "presence_flags",
            "corrected_fields", "duplicate_flags", "day_notes", "stock_lots",
-           "stock_movements", "supply_requests", "shelter_settings", "hq_messages",
-           "sync_quarantine", "sync_flags", "sync_conflicts")
+           "stock_movements", "supply_requests", "shelter_settings", "hq_messages")
+# What the replay set aside, held or found in conflict, made again too; at the switch, an
+# entry the rebuild made again keeps its row (its id, and when HQ first saw it), one it did
+# not is gone (the fixed rules apply that event now), and a new one is added.
+JUDGED = {"sync_quarantine": ("quarantine_id", ("node_id", "seq", "event_id", "reason")),
+          "sync_conflicts": ("conflict_id", ("node_id", "seq", "event_id", "reason")),
+          "sync_flags": (None, ("event_id", "reason"))}
 # Kept tables the rules read while they judge events: brought up to date before the switch.
 READ_BY_RULES = ("card_keys", "hq_credentials", "hq_enrollments", "hq_shelters", "items",
                  "settings")
@@ -113,7 +118,7 @@ def _copy_of(ctx: Any, path: Path) -> Any:
     conn.execute("BEGIN IMMEDIATE")
     for name, _ in triggers:
         conn.execute(f'DROP TRIGGER "{name}"')
-    for table in (*REBUILT, "events", "sync_outbox", "hq_dirty", "hq_positions"):
+    for table in (*REBUILT, *JUDGED, "events", "sync_outbox", "hq_dirty", "hq_positions"):
         conn.execute(f'DELETE FROM "{table}"')
     for _, sql in triggers:
         conn.execute(sql)
@@ -221,6 +226,24 @@ def _rows(conn: sqlite3.Connection, sql: str, params: list[Any]) -> Iterator[dic
         yield dict(zip(names, values, strict=True))
 
 
+def _merge(conn: sqlite3.Connection, table: str, row_id: str | None,
+           key: tuple[str, ...]) -> None:
+    """live.``table`` made equal to main.``table`` as compared by ``key``, keeping the
+    live rows that match (see JUDGED)."""
+    columns = [r[1] for r in conn.execute(f'PRAGMA main.table_info("{table}")')
+               if r[1] != row_id]
+    names = ", ".join(f'"{c}"' for c in columns)
+
+    def same(a: str, b: str) -> str:
+        return " AND ".join(f'{a}."{c}" IS {b}."{c}"' for c in key)
+
+    conn.execute(f'DELETE FROM live."{table}" WHERE NOT EXISTS (SELECT 1 FROM '
+                 f'main."{table}" m WHERE {same("m", f"live.{table}")})')
+    conn.execute(f'INSERT INTO live."{table}" ({names}) SELECT {names} FROM main."{table}" '
+                 f'm WHERE NOT EXISTS (SELECT 1 FROM live."{table}" l WHERE {same("l", "m")}) '
+                 f'ORDER BY {row_id or "rowid"}')
+
+
 def _switch(ctx: Any, copy: Any, replayed: Replay) -> dict[str, int]:
     """With the projector held: the rest replayed, and the rebuilt tables copied into HQ's
     database in one transaction (HQ's own writers wait for it)."""
@@ -246,6 +269,8 @@ def _switch(ctx: Any, copy: Any, replayed: Replay) -> dict[str, int]:
                 for table in REBUILT:
                     conn.execute(f'DELETE FROM live."{table}"')
                     conn.execute(f'INSERT INTO live."{table}" SELECT * FROM main."{table}"')
+                for table, (row_id, key) in JUDGED.items():
+                    _merge(conn, table, row_id, key)
                 conn.execute("INSERT OR IGNORE INTO live.events SELECT * FROM main.events")
                 conn.execute("INSERT OR IGNORE INTO live.sync_outbox (shelter_id, event_id) "
                              "SELECT shelter_id, event_id FROM main.sync_outbox "

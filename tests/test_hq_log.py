@@ -146,6 +146,10 @@ def test_a_failing_projection_is_quarantined_the_projector_goes_on_and_a_rebuild
     assert reason == [("could not be applied (ZeroDivisionError)",)]
     assert people_at_hq(hq) == 2  # the events behind it were applied
     assert projector.status(hq)["lag_events"] == 0
+    # Rebuilt with the bug still there: the same entry, as HQ first saw it.
+    seen = hq.db.execute("SELECT * FROM sync_quarantine").fetchall()
+    hq_rebuild.rebuild(hq)
+    assert hq.db.execute("SELECT * FROM sync_quarantine").fetchall() == seen
     # The bug fixed, the rebuild replays the log: the note is there, the quarantine gone.
     monkeypatch.setitem(core_events.PROJECTIONS, "day_note_added", real)
     figures = hq_rebuild.rebuild(hq)

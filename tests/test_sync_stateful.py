@@ -175,11 +175,15 @@ class Shelters(RuleBasedStateMachine):
         # Rebuilt from the log (HQ's own steps in their places), HQ's read models are
         # what they were, table by table.
         before = read_models(self.hq)
+        judged = {t: self.hq.db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+                  for t in hq_rebuild.JUDGED}
         figures = hq_rebuild.rebuild(self.hq)
         assert figures["log_rows"] == hq_log.head(hq_log.of(self.hq.data_dir))
         after = read_models(self.hq)
         for table in hq_rebuild.REBUILT:
             assert after[table] == before[table], table
+        for table, rows in judged.items():  # the same entries, kept as first written
+            assert self.hq.db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall() == rows
         # A fresh replay, nodes in reverse order, gives the same state.
         replay = NodeContext(self.root / "replay", role="hq", shelter_id="HQ2")
         for node in reversed(self.nodes):
