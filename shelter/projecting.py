@@ -53,8 +53,11 @@ class Watch:
         pause = FIRST_PAUSE
         while not self.stop.is_set():
             began = time.monotonic()
-            self.process = self._spawn()
-            code = self.process.wait()
+            try:
+                self.process = self._spawn()
+                code: int | str = self.process.wait()
+            except OSError as error:  # could not start (no memory, no processes left)
+                code = type(error).__name__
             if self.stop.is_set():
                 return
             if time.monotonic() - began >= STEADY_SECONDS:
