@@ -269,8 +269,8 @@ def _switch(ctx: Any, copy: Any, replayed: Replay) -> dict[str, int]:
                 for table in REBUILT:
                     conn.execute(f'DELETE FROM live."{table}"')
                     conn.execute(f'INSERT INTO live."{table}" SELECT * FROM main."{table}"')
-                for table, (row_id, key) in JUDGED.items():
-                    _merge(conn, table, row_id, key)
+                for table, (row_id, same_by) in JUDGED.items():
+                    _merge(conn, table, row_id, same_by)
                 conn.execute("INSERT OR IGNORE INTO live.events SELECT * FROM main.events")
                 conn.execute("INSERT OR IGNORE INTO live.sync_outbox (shelter_id, event_id) "
                              "SELECT shelter_id, event_id FROM main.sync_outbox "
