@@ -63,9 +63,10 @@ class NotCovered(Exception):
         more = f" (and {len(short) - 1} other nodes)" if len(short) > 1 else ""
         super().__init__(
             f"the log holds node {origin}'s events through {logged}, but HQ's figures count "
-            f"them through {counted}{more}: a rebuild now would lose the rest. Each node "
-            "sends them again when it next syncs (HQ tells it what the log holds); rebuild "
-            "after that")
+            f"them through {counted}{more}: a rebuild now would lose the rest. A node that "
+            "still syncs sends them again (HQ tells it what the log holds), and the rebuild "
+            "works after that; for a node that will not (revoked, replaced, gone), restore "
+            "a log that holds them")
         self.short = short
 
 
@@ -89,9 +90,17 @@ def rebuild(ctx: Any, say: Callable[[str], None] = lambda _: None) -> dict[str, 
     try:
         store = _store_on(copy, ctx)
         replayed = Replay(store, ctx)
-        while replayed.step():  # the bulk, HQ serving and projecting meanwhile
-            say(f"replayed through log position {replayed.position} "
-                f"of {hq_log.head(hq_log.of(ctx.data_dir))}")
+        while True:  # the bulk, HQ serving and projecting meanwhile
+            if replayed.step():
+                say(f"replayed through log position {replayed.position} "
+                    f"of {hq_log.head(log)}")
+            elif hq_log.head(log) - projector.position(ctx.db) > ROWS_PER_STEP:
+                # Level with the live projector, and much is left: project the live read
+                # models a round too (the projector may be down, or far behind), so that
+                # the switch, which holds HQ's writers, has little to do.
+                projector.project_pending(ctx)
+            else:
+                break
         with projector.holding(ctx.data_dir):
             figures = _switch(ctx, copy, replayed)
         say(f"switched: {figures['log_rows']} log rows and {figures['own_events']} of HQ's "

@@ -149,7 +149,10 @@ def _set_aside(store: EventStore, origin: str, shelter_id: str, events: list[Any
     with store.write() as db:
         for raw in events:
             result.quarantined.append(quarantine(db, origin, raw, reason))
-        seqs = [e["seq"] for e in events if isinstance(e, dict) and type(e.get("seq")) is int]
+        # Only the sender's own events have a place in its sequence (the log stored
+        # nothing else at one): another node's, whatever seq it names, moves nothing.
+        seqs = [e["seq"] for e in events if isinstance(e, dict) and type(e.get("seq")) is int
+                and e.get("node_id") == origin]
         db.execute("INSERT OR IGNORE INTO sync_origins (node_id, shelter_id) VALUES (?, ?)",
                    [origin, shelter_id])
         if seqs and "no event" not in reason:
@@ -283,14 +286,21 @@ def _adopt(db: Any, conn: Any) -> int:
     """Each origin's places 1..acked_seq become log rows in HQ's order: its stored event,
     else what HQ quarantined there (a rebuild judges it again), else a stub (a node-local
     event, whose place was all HQ kept). An event HQ held as stamped too far ahead keeps
-    the time it was held as its receipt, so that a replay holds it again."""
+    the time it was held as its receipt, and a quarantined one the time it was
+    quarantined, so that a replay judges each as of then."""
     own = set(own_origins(db.conn))
     origins = {r[0]: (r[1], int(r[2])) for r in db.execute(
         "SELECT node_id, shelter_id, acked_seq FROM sync_origins")}
     held = {r[0]: _ms(r[1]) for r in db.execute("SELECT event_id, at FROM sync_flags")}
-    kept = {(r[0], r[1]): r[2] for r in db.execute(
-        "SELECT node_id, seq, raw FROM sync_quarantine WHERE seq IS NOT NULL "
-        "ORDER BY quarantine_id DESC")}  # the first one kept at each place wins
+    kept: dict[tuple[str, int], tuple[dict[str, Any], int]] = {}
+    for node_id, seq, raw, at in db.execute(
+            "SELECT node_id, seq, raw, at FROM sync_quarantine WHERE seq IS NOT NULL "
+            "ORDER BY quarantine_id"):
+        event = _kept(raw)
+        # Only the sender's own event took that place (one naming another node did not);
+        # the first kept there, received when it was quarantined (judged as of then).
+        if event is not None and event.get("node_id") == node_id and event.get("seq") == seq:
+            kept.setdefault((node_id, seq), (event, _ms(at)))
     now_ms, rows, positions = int(time.time() * 1000), [], []
     done: dict[str, int] = {}
 
@@ -301,7 +311,8 @@ def _adopt(db: Any, conn: Any) -> int:
 
     def fill(origin: str, through: int) -> None:
         for seq in range(done.get(origin, 0) + 1, through + 1):
-            log_row(origin, seq, _kept(kept.get((origin, seq))) or _stub(origin, seq), now_ms)
+            event, received_ms = kept.get((origin, seq)) or (_stub(origin, seq), now_ms)
+            log_row(origin, seq, event, received_ms)
         done[origin] = max(done.get(origin, 0), through)
 
     for row in db.query("SELECT * FROM events ORDER BY rowid"):

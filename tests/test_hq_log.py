@@ -197,7 +197,8 @@ def test_a_rebuild_while_batches_arrive_keeps_every_one_and_hqs_own_steps(pair):
                          ).fetchone()[0] == 1
 
 
-def test_a_rebuild_goes_no_further_than_the_live_projector_until_it_switches(pair):
+def test_a_rebuild_goes_no_further_than_the_live_projector_until_it_switches(
+        pair, monkeypatch):
     """HQ's own steps are placed where the live projector stands when HQ takes them; a
     replay ahead of it would apply the next one behind rows it came after."""
     hq, node = pair
@@ -206,6 +207,7 @@ def test_a_rebuild_goes_no_further_than_the_live_projector_until_it_switches(pai
     projector.project_all(hq)
     through = projector.position(hq.db)
     register(node, "次郎")
+    register(node, "三郎")
     push(hq, node)  # stored, not yet projected
     copy = hq_rebuild._copy_of(hq, hq.data_dir / "probe.db")
     try:
@@ -215,8 +217,14 @@ def test_a_rebuild_goes_no_further_than_the_live_projector_until_it_switches(pai
         assert replay.position == through < hq_log.head(hq_log.of(hq.data_dir))
     finally:
         copy.conn.close()
-    hq_rebuild.rebuild(hq)  # the switch replays the rest
-    assert people_at_hq(hq) == 2
+    # With the live projector behind (down, say), the rebuild projects it along first, so
+    # that the switch, which holds HQ's writers, has little left to do.
+    monkeypatch.setattr(hq_rebuild, "ROWS_PER_STEP", 1)
+    said: list[str] = []
+    hq_rebuild.rebuild(hq, say=said.append)
+    head = hq_log.head(hq_log.of(hq.data_dir))
+    assert f"replayed through log position {head} of {head}" in said
+    assert people_at_hq(hq) == 3
 
 
 def test_an_hq_from_before_the_log_adopts_its_events_and_rebuilds_the_same(pair):
@@ -260,6 +268,29 @@ def test_adopting_keeps_each_place_a_node_used_so_its_next_batch_still_applies(p
     projector.project_all(hq)
     assert people_at_hq(hq) == 2
     assert hq.db.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0] == 0
+
+
+def test_adopting_puts_no_other_nodes_event_in_a_senders_place(pair):
+    """A thief's batch held another node's event naming a place the sender used for a
+    node-local event: quarantined (not its own), and it must not take that place."""
+    from sync.apply import apply_batch
+
+    hq, node = pair
+    other = NodeContext(hq.data_dir.parent / "other", shelter_id=SHELTER)
+    register(other)
+    accounts.add_user(node.store, "desk", "a long desk password 7", "volunteer")  # place 1
+    register(node)
+    foreign = own_events(other)[0]
+    assert foreign["seq"] == 1
+    before = apply_batch(hq.store, node.node_id, SHELTER, [foreign, *own_events(node)])
+    assert len(before.quarantined) == 1  # as HQ did before the log
+    projector.adopt_existing(hq)
+    hq_rebuild.rebuild(hq)
+    register(node, "次郎")
+    push(hq, node)
+    projector.project_all(hq)
+    assert people_at_hq(hq) == 2  # nothing of the node's set aside as a gap
+    other.db.conn.close()
 
 
 def test_a_log_copied_earlier_than_the_read_models_is_fenced_past_them(pair):
