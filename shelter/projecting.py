@@ -43,11 +43,11 @@ class Watch:
         self.thread.start()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        from shelter.core.server import _die_with_parent
-
+        # No preexec_fn: this worker has many threads, and Python code between fork and
+        # exec may deadlock there. The child ties its life to this thread itself.
         return subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "shelter.projecting", str(self.data_dir)],
-            preexec_fn=_die_with_parent)  # noqa: PLW1509 (nothing else forks here)
+            [sys.executable, "-m", "shelter.projecting", str(self.data_dir),
+             str(os.getpid())])
 
     def _run(self) -> None:
         pause = FIRST_PAUSE
@@ -56,7 +56,7 @@ class Watch:
             try:
                 self.process = self._spawn()
                 code: int | str = self.process.wait()
-            except OSError as error:  # could not start (no memory, no processes left)
+            except Exception as error:  # noqa: BLE001 - could not start: try again later
                 code = type(error).__name__
             if self.stop.is_set():
                 return
@@ -76,9 +76,15 @@ def start(data_dir: Path) -> Watch:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m shelter.projecting DATA_DIR", file=sys.stderr)
+    if len(argv) not in (2, 3):
+        print("usage: python -m shelter.projecting DATA_DIR [PARENT_PID]", file=sys.stderr)
         return 2
+    if len(argv) == 3:  # started by HQ's worker: not to outlive it, even after kill -9
+        from shelter.core.server import _die_with_parent
+
+        _die_with_parent()
+        if str(os.getppid()) != argv[2]:
+            return 0  # it was gone before the tie was made
     try:
         os.nice(10)  # the log's writer first, on a busy machine
     except OSError:
