@@ -403,8 +403,9 @@ def test_a_rebuilding_nodes_first_page_waits_for_the_projector_and_says_busy_if_
     assert not projector.caught_up(hq, head, 0.2)
 
     def answer() -> dict:
-        return protocol.decode(sync_socket._answer(hq, asked, node.node_id, SHELTER,
-                                                   [node.node_id], {}))
+        answered = sync_socket._not_ready(hq, asked, [node.node_id]) \
+            or sync_socket._answer(hq, asked, node.node_id, SHELTER, [node.node_id], {})
+        return protocol.decode(answered)
 
     assert answer()["code"] == "forbidden"
     monkeypatch.setattr(sync_socket.enrollment, "may_rebuild", lambda db, origins: True)

@@ -22,8 +22,9 @@ from sync.pull import updates_for
 bp = Blueprint("hq_sync", __name__)
 log = logging.getLogger("shelter.sync")
 IDLE_SECONDS = 90.0
-# Batches are logged one at a time anyway (one writer); decoding them only a few at a time
-# keeps HQ's memory flat when hundreds of nodes send at once.
+# Batches are logged one at a time anyway (one writer); decoding them, and making answers
+# (update and history pages), only a few at a time keeps HQ's memory flat when hundreds of
+# nodes send at once. A wait for the projector holds no slot.
 APPLYING = threading.BoundedSemaphore(4)
 HISTORY_WAIT_SECONDS = 10.0  # for the projector, before a rebuilding node's first page
 GROUP_FRAMES = 8  # frames already received from one node, logged in one transaction
@@ -191,7 +192,7 @@ def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
     messages: list[dict[str, Any] | protocol.ProtocolError] = []
     logged: dict[int, hq_log.Logged] = {}
     failed = False
-    with APPLYING:  # the answers below may wait (a history page): not holding this
+    with APPLYING:
         for frame in frames:  # inflated and parsed before taking the log's write lock
             try:
                 messages.append(protocol.decode(frame))
@@ -219,7 +220,12 @@ def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
             answers.append(_error("not_handled", "HQ could not store this batch"))
             continue
         try:
-            answers.append(_answer(ctx, message, node_id, shelter_id, origins, logged))
+            busy = _not_ready(ctx, message, origins)  # waits, without holding a slot
+            if busy is not None:
+                answers.append(busy)
+                continue
+            with APPLYING:  # answers are made a few at a time too (pages, updates)
+                answers.append(_answer(ctx, message, node_id, shelter_id, origins, logged))
         except Exception as error:  # noqa: BLE001 - one message, not the session
             log.error("sync message from %s not handled (%s)", node_id,
                       type(error).__name__)
@@ -227,6 +233,18 @@ def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
     for answer in answers:
         ws.send(answer)
     return bool(ws.connected)
+
+
+def _not_ready(ctx: Any, message: dict[str, Any], origins: list[str]) -> str | None:
+    """A replacing node's first history page is made from all HQ stored, not only what it
+    had projected: this waits for the projector (a while at most), and answers "busy"
+    (the node asks again) if it is still behind; None when the page may be made."""
+    if message["type"] != "history" or message.get("after", 0) != 0 \
+            or not enrollment.may_rebuild(ctx.db, origins):
+        return None  # any other credential hears "forbidden" at once, from history.answer
+    if projector.caught_up(ctx, hq_log.head(hq_log.of(ctx.data_dir)), HISTORY_WAIT_SECONDS):
+        return None
+    return _error("busy", "HQ is still counting what it stored; try again shortly")
 
 
 def _answer(ctx: Any, message: dict[str, Any], node_id: str, shelter_id: str,
@@ -247,11 +265,5 @@ def _answer(ctx: Any, message: dict[str, Any], node_id: str, shelter_id: str,
         return protocol.encode_updates(cursor, events,
                                        **shelter_names.answer(ctx.db, message))
     if message["type"] == "history":  # a replacing node rebuilds its shelter
-        # From all HQ stored, not only what it had projected: waits for the projector
-        # (a while at most; the node asks again on "busy").
-        if message.get("after", 0) == 0 and enrollment.may_rebuild(ctx.db, origins) \
-                and not projector.caught_up(
-                ctx, hq_log.head(hq_log.of(ctx.data_dir)), HISTORY_WAIT_SECONDS):
-            return _error("busy", "HQ is still counting what it stored; try again shortly")
         return history.answer(ctx.db, message, shelter_id, node_id, origins)
     return _error("unexpected", f"{message['type']} is not expected from a node")
