@@ -237,20 +237,28 @@ def _rows(conn: sqlite3.Connection, sql: str, params: list[Any]) -> Iterator[dic
 
 def _merge(conn: sqlite3.Connection, table: str, row_id: str | None,
            key: tuple[str, ...]) -> None:
-    """live.``table`` made equal to main.``table`` as compared by ``key``, keeping the
-    live rows that match (see JUDGED)."""
+    """live.``table`` made equal to main.``table`` as compared by ``key`` (each row of a
+    key counted: the second alike is matched by a second), keeping the live rows that
+    match (see JUDGED). Indexed, so a flood of entries costs n log n, not n times m."""
     columns = [r[1] for r in conn.execute(f'PRAGMA main.table_info("{table}")')
                if r[1] != row_id]
     names = ", ".join(f'"{c}"' for c in columns)
-
-    def same(a: str, b: str) -> str:
-        return " AND ".join(f'{a}."{c}" IS {b}."{c}"' for c in key)
-
-    conn.execute(f'DELETE FROM live."{table}" WHERE NOT EXISTS (SELECT 1 FROM '
-                 f'main."{table}" m WHERE {same("m", f"live.{table}")})')
+    keys = ", ".join(f'"{c}"' for c in key)
+    for schema in ("main", "live"):  # each row's key, and which of its kind it is
+        conn.execute(f"DROP TABLE IF EXISTS temp.judged_{schema}")
+        conn.execute(f'CREATE TEMP TABLE judged_{schema} AS SELECT rowid AS rid, {keys}, '
+                     f'row_number() OVER (PARTITION BY {keys} ORDER BY rowid) AS nth '
+                     f'FROM {schema}."{table}"')
+        conn.execute(f"CREATE INDEX temp.judged_{schema}_key ON judged_{schema} "
+                     f"({keys}, nth)")
+    same = " AND ".join(f'a."{c}" IS b."{c}"' for c in (*key, "nth"))
+    conn.execute(f'DELETE FROM live."{table}" WHERE rowid IN (SELECT a.rid FROM '
+                 f'judged_live a WHERE NOT EXISTS (SELECT 1 FROM judged_main b WHERE {same}))')
     conn.execute(f'INSERT INTO live."{table}" ({names}) SELECT {names} FROM main."{table}" '
-                 f'm WHERE NOT EXISTS (SELECT 1 FROM live."{table}" l WHERE {same("l", "m")}) '
-                 f'ORDER BY {row_id or "rowid"}')
+                 f'WHERE rowid IN (SELECT a.rid FROM judged_main a WHERE NOT EXISTS '
+                 f'(SELECT 1 FROM judged_live b WHERE {same})) ORDER BY rowid')
+    for schema in ("main", "live"):
+        conn.execute(f"DROP TABLE temp.judged_{schema}")
 
 
 def _switch(ctx: Any, copy: Any, replayed: Replay) -> dict[str, int]:

@@ -413,3 +413,26 @@ def test_a_rebuilding_nodes_first_page_waits_for_the_projector_and_says_busy_if_
     projector.project_all(hq)
     assert projector.caught_up(hq, head, 0.2)
     assert answer()["type"] == "history_page"
+
+
+def test_the_switch_counts_alike_entries_and_keeps_the_first_seen(tmp_path):
+    """Two alike entries rebuilt against one live: the live one kept (its id, its time),
+    one added; a live entry the rebuild does not make again is gone."""
+    import sqlite3
+
+    conn = sqlite3.connect(str(tmp_path / "main.db"))
+    conn.execute("ATTACH DATABASE ? AS live", [str(tmp_path / "live.db")])
+    for schema in ("main", "live"):
+        conn.execute(f"CREATE TABLE {schema}.q (quarantine_id INTEGER PRIMARY KEY "
+                     "AUTOINCREMENT, node_id TEXT, seq INTEGER, event_id TEXT, reason TEXT, "
+                     "at TEXT)")
+    conn.executemany("INSERT INTO main.q (node_id, seq, event_id, reason, at) VALUES "
+                     "(?, ?, ?, ?, 'now')", [("n", None, None, "bad")] * 2 + [("n", 3, "e", "x")])
+    conn.executemany("INSERT INTO live.q (quarantine_id, node_id, seq, event_id, reason, at) "
+                     "VALUES (?, ?, ?, ?, ?, 'then')",
+                     [(7, "n", None, None, "bad"), (8, "n", 2, "gone", "fixed")])
+    hq_rebuild._merge(conn, "q", "quarantine_id", ("node_id", "seq", "event_id", "reason"))
+    assert conn.execute("SELECT quarantine_id, seq, reason, at FROM live.q ORDER BY 1"
+                        ).fetchall() == [(7, None, "bad", "then"), (9, None, "bad", "now"),
+                                         (10, 3, "x", "now")]
+    conn.close()
