@@ -97,7 +97,10 @@ def main(argv: list[str]) -> int:
     worker = projector.Projector(ctx, idle_seconds=IDLE_SECONDS)
 
     def stop(_signum: int, _frame: Any) -> None:
-        worker.stop.set()
+        # No lock here (not even Event.set): the handler runs in this same thread, maybe
+        # inside the lock of the very Event the loop waits on, and a second signal (the
+        # group's SIGTERM, then the parent's death) would wait on it for ever.
+        worker.halted = True
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -234,11 +234,12 @@ class Projector(threading.Thread):
         self.node = node
         self.idle_seconds = idle_seconds
         self.stop = threading.Event()
+        self.halted = False  # set by a signal handler (shelter/projecting.py): no lock
         with _guard:
             self.woken = _wakes.setdefault(_key(node.data_dir), threading.Event())
 
     def run(self) -> None:
-        while not self.stop.is_set():
+        while not (self.halted or self.stop.is_set()):
             self.woken.clear()
             try:
                 with holding(self.node.data_dir) as mine:

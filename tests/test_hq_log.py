@@ -436,3 +436,25 @@ def test_the_switch_counts_alike_entries_and_keeps_the_first_seen(tmp_path):
                         ).fetchall() == [(7, None, "bad", "then"), (9, None, "bad", "now"),
                                          (10, 3, "x", "now")]
     conn.close()
+
+
+def test_the_projector_process_stops_on_signals_that_come_together(tmp_path):
+    """``shelter hq`` stopping sends its group SIGTERM, and the worker's death sends the
+    projector another: a handler that took a lock once deadlocked on the second."""
+    import signal
+    import subprocess
+    import sys
+
+    NodeContext(tmp_path / "hq", role="hq").db.conn.close()
+    process = subprocess.Popen([sys.executable, "-m", "shelter.projecting",
+                                str(tmp_path / "hq")])
+    try:
+        wait_until(lambda: (tmp_path / "hq" / "log.db").exists(), timeout=30,
+                   what="the projector's first round")
+        for _ in range(300):  # some arrive while the handler runs
+            process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    hq_log.forget_connections()
