@@ -300,7 +300,8 @@ def _adopt(db: Any, conn: Any) -> int:
         event = _kept(raw)
         # Only the sender's own event took that place (one naming another node did not);
         # the first kept there, received when it was quarantined (judged as of then).
-        if event is not None and event.get("node_id") == node_id and event.get("seq") == seq:
+        if event is not None and event.get("node_id") == node_id \
+                and type(event.get("seq")) is int and event["seq"] == seq:  # not True for 1
             kept.setdefault((node_id, seq), (event, _ms(at)))
     now_ms, rows, positions = int(time.time() * 1000), [], []
     done: dict[str, int] = {}
