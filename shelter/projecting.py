@@ -35,7 +35,6 @@ class Watch:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.stop = threading.Event()
-        self.restarts = 0
         self.process: subprocess.Popen[bytes] | None = None
         # The process is started from this thread: its death signal follows the thread
         # that started it (PR_SET_PDEATHSIG), and this one lives as long as the worker.
@@ -62,7 +61,6 @@ class Watch:
                 return
             if time.monotonic() - began >= STEADY_SECONDS:
                 pause = FIRST_PAUSE
-            self.restarts += 1
             logger.warning("the projector stopped (exit %s); starting it again in %.1f s",
                            code, pause)
             if self.stop.wait(pause):

@@ -67,13 +67,13 @@ class NotCovered(Exception):
             "still syncs sends them again (HQ tells it what the log holds), and the rebuild "
             "works after that; for a node that will not (revoked, replaced, gone), restore "
             "a log that holds them")
-        self.short = short
 
 
-def _short(counted: list[tuple[str, int]], logged: Callable[[str], int]
+def _short(counted: list[tuple[str, int]], held: dict[str, int]
            ) -> list[tuple[str, int, int]]:
-    return [(origin, logged(origin), acked) for origin, acked in counted
-            if logged(origin) < acked]
+    """(origin, held, counted) for each origin ``held`` holds less of than ``counted``."""
+    return [(origin, held.get(origin, 0), acked) for origin, acked in counted
+            if held.get(origin, 0) < acked]
 
 
 def rebuild(ctx: Any, say: Callable[[str], None] = lambda _: None) -> dict[str, int]:
@@ -81,7 +81,7 @@ def rebuild(ctx: Any, say: Callable[[str], None] = lambda _: None) -> dict[str, 
     path = ctx.data_dir / REBUILD_FILE
     log = hq_log.of(ctx.data_dir)
     short = _short(ctx.db.execute("SELECT node_id, acked_seq FROM sync_origins").fetchall(),
-                   lambda origin: hq_log.logged_seq(log, origin))
+                   dict(log.execute("SELECT origin, logged_seq FROM log_origins")))
     if short:
         raise NotCovered(short)
     for stale in ctx.data_dir.glob(f"{REBUILD_FILE}*"):
@@ -278,9 +278,9 @@ def _switch(ctx: Any, copy: Any, replayed: Replay) -> dict[str, int]:
                     conn.execute(f'INSERT INTO main."{table}" SELECT * FROM live."{table}"')
                 replayed.step(conn, everything=True)
                 position = meta.get(conn, projector.POSITION) or position
-                rebuilt = dict(conn.execute("SELECT node_id, acked_seq FROM main.sync_origins"))
                 short = _short(conn.execute("SELECT node_id, acked_seq FROM live.sync_origins"
-                                            ).fetchall(), lambda o: rebuilt.get(o, 0))
+                                            ).fetchall(), dict(conn.execute(
+                                   "SELECT node_id, acked_seq FROM main.sync_origins")))
                 if short:  # the log's rows fall short of what the live figures count
                     raise NotCovered(short)
                 for table in REBUILT:
