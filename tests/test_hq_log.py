@@ -366,6 +366,10 @@ def test_shelter_hq_rebuild_on_the_command_line(tmp_path):
     assert people_at_hq(hq) == 1
     assert meta.get(hq.db, projector.POSITION) == str(len(own_events(node)))
     assert not list(hq.data_dir.glob("rebuild.db*"))
+    # A mistyped directory: refused, and no new, empty HQ made there and "rebuilt".
+    wrong = run_cli("hq", "rebuild", "--data", str(tmp_path / "hq-typo"), check=False)
+    assert wrong.returncode == 1 and "holds no HQ" in wrong.stderr
+    assert not (tmp_path / "hq-typo").exists()
 
 
 def test_a_row_that_breaks_the_rules_themselves_is_set_aside_alone(pair, monkeypatch):

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from shelter.commands.common import ShelterCommandError
-from shelter.core.node import DB_FILE, NodeContext
+from shelter.commands.common import ShelterCommandError, open_existing
+from shelter.core.node import NodeContext
 from shelter.domain.accounts import audit
 from sync.bundle import BundleRefused
 from sync.bundle_hq import import_bundle, write_reply
@@ -19,16 +19,6 @@ NODE_DATA = click.option("--data", "data", required=True, type=click.Path(file_o
                          help="The node's data directory.")
 HQ_DATA = click.option("--data", "data", required=True, type=click.Path(file_okay=False),
                        help="HQ's data directory (HQ may be serving meanwhile).")
-
-
-def _open(data: str, role: str) -> NodeContext:
-    """An existing data directory of this role (never a new one made by mistake)."""
-    if not (Path(data) / DB_FILE).exists():
-        raise ShelterCommandError(f"{data} holds no {'HQ' if role == 'hq' else 'node'}")
-    try:
-        return NodeContext(data, role=role)
-    except ValueError as error:
-        raise ShelterCommandError(str(error)) from None
 
 
 @click.group("bundle", help="Courier sync for a node with no link: export its events to a "
@@ -43,7 +33,7 @@ def node_bundle_group() -> None:
 @click.option("--to", "to_file", required=True, type=click.Path(dir_okay=False),
               help="The bundle file to write (must not exist).")
 def bundle_export(data: str, to_file: str) -> None:
-    ctx = _open(data, "node")
+    ctx = open_existing(data, "node")
     try:
         done = export_bundle(ctx, Path(to_file))
     except (BundleRefused, OSError) as error:
@@ -64,7 +54,7 @@ def bundle_export(data: str, to_file: str) -> None:
 @NODE_DATA
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def bundle_import(data: str, file: str) -> None:
-    ctx = _open(data, "node")
+    ctx = open_existing(data, "node")
     try:
         done = import_reply(ctx, Path(file))
     except BundleRefused as refused:
@@ -92,7 +82,7 @@ def hq_bundle_group() -> None:
 @click.option("--reply", "reply_file", default=None, type=click.Path(dir_okay=False),
               help="Also write HQ's reply for the node to this file (must not exist).")
 def hq_bundle_import(data: str, file: str, reply_file: str | None) -> None:
-    ctx = _open(data, "hq")
+    ctx = open_existing(data, "hq")
     if reply_file and Path(reply_file).exists():
         raise ShelterCommandError(f"{reply_file} exists; choose a new file name for the "
                                   "reply (nothing was imported)")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from shelter.core.errors import ShelterError
-from shelter.core.node import NodeContext
+from shelter.core.node import DB_FILE, NodeContext
 
 
 # Both bases have ``message``; click declares its own final. Here both mean the English
@@ -33,5 +35,15 @@ def open_node(data: str, shelter_id: str | None = None) -> NodeContext:
 def open_hq(data: str) -> NodeContext:
     try:
         return NodeContext(data, role="hq")
+    except ValueError as error:
+        raise ShelterCommandError(str(error)) from None
+
+
+def open_existing(data: str, role: str) -> NodeContext:
+    """An existing data directory of this role (never a new one made by mistake)."""
+    if not (Path(data) / DB_FILE).exists():
+        raise ShelterCommandError(f"{data} holds no {'HQ' if role == 'hq' else 'node'}")
+    try:
+        return NodeContext(data, role=role)
     except ValueError as error:
         raise ShelterCommandError(str(error)) from None

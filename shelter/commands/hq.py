@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from shelter.commands.common import DATA, ShelterCommandError, open_hq
+from shelter.commands.common import DATA, ShelterCommandError, open_existing, open_hq
 from shelter.core import server, tls
 from shelter.core.node import NodeContext
 from shelter.launch import hq_listener
@@ -99,7 +99,7 @@ def hq_restore(data: str, replica_url: str) -> None:
 def hq_rebuild(data: str) -> None:
     from sync import hq_rebuild as rebuilding
 
-    ctx = open_hq(data)
+    ctx = open_existing(data, "hq")  # never a new, empty HQ "rebuilt"
     projector.adopt_existing(ctx)
     try:
         figures = rebuilding.rebuild(ctx, say=click.echo)
