@@ -160,31 +160,35 @@ def ingest(conn: sqlite3.Connection, origin: str, shelter_id: str, events: list[
 
 
 def ingest_batches(conn: sqlite3.Connection, shelter_id: str,
-                   batches: list[tuple[str, list[Any]]], received_ms: int) -> list[Logged]:
+                   batches: list[tuple[str, list[Any]]], received_ms: int,
+                   texts: list[list[str] | None] | None = None) -> list[Logged]:
     """Store batches that arrived together, in one transaction (one fsync for as many as
-    the node had in flight); each one's figures, committed when this returns.
+    the node had in flight); each one's figures, committed when this returns. ``texts``:
+    for each batch, its events' texts as they came (``protocol.decode_with_texts``), kept
+    as they are; None where the log is to write the events out itself.
 
     The rules follow sync/apply.py's, so that the projector, applying the same rows,
     comes to the same sequence: an event of the wrong shape takes its place in the
     sequence if it is the next one; a gap stops the batch and asks for the missing
     events; an exact resend of a stored event is a duplicate and is not stored again.
     """
+    texts = texts or [None] * len(batches)
     with writing(conn):
-        return [_ingest(conn, origin, shelter_id, events, received_ms)
-                for origin, events in batches]
+        return [_ingest(conn, origin, shelter_id, events, received_ms, as_sent)
+                for (origin, events), as_sent in zip(batches, texts, strict=True)]
 
 
 def _ingest(conn: sqlite3.Connection, origin: str, shelter_id: str, events: list[Any],
-            received_ms: int) -> Logged:
+            received_ms: int, texts: list[str] | None = None) -> Logged:
     conn.execute("INSERT OR IGNORE INTO log_origins (origin, shelter_id) VALUES (?, ?)",
                  [origin, shelter_id])
     done = Logged(logged_seq(conn, origin))
     rows: list[tuple[Any, ...]] = []
-    for raw in events:
+    for n, raw in enumerate(events):
         problem = check_event(raw)
         seq = raw.get("seq") if isinstance(raw, dict) else None
         seq = seq if type(seq) is int else None
-        text = stored_text(raw)
+        text = texts[n] if texts is not None else stored_text(raw)
         mark = digest_of(text)
         if problem is not None:
             if seq is not None and seq == done.acked_seq + 1:
@@ -193,7 +197,7 @@ def _ingest(conn: sqlite3.Connection, origin: str, shelter_id: str, events: list
         elif raw["node_id"] != origin:
             done.quarantined.append(_entry(raw, seq, NOT_ITS_OWN))
         elif seq is not None and seq <= done.acked_seq:
-            if _stored_digest(conn, origin, seq, rows) == mark:
+            if _same_as_stored(conn, origin, seq, rows, raw, mark):
                 done.duplicates += 1
                 continue
             # Another event in a place already taken: the projector records the
@@ -236,8 +240,8 @@ def digest_of(text: str) -> str:
 
 
 def stored_text(raw: Any) -> str:
-    """The event as stored: canonical JSON (sorted keys), so that a resend with its fields
-    in another order is the same text and digest."""
+    """An event written out by HQ, for a batch that did not come as ``encode_batch``
+    writes it (and to compare two texts of one event): canonical JSON (sorted keys)."""
     try:
         return _CANONICAL.encode(raw)
     except (TypeError, ValueError, RecursionError):
@@ -250,15 +254,27 @@ def _entry(raw: Any, seq: int | None, reason: str) -> dict[str, Any]:
             "reason": reason}
 
 
-def _stored_digest(conn: sqlite3.Connection, origin: str, seq: int,
-                   pending: list[tuple[Any, ...]]) -> str | None:
-    """The digest of the event first stored at ``origin``'s ``seq`` (this batch's too)."""
+def _same_as_stored(conn: sqlite3.Connection, origin: str, seq: int,
+                    pending: list[tuple[Any, ...]], raw: dict[str, Any], mark: str) -> bool:
+    """Whether ``raw`` (its text's digest ``mark``) is the event first stored at
+    ``origin``'s ``seq`` (this batch's too): the same text, or the same JSON written
+    another way (fields in another order, a log row written out by HQ itself)."""
+    stored = None
     for row in pending:
         if row[2] == seq:
-            return str(row[4])
-    found = conn.execute("SELECT digest FROM log WHERE origin = ? AND seq = ? "
-                         "ORDER BY log_id LIMIT 1", [origin, seq]).fetchone()
-    return found[0] if found else None
+            stored = (row[4], row[5])
+            break
+    else:
+        stored = conn.execute("SELECT digest, event FROM log WHERE origin = ? AND seq = ? "
+                              "ORDER BY log_id LIMIT 1", [origin, seq]).fetchone()
+    if stored is None:
+        return False
+    if stored[0] == mark:
+        return True
+    try:
+        return stored_text(json.loads(stored[1])) == stored_text(raw)
+    except ValueError:
+        return False
 
 
 def rows_after(conn: sqlite3.Connection, position: int, limit: int) -> list[tuple[Any, ...]]:

@@ -190,12 +190,15 @@ def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
     commits; the projector applies them to HQ's figures after (sync/projector.py).
     """
     messages: list[dict[str, Any] | protocol.ProtocolError] = []
+    texts: dict[int, list[str] | None] = {}  # each batch's events as they came
     logged: dict[int, hq_log.Logged] = {}
     failed = False
     with APPLYING:
         for frame in frames:  # inflated and parsed before taking the log's write lock
             try:
-                messages.append(protocol.decode(frame))
+                message, as_sent = protocol.decode_with_texts(frame)
+                messages.append(message)
+                texts[id(message)] = as_sent
             except protocol.ProtocolError as refused:
                 messages.append(refused)
         batches = [m for m in messages if isinstance(m, dict) and m["type"] == "events"
@@ -205,7 +208,7 @@ def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
                 results = hq_log.ingest_batches(
                     hq_log.of(ctx.data_dir), shelter_id,
                     [(m.get("origin") or node_id, m["events"]) for m in batches],
-                    int(time.time() * 1000))
+                    int(time.time() * 1000), [texts[id(m)] for m in batches])
                 logged = {id(m): r for m, r in zip(batches, results, strict=True)}
                 projector.wake(ctx.data_dir)
             except Exception as error:  # noqa: BLE001 - these batches, not the session
