@@ -312,7 +312,7 @@ def _split_batch(text: str) -> tuple[dict[str, Any], list[str]] | None:
     events: list[Any] = []
     texts: list[str] = []
     at = head.end()
-    if text[at:] != "]}":
+    if not (text.startswith("]}", at) and at + 2 == len(text)):
         while True:
             try:
                 event, end = _SCAN(text, at)
