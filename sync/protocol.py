@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from shelter.core.authority import LOCAL_ONLY
@@ -300,7 +300,8 @@ def decode_with_texts(frame: str | bytes | bytearray) -> tuple[dict[str, Any], l
 # The head of a batch as ``encode_batch`` writes it; anything else takes the usual way.
 _BATCH_HEAD = re.compile(r'\{"type":"events","batch":(0|[1-9][0-9]{0,18}),'
                          r'(?:"origin":("(?:[^"\\\x00-\x1f]|\\.)*"),)?"events":\[')
-_SCAN = json.JSONDecoder().scan_once  # what json.loads parses each value with
+# What json.loads parses each value with (typeshed does not declare the attribute).
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _split_batch(text: str) -> tuple[dict[str, Any], list[str]] | None:

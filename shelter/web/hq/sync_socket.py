@@ -196,9 +196,9 @@ def _handle(ws: Any, ctx: Any, frames: list[Any], node_id: str, shelter_id: str,
     with APPLYING:
         for frame in frames:  # inflated and parsed before taking the log's write lock
             try:
-                message, as_sent = protocol.decode_with_texts(frame)
-                messages.append(message)
-                texts[id(message)] = as_sent
+                decoded, as_sent = protocol.decode_with_texts(frame)
+                messages.append(decoded)
+                texts[id(decoded)] = as_sent
             except protocol.ProtocolError as refused:
                 messages.append(refused)
         batches = [m for m in messages if isinstance(m, dict) and m["type"] == "events"
