@@ -188,7 +188,9 @@ def _ingest(conn: sqlite3.Connection, origin: str, shelter_id: str, events: list
         problem = check_event(raw)
         seq = raw.get("seq") if isinstance(raw, dict) else None
         seq = seq if type(seq) is int else None
-        text = texts[n] if texts is not None else stored_text(raw)
+        # As it came if it is a well-formed event (at most MAX_DEPTH deep, so its text is
+        # always read back); anything else as HQ writes it, as before there were texts.
+        text = texts[n] if texts is not None and problem is None else stored_text(raw)
         mark = digest_of(text)
         if problem is not None:
             if seq is not None and seq == done.acked_seq + 1:
@@ -273,7 +275,7 @@ def _same_as_stored(conn: sqlite3.Connection, origin: str, seq: int,
         return True
     try:
         return stored_text(json.loads(stored[1])) == stored_text(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not read back: not shown to be the same
         return False
 
 

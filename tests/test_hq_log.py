@@ -538,3 +538,27 @@ def test_a_batch_split_as_it_came_says_what_the_usual_way_says(body):
     except protocol.ProtocolError as refused:
         got = (refused.code, str(refused))
     assert got == expected
+
+
+def test_an_event_refused_for_its_shape_is_logged_as_hq_writes_it(pair):
+    """Only a well-formed event is kept as it came (so every kept text reads back); one
+    nested past MAX_DEPTH is kept as HQ writes it, and a different event sent at its place
+    later is judged, not a crash of the whole group of batches."""
+    hq, node = pair
+    register(node)
+    row = next(node.db.query("SELECT * FROM events WHERE node_id = ? ORDER BY seq LIMIT 1",
+                             [node.node_id]))
+    deep = "[" * (protocol.MAX_DEPTH + 5) + "]" * (protocol.MAX_DEPTH + 5)
+    sent = protocol.wire_text({**row, "payload": '{"x": ' + deep + "}"})
+    message, texts = protocol.decode_with_texts(protocol.encode_batch(1, [sent], node.node_id))
+    assert texts == [sent]
+    logged = hq_log.ingest_batches(hq_log.of(hq.data_dir), SHELTER,
+                                   [(node.node_id, message["events"])], 1, [texts])[0]
+    assert logged.quarantined and logged.acked_seq == row["seq"]
+    kept = hq_log.of(hq.data_dir).execute("SELECT event FROM log").fetchone()[0]
+    assert kept != sent and kept == hq_log.stored_text(message["events"][0])
+    again = protocol.wire_text(row)
+    message, texts = protocol.decode_with_texts(protocol.encode_batch(2, [again], node.node_id))
+    other = hq_log.ingest_batches(hq_log.of(hq.data_dir), SHELTER,
+                                  [(node.node_id, message["events"])], 2, [texts])[0]
+    assert other.duplicates == 0 and hq_log.head(hq_log.of(hq.data_dir)) == 2
