@@ -299,6 +299,7 @@ class SyncClient(threading.Thread):
             if any(seq > int(known.get(o, 0)) for o, seq in acked.items()):
                 self.progressed = True  # HQ took what the last session's link cut off
             values = {"sync_acked": json.dumps(acked)}
+            self.unsaved_acks = None  # HQ's word now; an older session's never overrides it
             if isinstance(welcome.get("hq_ids"), list):
                 values["hq_ids"] = json.dumps([str(i) for i in welcome["hq_ids"]])
             if meta.get(ctx.db, "pull_hq_id") != welcome["hq_id"]:
