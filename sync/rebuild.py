@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from simple_websocket.errors import SimpleWebsocketError
@@ -23,6 +24,10 @@ from shelter.core.node import NodeContext
 from sync import client, history, protocol
 
 ATTEMPTS = 5  # sessions in a row that move nothing, at one event a page, before giving up
+# How long a rebuild keeps asking an HQ that answers "busy" (its projector is still counting
+# what it stored, or it serves as many nodes as it can): HQ is working, so those sessions
+# do not count among the ATTEMPTS; after a mass reconnect that can take minutes.
+BUSY_PATIENCE = 600.0
 FIRST_WAIT = 1.5  # seconds before trying again, doubling per such session
 HQ_KEY = "rebuild_hq_id"  # the HQ (epoch) the cursor is a position in
 
@@ -41,13 +46,17 @@ class Rebuilt(NamedTuple):
 
 
 def rebuild(ctx: NodeContext, hq_url: str, attempts: int = ATTEMPTS,
-            first_wait: float = FIRST_WAIT) -> Rebuilt:
+            first_wait: float = FIRST_WAIT, busy_patience: float = BUSY_PATIENCE,
+            say: Callable[[str], None] = lambda _: None) -> Rebuilt:
     """Download and apply the shelter's history while the rebuild is pending (from the
     first of ``hq_url``'s comma-separated addresses that answers); returns what it brought.
     Raises the last error (``client.SyncRefused``: HQ's answer; OSError or a websocket
-    error: the link) after ``attempts`` sessions in a row moved nothing."""
+    error: the link) after ``attempts`` sessions in a row moved nothing, or after HQ has
+    answered "busy" for ``busy_patience`` seconds (``say`` is told while it waits)."""
     sizes = protocol.BatchSize(history.HISTORY_LIMIT)
     idle = 0
+    busy_since: float | None = None
+    told: float | None = None  # when, into the wait, ``say`` was last told
     while history.pending(ctx.db):
         before, asked = history.progress(ctx.db), sizes.limit
         try:
@@ -56,6 +65,18 @@ def rebuild(ctx: NodeContext, hq_url: str, attempts: int = ATTEMPTS,
             if not client._transient(error):
                 raise
             moved = history.progress(ctx.db) != before
+            if isinstance(error, client.SyncRefused) and not moved:  # "busy": HQ works
+                busy_since = time.monotonic() if busy_since is None else busy_since
+                waited = time.monotonic() - busy_since
+                if waited < busy_patience:
+                    if told is None or waited - told >= 60:
+                        say(f"HQ is busy ({error.message}); asking again, for "
+                            f"{busy_patience - waited:.0f} s more at most")
+                        told = waited
+                    time.sleep(first_wait * random.uniform(0.75, 1.25))
+                    continue
+                raise
+            busy_since = told = None
             # A page the link cut short may get through smaller: that is no idle session.
             idle = 0 if moved else idle if sizes.limit < asked else idle + 1
             if idle >= attempts:

@@ -506,6 +506,43 @@ def test_only_the_replacement_gets_history_and_only_its_shelters(lost):
         assert shelter in (None, HERE), event["type"]
 
 
+def test_a_rebuild_waits_out_an_hq_that_is_still_counting(lost, tmp_path, monkeypatch):
+    """HQ answers a replacing node's first page "busy" while its projector lags: HQ is
+    working, so the rebuild keeps asking (and says so) past the idle sessions it would give
+    up after; only a wait longer than its patience ends it."""
+    hq = lost["hq"]
+    real_session = rebuild._session
+    busy_left = {"n": rebuild.ATTEMPTS + 2}
+
+    def busy_first(ctx, url, sizes):
+        if busy_left["n"] > 0:
+            busy_left["n"] -= 1
+            client.close_socket(client.greeted(ctx, url)[0])  # a real session, then busy
+            raise client.SyncRefused("busy", "HQ is still counting what it stored")
+        return real_session(ctx, url, sizes)
+
+    monkeypatch.setattr(rebuild, "_session", busy_first)
+    code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", HERE, "--replace"
+                   ).stdout.strip()
+    ctx = NodeContext(tmp_path / "patient")
+    client.enroll(ctx, hq.url, code, shelter_from_code=True)
+    said: list[str] = []
+    done = rebuild.rebuild(NodeContext(tmp_path / "patient"), hq.url, first_wait=0.01,
+                           say=said.append)
+    assert busy_left["n"] == 0 and (done.households, done.people) == (2, 5)
+    assert len(said) == 1 and "busy" in said[0]  # told once, not at every try
+    # With no patience left, "busy" ends the rebuild, which a restart continues.
+    code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", HERE, "--replace"
+                   ).stdout.strip()
+    other = NodeContext(tmp_path / "impatient")
+    client.enroll(other, hq.url, code, shelter_from_code=True)
+    busy_left["n"] = 1
+    with pytest.raises(client.SyncRefused):
+        rebuild.rebuild(NodeContext(tmp_path / "impatient"), hq.url, first_wait=0.01,
+                        busy_patience=0)
+    assert history.pending(NodeContext(tmp_path / "impatient").db)
+
+
 def test_a_rebuild_cut_off_by_a_thin_link_goes_on_where_it_stopped(lost, tmp_path):
     hq = lost["hq"]
     code = run_cli("hq", "enroll", "--data", str(hq.data), "--shelter", HERE, "--replace"

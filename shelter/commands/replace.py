@@ -29,7 +29,7 @@ def rebuild_if_pending(ctx: NodeContext, retry_wait: float = 1.5) -> None:
     hq_url = meta.get(ctx.db, "hq_url") or ""
     click.echo(f"rebuilding shelter {ctx.shelter_id} from HQ's records ...")
     try:
-        done = rebuild.rebuild(ctx, hq_url, first_wait=retry_wait)
+        done = rebuild.rebuild(ctx, hq_url, first_wait=retry_wait, say=click.echo)
     except (OSError, client.SimpleWebsocketError, client.SyncRefused,
             protocol.ProtocolError) as error:
         so_far = rebuild.summary(ctx.db).events
