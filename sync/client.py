@@ -355,8 +355,8 @@ class SyncClient(threading.Thread):
                         if origin not in acked:
                             continue  # an id HQ does not count as ours (before re-enrolling)
                         # Tuples, not sqlite-utils' dicts: a backlog's rows are read by the
-                        # hundred thousand, and making a dict of each was a fifth of the
-                        # node's time.
+                        # hundred thousand (with the acks below, the node's CPU per event
+                        # in bench_sync went from 15.7 to 14.5 µs).
                         rows = ctx.db.conn.execute(
                             f"SELECT {EVENT_COLUMNS} FROM events WHERE node_id = ? AND seq > ? "
                             "ORDER BY seq LIMIT ?", [origin, sent.get(origin, acked.get(
@@ -406,9 +406,9 @@ class SyncClient(threading.Thread):
         acked[origin] = int(ack["acked_seq"])
         problems = len(ack.get("quarantined") or []) + len(ack.get("conflicts") or [])
         # Saved when the window is answered, or a problem is to be counted, or a second
-        # after the last save: one commit per ack was an eighth of the node's time in a
-        # backlog. An ack not saved yet is lost only with the node, which then sends those
-        # events again, and HQ counts them as duplicates.
+        # after the last save: not one commit per ack. An ack not saved yet is lost only
+        # with the node, which then sends those events again, and HQ counts them as
+        # duplicates.
         self.unsaved_acks = dict(acked)
         if problems or not in_flight or time.monotonic() - self.saved_at >= ACK_SAVE_SECONDS:
             self.save_acks(ctx, problems)
