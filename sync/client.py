@@ -16,7 +16,6 @@ import json
 import logging
 import random
 import secrets
-import socket
 import ssl
 import threading
 import time
@@ -24,21 +23,19 @@ import urllib.error
 from collections import deque
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
-from simple_websocket import Client, ConnectionClosed
+from simple_websocket import ConnectionClosed
 from simple_websocket.errors import SimpleWebsocketError
-from simple_websocket.ws import Base
 
 from shelter.core import backup, meta
 from shelter.core.errors import N_, Forbidden
 from shelter.core.events import EVENT_COLUMNS, utc_now_iso
 from shelter.core.node import NodeContext, cards_issued
 from sync import drills, enrollment, history, hq_addresses, hq_ca, protocol, pull, shelter_names
+from sync.ws_link import CONNECT_TIMEOUT, close_socket, open_socket, sync_url
 
 log = logging.getLogger("shelter.sync")
 HQ_CA_FILE = "hq-ca.crt"
-CONNECT_TIMEOUT = 15.0
 ACK_TIMEOUT = 60.0
 IDLE_PING_SECONDS = 10.0
 MAX_BACKOFF = 60.0
@@ -58,24 +55,9 @@ class SyncRefused(Forbidden):
         super().__init__(message, code=code, detail=f"{code}: {message}")
 
 
-def sync_url(hq_url: str) -> str:
-    parts = urlsplit(hq_url)
-    scheme = "wss" if parts.scheme in ("https", "wss") else "ws"
-    return f"{scheme}://{parts.netloc}/sync"
-
-
 def _connect(data_dir: Path, hq_url: str) -> Any:
     url, context = sync_url(hq_url), ssl.create_default_context(cafile=str(data_dir / HQ_CA_FILE))
     return open_socket(url, context if url.startswith("wss") else None, 4 << 20)
-
-
-def open_socket(url: str, context: ssl.SSLContext | None, max_size: int) -> Any:
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(CONNECT_TIMEOUT)  # simple-websocket has no connect timeout
-    try:
-        return Client.connect(url, ssl_context=context, max_message_size=max_size)
-    finally:
-        socket.setdefaulttimeout(previous)
 
 
 def greeted(ctx: NodeContext, addresses: str | None = None) -> tuple[Any, dict[str, Any]]:
@@ -103,44 +85,6 @@ def greeted(ctx: NodeContext, addresses: str | None = None) -> tuple[Any, dict[s
     url, (ws, welcome) = hq_addresses.first_answering(urls, attempt, _transient)
     hq_addresses.remember(ctx.store, ctx.db, url)
     return ws, welcome
-
-
-def close_socket(ws: Any, wait: float = 5.0) -> None:
-    """End a websocket session; its socket is closed only once simple-websocket's reader
-    thread is done with it.
-
-    simple-websocket's ``Client.close`` sends the close frame and closes the socket at
-    once, while the reader thread may still be inside the TLS connection. The descriptor
-    it frees is soon another file's (a database another thread opens), and the TLS record
-    the reader's side writes when it lets go of the connection then lands in that file:
-    measured with a thread opening files meanwhile, 4 files of 300 sessions got 24 bytes of
-    TLS appended. So only the close frame is sent here; the reader ends when the other side
-    answers it, and closes the socket itself. If it has not ended after ``wait`` seconds,
-    the connection is shut down under it (that wakes it, and frees no descriptor), and the
-    socket is closed here only once the reader is gone.
-    """
-    reader: threading.Thread | None = getattr(ws, "thread", None)
-    if reader is threading.current_thread():
-        reader = None  # called by the reader itself: nothing to wait for
-    try:
-        if ws.connected:
-            Base.close(ws)  # the close frame; the socket stays open
-    except (ConnectionClosed, OSError):
-        pass  # HQ closed it first
-    if reader is not None:
-        reader.join(wait)
-        if reader.is_alive():
-            try:
-                socket.socket.shutdown(ws.sock, socket.SHUT_RDWR)
-            except OSError:
-                pass
-            reader.join(wait)
-        if reader.is_alive():
-            return  # it closes the socket when it ends: never under it
-    try:
-        ws.sock.close()
-    except OSError:
-        pass
 
 
 def _expect(ws: Any, wanted: str, timeout: float) -> dict[str, Any]:
