@@ -26,24 +26,23 @@ DATA = click.option("--data", "data", required=True, type=click.Path(file_okay=F
 
 
 def open_node(data: str, shelter_id: str | None = None) -> NodeContext:
-    try:
-        return NodeContext(data, shelter_id=shelter_id)
-    except ValueError as error:
-        raise ShelterCommandError(str(error)) from None
+    return _opened(data, shelter_id=shelter_id)
 
 
 def open_hq(data: str) -> NodeContext:
-    try:
-        return NodeContext(data, role="hq")
-    except ValueError as error:
-        raise ShelterCommandError(str(error)) from None
+    return _opened(data, role="hq")
 
 
 def open_existing(data: str, role: str) -> NodeContext:
     """An existing data directory of this role (never a new one made by mistake)."""
     if not (Path(data) / DB_FILE).exists():
         raise ShelterCommandError(f"{data} holds no {'HQ' if role == 'hq' else 'node'}")
+    return _opened(data, role=role)
+
+
+def _opened(data: str, role: str | None = None, shelter_id: str | None = None) -> NodeContext:
+    """The data directory's context; a directory of another kind is a command error."""
     try:
-        return NodeContext(data, role=role)
+        return NodeContext(data, role=role, shelter_id=shelter_id)
     except ValueError as error:
         raise ShelterCommandError(str(error)) from None
