@@ -273,14 +273,7 @@ def decode(frame: str | bytes | bytearray, shapes: Shapes | None = None) -> dict
     """One received frame as a checked message, or ProtocolError saying what is wrong.
     ``shapes``: the messages of another exchange (the standby's, sync/standby.py) instead
     of HQ's."""
-    text = _inflated(frame)
-    try:
-        message = json.loads(text)
-    except RecursionError:
-        raise ProtocolError("malformed", "the frame is nested too deeply") from None
-    except ValueError:
-        raise ProtocolError("malformed", "the frame is not JSON") from None
-    return _checked(message, shapes)
+    return _checked(_parsed(_inflated(frame)), shapes)
 
 
 def decode_with_texts(frame: str | bytes | bytearray) -> tuple[dict[str, Any], list[str] | None]:
@@ -293,9 +286,18 @@ def decode_with_texts(frame: str | bytes | bytearray) -> tuple[dict[str, Any], l
     text = _inflated(frame)
     split = _split_batch(text)
     if split is None:
-        return decode(text), None
+        return _checked(_parsed(text), None), None
     message, texts = split
     return _checked(message, None), texts
+
+
+def _parsed(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ProtocolError("malformed", "the frame is nested too deeply") from None
+    except ValueError:
+        raise ProtocolError("malformed", "the frame is not JSON") from None
 
 
 # The head of a batch as ``encode_batch`` writes it; anything else takes the usual way.
