@@ -28,6 +28,7 @@ from flask_sock import Sock
 from shelter.core.node import NodeContext
 from shelter.domain import signin
 from shelter.domain.accounts import ROLES, Principal, principal_for_token
+from sync.ws_link import finish_session
 
 F = TypeVar("F", bound=Callable[..., Any])
 # The websocket routes of both roles (desk /live and /camera, HQ /sync and /live).
@@ -139,30 +140,9 @@ def websocket_view(view: F) -> F:
         try:
             return view(ws, *args, **kwargs)
         finally:
-            _finish(ws)
+            finish_session(ws, SOCKET_CLOSE_SECONDS)
 
     return cast(F, inner)
-
-
-def _finish(ws: Any) -> None:
-    import socket
-    import threading
-
-    try:
-        if ws.connected:
-            ws.close()  # the peer answers with its own close, which ends the reader
-    except Exception:  # noqa: BLE001, S110 - already closed by the other side
-        pass
-    reader = getattr(ws, "thread", None)
-    if reader is None or reader is threading.current_thread():
-        return
-    reader.join(SOCKET_CLOSE_SECONDS)
-    if reader.is_alive():  # a peer that never answers: wake the read, then wait for it
-        try:
-            ws.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        reader.join(SOCKET_CLOSE_SECONDS)
 
 
 def csrf_token() -> str:
