@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from shelter.core.events import SCHEMA_VERSIONS
 from shelter.core.node import LOG_FILE
 from sync.protocol import STUB_TYPE, check_event
 
+logger = logging.getLogger("shelter.sync")
 NOT_ITS_OWN = "a node may send only its own events"
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS log (
@@ -46,13 +49,27 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS log_origins (
         origin TEXT PRIMARY KEY,
         shelter_id TEXT NOT NULL,
-        logged_seq INTEGER NOT NULL DEFAULT 0
+        logged_seq INTEGER NOT NULL DEFAULT 0,
+        unplaced INTEGER NOT NULL DEFAULT 0,  -- rows stored that took no place (UNPLACED)
+        unkept INTEGER NOT NULL DEFAULT 0,    -- rows refused and not stored, past that
+        unkept_ms INTEGER                     -- when the latest of them came
     )""",
     "CREATE TRIGGER IF NOT EXISTS log_kept BEFORE UPDATE ON log "
     "BEGIN SELECT RAISE(ABORT, 'the log is never changed'); END",
     "CREATE TRIGGER IF NOT EXISTS log_kept_delete BEFORE DELETE ON log "
     "BEGIN SELECT RAISE(ABORT, 'the log is never changed'); END",
 )
+# Columns added to log_origins since the log first shipped (a log made before has none).
+_ADDED = {"unplaced": "INTEGER NOT NULL DEFAULT 0", "unkept": "INTEGER NOT NULL DEFAULT 0",
+          "unkept_ms": "INTEGER"}
+# What a sender may leave in the log that takes no new place in its sequence (an event of
+# the wrong shape out of turn, another node's event, a different event at a place already
+# taken) is kept for an operator to see, up to this many rows per node. Past that it is
+# answered with its reason as before and counted, not stored: a stolen credential may not
+# fill HQ's disk with what HQ cannot use. Its sequence, what a node's history is, is
+# not capped; a lost laptop's node is revoked.
+UNPLACED_PER_ORIGIN = 10_000
+UNKEPT = "not kept at HQ: this node has sent more events HQ cannot take than HQ keeps"
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 _local = threading.local()
@@ -80,6 +97,10 @@ def connect(data_dir: Path | str) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=15000")
     for statement in _SCHEMA:
         conn.execute(statement)
+    have = {row[1] for row in conn.execute("PRAGMA table_info(log_origins)")}
+    for column, kind in _ADDED.items():
+        if column not in have:
+            conn.execute(f"ALTER TABLE log_origins ADD COLUMN {column} {kind}")
     return conn
 
 
@@ -182,9 +203,13 @@ def _ingest(conn: sqlite3.Connection, origin: str, shelter_id: str, events: list
             received_ms: int, texts: list[str] | None = None) -> Logged:
     conn.execute("INSERT OR IGNORE INTO log_origins (origin, shelter_id) VALUES (?, ?)",
                  [origin, shelter_id])
-    done = Logged(logged_seq(conn, origin))
+    logged, unplaced = conn.execute("SELECT logged_seq, unplaced FROM log_origins WHERE "
+                                    "origin = ?", [origin]).fetchone()
+    done, room = Logged(int(logged)), UNPLACED_PER_ORIGIN - int(unplaced)
     rows: list[tuple[Any, ...]] = []
+    kept_unplaced = not_kept = 0
     for n, raw in enumerate(events):
+        place, entries = done.acked_seq, len(done.quarantined)
         problem = check_event(raw)
         seq = raw.get("seq") if isinstance(raw, dict) else None
         seq = seq if type(seq) is int else None
@@ -214,16 +239,39 @@ def _ingest(conn: sqlite3.Connection, origin: str, shelter_id: str, events: list
                 done.quarantined.append(_entry(raw, seq, problem))
             else:
                 done.stored += 1
+        if done.acked_seq == place:  # it takes no new place in the sequence
+            if kept_unplaced >= room:
+                not_kept += 1
+                if len(done.quarantined) > entries:
+                    done.quarantined[-1]["reason"] += f" ({UNKEPT})"
+                else:
+                    done.quarantined.append(_entry(raw, seq, UNKEPT))
+                continue
+            kept_unplaced += 1
         rows.append((origin, shelter_id, seq, received_ms, mark, text))
     if rows:
         first = head(conn) + 1
         conn.executemany("INSERT INTO log (origin, shelter_id, seq, received_ms, digest, "
                          "event) VALUES (?, ?, ?, ?, ?, ?)", rows)
         done.log_ids = list(range(first, first + len(rows)))
-    conn.execute("UPDATE log_origins SET logged_seq = ? WHERE origin = ?",
-                 [done.acked_seq, origin])
+    conn.execute("UPDATE log_origins SET logged_seq = ?, unplaced = unplaced + ?, "
+                 "unkept = unkept + ?, unkept_ms = CASE WHEN ? > 0 THEN ? ELSE unkept_ms "
+                 "END WHERE origin = ?", [done.acked_seq, kept_unplaced, not_kept, not_kept,
+                                          received_ms, origin])
+    if not_kept:
+        logger.warning("node %s: %d events not kept, past the %d HQ keeps of what it "
+                       "cannot take", origin, not_kept, UNPLACED_PER_ORIGIN)
     done.quarantined.sort(key=lambda q: (q["seq"] is None, q["seq"] or 0))
     return done
+
+
+def unkept(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Nodes whose events HQ answered and did not store, past ``UNPLACED_PER_ORIGIN``:
+    node, shelter, how many, when the latest came (ISO time); the latest first."""
+    return [{"node_id": r[0], "shelter_id": r[1], "unkept": r[2],
+             "at": datetime.fromtimestamp(r[3] / 1000, UTC).isoformat()}
+            for r in conn.execute("SELECT origin, shelter_id, unkept, unkept_ms FROM "
+                                  "log_origins WHERE unkept > 0 ORDER BY unkept_ms DESC")]
 
 
 def _unknown(raw: dict[str, Any]) -> str | None:

@@ -19,6 +19,7 @@ from shelter.render import drawings, mapping
 from shelter.web import i18n, labels
 from shelter.web.base import Recheck, current_principal, node, require, sock, websocket_view
 from shelter.web.hq import refusal_text
+from sync import log as hq_log
 from sync import projector
 from sync.apply import refusals_by_shelter
 
@@ -63,7 +64,8 @@ def dashboard() -> str:
         labels=labels.hq(), charts=_charts("prefecture"), attribution=ATTRIBUTION,
         unplaced=board.unplaced(ctx), stale_minutes=board.stale_minutes(ctx),
         refusals=refusals_by_shelter(ctx.db), names=board.shelter_names(ctx),
-        reason=refusal_text, projection=projector.status(ctx))
+        reason=refusal_text, projection=projector.status(ctx),
+        unkept=hq_log.unkept(hq_log.of(ctx.data_dir)))
 
 
 @bp.get("/hq/sync")
@@ -73,7 +75,8 @@ def sync_page() -> str:
     return render_template(
         "hq/sync.html", **sync_status(ctx.db), refusals=refusals_by_shelter(ctx.db, 100),
         names=board.shelter_names(ctx), reason=refusal_text,
-        replica=replica.status(ctx.data_dir), projection=projector.status(ctx))
+        replica=replica.status(ctx.data_dir), projection=projector.status(ctx),
+        unkept=hq_log.unkept(hq_log.of(ctx.data_dir)))
 
 
 @bp.get("/hq/municipalities/<name>")
