@@ -267,6 +267,9 @@ class SyncClient(threading.Thread):
             self.unsaved_acks = None  # HQ's word now; an older session's never overrides it
             if isinstance(welcome.get("hq_ids"), list):
                 values["hq_ids"] = json.dumps([str(i) for i in welcome["hq_ids"]])
+            told = hq_addresses.told(welcome)  # the standby's address, say
+            if told is not None and told != meta.get(ctx.db, hq_addresses.LEARNED_KEY):
+                values[hq_addresses.LEARNED_KEY] = told
             if meta.get(ctx.db, "pull_hq_id") != welcome["hq_id"]:
                 values.update(pull_hq_id=welcome["hq_id"], **{pull.CURSOR_KEY: "0"})
             meta.commit(ctx.store, values)

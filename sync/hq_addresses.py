@@ -1,10 +1,13 @@
 """A node's HQ addresses: the primary HQ and a standby at a second site (`--hq URL1,URL2`).
 
-Meta ``hq_url`` holds them comma-separated (a single URL is a list of one); ``hq_url_current``
-the one that answered last. Every connection tries that one first, then the rest in the
-given order, moving on at once when one cannot be reached, so a node whose HQ died reaches
-the standby in the same try. Both HQs serve with the CA pinned at enrollment (the standby is
-restored from the primary's replica), so no address needs enrolling of its own.
+Meta ``hq_url`` holds them comma-separated (a single URL is a list of one); ``hq_url_learned``
+those HQ told at its last welcome (``hq_urls``: its own and its standby's, given to HQ with
+``shelter hq --addresses``), so that a node enrolled with one address fails over too;
+``hq_url_current`` the one that answered last. Every connection tries that one first, then
+the rest in the given order (then the told ones), moving on at once when one cannot be
+reached, so a node whose HQ died reaches the standby in the same try. Both HQs serve with
+the CA pinned at enrollment (the standby is restored from the primary's replica), so no
+address needs enrolling of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from urllib.parse import urlsplit
 from shelter.core import meta
 
 LIST_KEY = "hq_url"
+LEARNED_KEY = "hq_url_learned"
 CURRENT_KEY = "hq_url_current"
+MAX_LEARNED = 8  # addresses taken from one welcome
 T = TypeVar("T")
 
 
@@ -65,10 +70,33 @@ def ordered(addresses: Sequence[str], current: str | None) -> list[str]:
 
 
 def of_node(db: meta.Handle) -> list[str]:
-    """The node's HQ addresses from meta (checked when given), the one that answered last
-    first; [] when it has none."""
-    stored = [a.strip() for a in (meta.get(db, LIST_KEY) or "").split(",") if a.strip()]
-    return ordered(stored, meta.get(db, CURRENT_KEY))
+    """The node's HQ addresses from meta (checked when given or told): those it was given,
+    then those HQ told, the one that answered last first; [] when it has none."""
+    given = _split(meta.get(db, LIST_KEY))
+    told = [a for a in _split(meta.get(db, LEARNED_KEY)) if a not in given]
+    return ordered(given + told, meta.get(db, CURRENT_KEY))
+
+
+def _split(text: str | None) -> list[str]:
+    return [a.strip() for a in (text or "").split(",") if a.strip()]
+
+
+def told(welcome: dict[str, Any]) -> str | None:
+    """The addresses HQ's ``welcome`` tells (``hq_urls``), those that are ``https://host:port``
+    (at most MAX_LEARNED), as meta keeps them; None when it tells none (an HQ from before,
+    or not given ``--addresses``: what was learned before stays)."""
+    urls = welcome.get("hq_urls")
+    if not isinstance(urls, list):
+        return None
+    good: list[str] = []
+    for url in urls[:MAX_LEARNED]:
+        try:
+            address = validate(url) if isinstance(url, str) else None
+        except BadHQAddress:
+            continue
+        if address is not None and address not in good:
+            good.append(address)
+    return ",".join(good)
 
 
 def current(db: meta.Handle) -> str | None:
@@ -98,6 +126,16 @@ def first_answering(addresses: Sequence[str], attempt: Callable[[str], T],
             if index == len(addresses) - 1 or not transient(error):
                 raise
     raise AssertionError("unreachable")
+
+
+ADVERTISED_KEY = "hq_addresses"  # in HQ's meta: what its welcome tells every node
+
+
+def advertised(db: meta.Handle) -> dict[str, Any]:
+    """The welcome's ``hq_urls`` (HQ's addresses, its standby's among them), if HQ was
+    given any; nothing otherwise."""
+    urls = _split(meta.get(db, ADVERTISED_KEY))
+    return {"hq_urls": urls} if urls else {}
 
 
 class SupersededHQ(OSError):

@@ -192,3 +192,72 @@ def test_failover_drill_kill_9_restore_nodes_switch_nothing_lost_or_doubled(tmp_
 
 def client_addr(ctx: NodeContext) -> str:
     return hq_addresses.current(ctx.db) or ""
+
+
+def test_a_node_given_one_address_learns_the_standby_from_hq_and_moves_to_it(tmp_path):
+    replica_dir, standby_data = tmp_path / "replica", tmp_path / "standby"
+    primary_port, standby_port = free_port(), free_port()
+    told = f"https://127.0.0.1:{primary_port},https://127.0.0.1:{standby_port}"
+    primary = start_hq(tmp_path / "hq", primary_port, "--replica", str(replica_dir),
+                       "--addresses", told)
+    hq_ctx = NodeContext(primary.data, role="hq")
+    der = ssl.PEM_cert_to_DER_cert((primary.data / "tls" / "ca.crt").read_text())
+    with hq_ctx.store.write() as db:
+        code = enrollment.issue_code(db, "E2710000900001", der)
+    ctx = NodeContext(tmp_path / "node", role="node", shelter_id="E2710000900001")
+    client.enroll(ctx, primary.url, code)  # the one address it is given
+    register(ctx, "before")
+    stop = threading.Event()
+    thread = client.SyncClient(ctx.data_dir, stop, max_backoff=1.0)
+    standby = None
+    thread.start()
+    try:
+        wait_until(lambda: set(held(primary.data, ctx.node_id)) == own_events(ctx),
+                   timeout=60, what="the primary to hold the node's events")
+        assert hq_addresses.of_node(ctx.db) == told.split(",")  # the given one first
+        # A node enrolled after the replica's last write would be unknown to the standby
+        # (it enrolls again): the drill waits until the replica holds its credential.
+        wait_until(lambda: replica_holds(replica_dir, tmp_path / "scratch",
+                                         "SELECT 1 FROM hq_credentials WHERE node_id = ?",
+                                         (ctx.node_id,)),
+                   timeout=60, interval=0.5, what="the replica to hold the enrollment")
+        os.killpg(primary.process.pid, signal.SIGKILL)
+        primary.process.wait(timeout=10)
+        run_cli("hq", "restore", "--data", str(standby_data), "--replica", str(replica_dir))
+        standby = start_hq(standby_data, standby_port)  # not told again: from the replica
+        register(ctx, "after")
+        wait_until(lambda: client_addr(ctx).endswith(f":{standby_port}")
+                   and set(held(standby_data, ctx.node_id)) == own_events(ctx),
+                   timeout=90, interval=0.3, what="the node to move to the standby")
+        assert read(standby_data / "shelter.db", "SELECT value FROM meta WHERE key = ?",
+                    (hq_addresses.ADVERTISED_KEY,)) == [(told,)]
+    finally:
+        stop.set()
+        thread.join(timeout=15)
+        if standby is not None:
+            standby.stop()
+        primary.stop()
+
+
+def test_what_a_welcome_tells_is_checked_and_bad_addresses_are_refused_at_hq(tmp_path):
+    urls = ["https://Site-B.example:9443/", "ftp://x:1", 7, "https://site-b.example:9443",
+            "https://a@b:1", *[f"https://h{n}:1" for n in range(10)]]
+    assert hq_addresses.told({"hq_urls": urls}).split(",") == [
+        "https://site-b.example:9443", "https://h0:1", "https://h1:1", "https://h2:1"]
+    assert hq_addresses.told({"hq_urls": "https://a:1"}) is None  # not a list: kept as is
+    assert hq_addresses.told({}) is None
+    refused = run_cli("hq", "--data", str(tmp_path / "hq"), "--addresses",
+                      "https://a:1,http://b:2", check=False)
+    assert refused.returncode == 2 and "must start with https://" in refused.stderr
+
+
+def replica_holds(replica_dir, scratch, sql: str, args: tuple) -> bool:
+    """Whether HQ's database as the replica holds it now (restored by Litestream into
+    ``scratch``) answers ``sql`` with a row."""
+    scratch.mkdir(exist_ok=True)
+    restored = replica._fetch(scratch, replica.replica_url(str(replica_dir)), "shelter.db",
+                              required=True)
+    try:
+        return bool(read(restored, sql, args))
+    finally:
+        restored.unlink()

@@ -29,9 +29,15 @@ from sync import projector
               help="Stream HQ's database continuously to this replica with Litestream (a "
                    "directory on a mounted volume, or sftp://user@host/path), for a standby "
                    "HQ at a second site (`shelter hq restore`).")
+@click.option("--addresses", default=None, metavar="URL1,URL2",
+              help="HQ's addresses as nodes reach it, this HQ's and its standby's at the "
+                   "second site (https://host:port, comma-separated): told to every node "
+                   "as it syncs, so that nodes enrolled with one address move to the "
+                   "standby too (remembered; \"\" forgets them).")
 @click.pass_context
 def hq_group(click_ctx: click.Context, data: str | None, port: int, host: str,
-             stale_minutes: float | None, replica_url: str | None) -> None:
+             stale_minutes: float | None, replica_url: str | None,
+             addresses: str | None) -> None:
     if click_ctx.invoked_subcommand is not None:
         return
     if not data:
@@ -43,12 +49,19 @@ def hq_group(click_ctx: click.Context, data: str | None, port: int, host: str,
             replica.binary()
     except replica.ReplicaError as error:
         raise ShelterCommandError(str(error)) from None
+    from sync import hq_addresses
+    try:
+        told = ",".join(hq_addresses.parse(addresses)) if addresses else addresses
+    except hq_addresses.BadHQAddress as error:
+        raise click.BadParameter(str(error), param_hint="--addresses") from None
     ctx = open_hq(data)
     from shelter.hq import outlines
     outlines.ensure(ctx.store)  # an HQ whose registry was imported before there were outlines
-    if stale_minutes is not None:
-        from shelter.core import meta
-        meta.commit(ctx.store, {"hq_stale_minutes": f"{stale_minutes:g}"})
+    from shelter.core import meta
+    remembered = {"hq_stale_minutes": f"{stale_minutes:g}" if stale_minutes is not None
+                  else None, hq_addresses.ADVERTISED_KEY: told}
+    if any(v is not None for v in remembered.values()):
+        meta.commit(ctx.store, {k: v for k, v in remembered.items() if v is not None})
     sys.exit(run_hq(ctx, port, host, url))
 
 
@@ -66,6 +79,11 @@ def run_hq(ctx: NodeContext, port: int, host: str, replica_url: str | None = Non
             raise ShelterCommandError(str(error)) from None
         lines.append(f"  replica:      {replica_url} (Litestream; a standby HQ: "
                      "shelter hq restore --data NEW --replica URL)")
+    from sync import hq_addresses
+    told = hq_addresses.advertised(ctx.db).get("hq_urls")
+    if told:
+        lines.append(f"  told nodes:   {', '.join(told)} (HQ's addresses, its standby's "
+                     "among them: shelter hq --addresses)")
     click.echo("\n".join(lines))
     sys.stdout.flush()
     return server.supervise(listeners)

@@ -15,7 +15,7 @@ from shelter.core.backup import own_origins
 from shelter.core.server import HQ_THREADS
 from shelter.hq import refresher
 from shelter.web.base import node, sock, websocket_view
-from sync import enrollment, history, projector, protocol, shelter_names
+from sync import enrollment, history, hq_addresses, projector, protocol, shelter_names
 from sync import log as hq_log
 from sync.pull import updates_for
 
@@ -165,7 +165,9 @@ def _serve(ws: Any, ctx: Any, node_id: str, shelter_id: str, credential_node: st
                              "hq_ids": own_origins(ctx.db.conn),
                              # What HQ's log holds (stored, maybe not projected yet).
                              "acked_seq": hq_log.logged_seq(stored, node_id),
-                             "acked": {o: hq_log.logged_seq(stored, o) for o in origins}}))
+                             "acked": {o: hq_log.logged_seq(stored, o) for o in origins},
+                             # HQ's addresses and its standby's (shelter hq --addresses).
+                             **hq_addresses.advertised(ctx.db)}))
     while ws.connected:
         frame = ws.receive(timeout=IDLE_SECONDS)
         if frame is None:
