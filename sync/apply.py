@@ -34,7 +34,7 @@ from shelter.core.events import (
 )
 from shelter.core.sql import in_chunks, insert_row
 from sync import drills
-from sync.protocol import STUB_TYPE, check_event, content_hash, hlc_wall_ms
+from sync.protocol import MAX_INT, STUB_TYPE, check_event, content_hash, hlc_wall_ms
 
 
 @dataclass
@@ -291,7 +291,8 @@ def quarantine(db: Any, node_id: str, raw: Any, reason: str,
     if refused is not None:  # not known here (a restored node, say): kept, no alarm
         reason = f"refused: {refused[0].text()}" if alarm else refused[0].text()
     entry = {"event_id": event_id if isinstance(event_id, str) else None,
-             "seq": seq if isinstance(seq, int) else None, "reason": reason}
+             "seq": seq if type(seq) is int and abs(seq) < MAX_INT else None,  # SQLite's
+             "reason": reason}
     insert_row(db, "sync_quarantine", {
         "node_id": node_id, **entry, "raw": _raw(raw), "at": utc_now_iso(),
         "refused": 1 if alarm else 0,

@@ -30,7 +30,7 @@ from typing import Any
 from shelter.core import atrest
 from shelter.core.events import SCHEMA_VERSIONS
 from shelter.core.node import LOG_FILE
-from sync.protocol import STUB_TYPE, check_event
+from sync.protocol import MAX_INT, STUB_TYPE, check_event
 
 logger = logging.getLogger("shelter.sync")
 NOT_ITS_OWN = "a node may send only its own events"
@@ -39,7 +39,7 @@ _SCHEMA = (
         log_id INTEGER PRIMARY KEY AUTOINCREMENT,
         origin TEXT NOT NULL,        -- the node id the batch came under
         shelter_id TEXT NOT NULL,    -- the sender's shelter, by its credential
-        seq INTEGER,                 -- its place in the origin's sequence, if it has one
+        seq INTEGER,                 -- the place in the origin's sequence it took, if any
         received_ms INTEGER NOT NULL,
         digest TEXT NOT NULL,        -- of the event as received: a resend is the same
         event TEXT NOT NULL          -- as received (JSON)
@@ -69,6 +69,8 @@ _ADDED = {"unplaced": "INTEGER NOT NULL DEFAULT 0", "unkept": "INTEGER NOT NULL 
 # fill HQ's disk with what HQ cannot use. Its sequence, what a node's history is, is
 # not capped; a lost laptop's node is revoked.
 UNPLACED_PER_ORIGIN = 10_000
+WARN_EVERY_MS = 60_000
+_warned: dict[str, int] = {}
 UNKEPT = "not kept at HQ: this node has sent more events HQ cannot take than HQ keeps"
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -100,7 +102,11 @@ def connect(data_dir: Path | str) -> sqlite3.Connection:
     have = {row[1] for row in conn.execute("PRAGMA table_info(log_origins)")}
     for column, kind in _ADDED.items():
         if column not in have:
-            conn.execute(f"ALTER TABLE log_origins ADD COLUMN {column} {kind}")
+            try:
+                conn.execute(f"ALTER TABLE log_origins ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError as error:  # another process added it first
+                if "duplicate column" not in str(error):
+                    raise
     return conn
 
 
@@ -212,7 +218,7 @@ def _ingest(conn: sqlite3.Connection, origin: str, shelter_id: str, events: list
         place, entries = done.acked_seq, len(done.quarantined)
         problem = check_event(raw)
         seq = raw.get("seq") if isinstance(raw, dict) else None
-        seq = seq if type(seq) is int else None
+        seq = seq if type(seq) is int and abs(seq) < MAX_INT else None
         # As it came if it is a well-formed event (at most MAX_DEPTH deep, so its text is
         # always read back); anything else as HQ writes it, as before there were texts.
         text = texts[n] if texts is not None and problem is None else stored_text(raw)
@@ -239,6 +245,7 @@ def _ingest(conn: sqlite3.Connection, origin: str, shelter_id: str, events: list
                 done.quarantined.append(_entry(raw, seq, problem))
             else:
                 done.stored += 1
+        at = seq
         if done.acked_seq == place:  # it takes no new place in the sequence
             if kept_unplaced >= room:
                 not_kept += 1
@@ -248,7 +255,8 @@ def _ingest(conn: sqlite3.Connection, origin: str, shelter_id: str, events: list
                     done.quarantined.append(_entry(raw, seq, UNKEPT))
                 continue
             kept_unplaced += 1
-        rows.append((origin, shelter_id, seq, received_ms, mark, text))
+            at = None  # a resend is compared with what took the place, never with this
+        rows.append((origin, shelter_id, at, received_ms, mark, text))
     if rows:
         first = head(conn) + 1
         conn.executemany("INSERT INTO log (origin, shelter_id, seq, received_ms, digest, "
@@ -258,9 +266,10 @@ def _ingest(conn: sqlite3.Connection, origin: str, shelter_id: str, events: list
                  "unkept = unkept + ?, unkept_ms = CASE WHEN ? > 0 THEN ? ELSE unkept_ms "
                  "END WHERE origin = ?", [done.acked_seq, kept_unplaced, not_kept, not_kept,
                                           received_ms, origin])
-    if not_kept:
-        logger.warning("node %s: %d events not kept, past the %d HQ keeps of what it "
-                       "cannot take", origin, not_kept, UNPLACED_PER_ORIGIN)
+    if not_kept and received_ms - _warned.get(origin, -WARN_EVERY_MS) >= WARN_EVERY_MS:
+        _warned[origin] = received_ms  # once a minute per node: a flood is not logged twice
+        logger.warning("node %s: events not kept, past the %d HQ keeps of what it cannot "
+                       "take (the count is on HQ's sync page)", origin, UNPLACED_PER_ORIGIN)
     done.quarantined.sort(key=lambda q: (q["seq"] is None, q["seq"] or 0))
     return done
 

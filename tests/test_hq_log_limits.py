@@ -78,3 +78,26 @@ def test_a_log_from_before_the_limit_gains_its_counts(tmp_path):
     assert logged.acked_seq == 7 and hq_log.head(conn) == 1
     assert conn.execute("SELECT unplaced FROM log_origins").fetchone() == (1,)
     conn.close()
+
+
+def test_a_resend_is_judged_against_what_took_its_place_not_junk_at_that_number(tmp_path):
+    hq = NodeContext(tmp_path / "hq", role="hq", shelter_id="HQ")
+    node = NodeContext(tmp_path / "node", shelter_id=SHELTER)
+    register(node)
+    events = own_events(node)
+    conn = hq_log.of(hq.data_dir)
+    foreign = {**events[0], "node_id": "NOTHERNODE", "event_id": "0" * 26,
+               "hlc": events[0]["hlc"][:25] + "NOTHERNODE"}  # carries seq 1 too
+    huge = {"seq": 2**70, "what": "a number SQLite cannot hold"}
+    first = hq_log.ingest(conn, node.node_id, SHELTER, [foreign, huge, *events], 1)
+    assert first.acked_seq == len(events) and first.stored == len(events)
+    assert [q["seq"] for q in first.quarantined] == [1, None]
+    again = hq_log.ingest(conn, node.node_id, SHELTER, events, 2)
+    assert again.duplicates == len(events) and not again.quarantined
+    assert conn.execute("SELECT unplaced FROM log_origins").fetchone() == (2,)
+    # The projector sets both aside, with their reasons, and goes on.
+    projector.project_all(hq)
+    assert people_at_hq(hq) == 1
+    kept = [r[0] for r in hq.db.execute("SELECT seq FROM sync_quarantine ORDER BY 1")]
+    assert kept == [None, 1]
+    hq_log.forget_connections()
