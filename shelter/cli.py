@@ -118,13 +118,18 @@ def _connect_to_hq(ctx: NodeContext, hq_url: str, enroll_code: str | None,
     used the old id's sequence numbers). Without ``shelter_given`` (--shelter-id) a node
     that issued no card yet takes the shelter id the code is for."""
     from shelter.core import backup, meta
-    from sync import client, enrollment
+    from sync import client, enrollment, hq_addresses
 
     revoked = meta.get(ctx.db, "sync_state") == "revoked"
     if meta.get(ctx.db, "hq_credential") and not (revoked and enroll_code):
         if meta.get(ctx.db, "hq_url") != hq_url:
-            meta.commit(ctx.store, {"hq_url": hq_url})  # HQ moved or a standby HQ added;
-            # the credential stays (both HQs hold it), and so does the one that answered last
+            # HQ moved or a standby HQ added: the credential stays (both HQs hold it), and
+            # so does the one that answered last if it is among these (an address HQ told
+            # does not lead the ones the operator gives now).
+            values = {"hq_url": hq_url}
+            if meta.get(ctx.db, hq_addresses.CURRENT_KEY) not in hq_url.split(","):
+                values[hq_addresses.CURRENT_KEY] = ""
+            meta.commit(ctx.store, values)
         return ctx
     if revoked and enroll_code:
         _, new_id = backup.new_epoch(ctx.db.conn, "enrolled again after HQ revoked the node")

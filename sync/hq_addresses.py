@@ -54,6 +54,9 @@ def validate(url: str) -> str:
         raise BadHQAddress(f"bad HQ address {url!r}: {error}") from None
     why = ("it must start with https://" if parts.scheme != "https"
            else "it has no host" if not parts.hostname
+           else "its host name is too long" if len(parts.hostname) > 253
+           or any(len(label) > 63 for label in parts.hostname.split("."))
+           else "it must not hold a comma (addresses are comma-separated)" if "," in url
            else "it has no port (https://host:port)" if port is None
            else "it must not hold a user name or password" if "@" in parts.netloc
            else "it must be the base URL, with no path" if parts.path not in ("", "/")
@@ -89,12 +92,12 @@ def told(welcome: dict[str, Any]) -> str | None:
     if not isinstance(urls, list):
         return None
     good: list[str] = []
-    for url in urls[:MAX_LEARNED]:
+    for url in urls[:8 * MAX_LEARNED]:  # the good ones among the first few, not the first 8
         try:
             address = validate(url) if isinstance(url, str) else None
         except BadHQAddress:
             continue
-        if address is not None and address not in good:
+        if address is not None and address not in good and len(good) < MAX_LEARNED:
             good.append(address)
     return ",".join(good)
 
@@ -132,10 +135,11 @@ ADVERTISED_KEY = "hq_addresses"  # in HQ's meta: what its welcome tells every no
 
 
 def advertised(db: meta.Handle) -> dict[str, Any]:
-    """The welcome's ``hq_urls`` (HQ's addresses, its standby's among them), if HQ was
-    given any; nothing otherwise."""
-    urls = _split(meta.get(db, ADVERTISED_KEY))
-    return {"hq_urls": urls} if urls else {}
+    """The welcome's ``hq_urls`` (HQ's addresses, its standby's among them) if HQ was given
+    any with ``--addresses`` (none, once it was told to forget them); nothing otherwise."""
+    kept = meta.get(db, ADVERTISED_KEY)
+    # None: never given (nothing told, what nodes learned stays); "": forgotten (told so).
+    return {} if kept is None else {"hq_urls": _split(kept)}
 
 
 class SupersededHQ(OSError):

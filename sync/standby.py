@@ -60,8 +60,8 @@ SHAPES: protocol.Shapes = {
 # What the node needs to carry on as the shelter's node, beside its events: who it is,
 # its card key, its HQ enrollment. Sent whenever it changes.
 IDENTITY = ("shelter_id", "node_id", "previous_node_ids", "epoch", "epoch_reason",
-            "card_signing_key", "inherited_node_ids", "hq_url", "hq_url_learned",
-            "hq_credential", "hq_credential_node", "hq_id", "hq_ids")
+            "card_signing_key", "inherited_node_ids", "hq_url", "hq_credential",
+            "hq_credential_node", "hq_id", "hq_ids")  # not hq_url_learned: HQ tells it again
 # How far it is with HQ and its clock: sent only with the frame that reaches the newest row
 # (the pull cursor must never be ahead of the pulled events it stands for).
 PROGRESS = ("sync_acked", "sync_last_ok_at", "sync_problems", "seq_last", "hlc_last",

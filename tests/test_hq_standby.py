@@ -15,7 +15,9 @@ import time
 
 import pytest
 
+from shelter import cli
 from shelter.app import create_app
+from shelter.core import meta
 from shelter.core.node import NodeContext
 from shelter.domain import accounts, households
 from shelter.hq import replica
@@ -242,10 +244,24 @@ def test_a_node_given_one_address_learns_the_standby_from_hq_and_moves_to_it(tmp
 def test_what_a_welcome_tells_is_checked_and_bad_addresses_are_refused_at_hq(tmp_path):
     urls = ["https://Site-B.example:9443/", "ftp://x:1", 7, "https://site-b.example:9443",
             "https://a@b:1", *[f"https://h{n}:1" for n in range(10)]]
-    assert hq_addresses.told({"hq_urls": urls}).split(",") == [
-        "https://site-b.example:9443", "https://h0:1", "https://h1:1", "https://h2:1"]
+    assert hq_addresses.told({"hq_urls": urls}).split(",") == [  # 8 at most
+        "https://site-b.example:9443", *[f"https://h{n}:1" for n in range(7)]]
     assert hq_addresses.told({"hq_urls": "https://a:1"}) is None  # not a list: kept as is
     assert hq_addresses.told({}) is None
+    odd = ["https://a,b:9443", f"https://{'x' * 64}.example:1", f"https://{'y.' * 130}z:1"]
+    assert hq_addresses.told({"hq_urls": [*odd * 3, "https://good:1"]}) == "https://good:1"
+    # An HQ told to forget its addresses tells nodes so; one never given any says nothing.
+    hq = NodeContext(tmp_path / "hq-ctx", role="hq")
+    assert hq_addresses.advertised(hq.db) == {}
+    meta.commit(hq.store, {hq_addresses.ADVERTISED_KEY: ""})
+    assert hq_addresses.told(hq_addresses.advertised(hq.db)) == ""
+    # A node given a new --hq list leads with it, not with a told address that answered last.
+    node = NodeContext(tmp_path / "node", shelter_id="E2710000900002")
+    meta.commit(node.store, {"hq_credential": "c", "hq_url": "https://a:1",
+                             hq_addresses.LEARNED_KEY: "https://a:1,https://b:1",
+                             hq_addresses.CURRENT_KEY: "https://b:1"})
+    cli._connect_to_hq(node, "https://c:1", None)
+    assert hq_addresses.of_node(node.db) == ["https://c:1", "https://a:1", "https://b:1"]
     refused = run_cli("hq", "--data", str(tmp_path / "hq"), "--addresses",
                       "https://a:1,http://b:2", check=False)
     assert refused.returncode == 2 and "must start with https://" in refused.stderr
