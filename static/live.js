@@ -8,7 +8,8 @@
   // Always the page's own host and scheme (wss on https): the node serves every screen.
   function socketUrl(route) {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    return scheme + location.host + new URL(route, location.href).pathname;
+    var url = new URL(route, location.href);
+    return scheme + location.host + url.pathname + url.search;  // ?lang= for the page's language
   }
 
   /* Open a socket to `route` and keep it open: after a drop, try again after 1 s, then 2, 4...

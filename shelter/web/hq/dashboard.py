@@ -123,7 +123,9 @@ def live(ws: Any) -> None:
         state = board.live_state(ctx)
         rows = {k: v for k, v in state["rows"].items() if sent_rows.get(k) != v}
         dots = {k: v for k, v in state["dots"].items() if sent_dots.get(k) != v}
-        # How far the figures are: the page's own line, in its language, when it changes.
+        # How far the figures are: the page's own line, in its language (the page names
+        # it in the URL: a browser need not send Accept-Language with a websocket), when
+        # it changes.
         projection = render_template("hq/_projection.html",
                                      projection=projector.status(ctx))
         if rows or dots or state["totals"] != sent_totals or projection != sent_projection:
