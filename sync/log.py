@@ -66,8 +66,9 @@ _ADDED = {"unplaced": "INTEGER NOT NULL DEFAULT 0", "unkept": "INTEGER NOT NULL 
 # the wrong shape out of turn, another node's event, a different event at a place already
 # taken) is kept for an operator to see, up to this many rows per node. Past that it is
 # answered with its reason as before and counted, not stored: a stolen credential may not
-# fill HQ's disk with what HQ cannot use. Its sequence, what a node's history is, is
-# not capped; a lost laptop's node is revoked.
+# fill HQ's log with what HQ cannot use at no cost to its own sequence. What takes a place
+# (a node's history) is not capped, in rows or bytes (docs/security.md): a lost laptop's
+# node is revoked.
 UNPLACED_PER_ORIGIN = 10_000
 WARN_EVERY_MS = 60_000
 _warned: dict[str, int] = {}
