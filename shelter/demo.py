@@ -181,10 +181,11 @@ def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float,
         standby: bool = False) -> int:
     """HQ and three shelters on localhost, enrolled and syncing; with ``standby``, HQ
     streams to a replica and, when HQ's process is killed, a standby HQ is restored from it
-    on the next port, and the nodes (given both addresses) move to it."""
+    on the next port, and the nodes (given HQ's address, told the standby's by HQ) move
+    to it."""
     from shelter import launch
     from shelter.core import meta, server, tls
-    from sync import client, enrollment
+    from sync import client, enrollment, hq_addresses
     hq = NodeContext(root / "hq", role="hq")
     seed_hq(hq)
     hq_listener, lines = launch.hq_listener(hq, hq_port, "127.0.0.1")
@@ -196,7 +197,9 @@ def run(root: Path, port: int, http_port: int, hq_port: int, minutes: float,
         hq_listener.restart = False  # killed, it stays down: the standby takes over
         listeners.append(replica.replicator(hq.data_dir, replica.replica_url(
             str((root / "replica").resolve()))))
-        addresses += f",https://127.0.0.1:{hq_port + 1}"
+    # As `shelter hq --addresses`: HQ tells the nodes where its standby will answer.
+    meta.commit(hq.store, {hq_addresses.ADVERTISED_KEY: addresses + (
+        f",https://127.0.0.1:{hq_port + 1}" if standby else "")})
     try:
         server.wait_for_https(hq_port)
         ca_cert, _ = tls.ca_paths(hq.data_dir)
