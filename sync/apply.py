@@ -34,7 +34,7 @@ from shelter.core.events import (
 )
 from shelter.core.sql import in_chunks, insert_row
 from sync import drills
-from sync.protocol import MAX_INT, STUB_TYPE, check_event, content_hash, hlc_wall_ms
+from sync.protocol import STUB_TYPE, check_event, content_hash, hlc_wall_ms, place_of
 
 
 @dataclass
@@ -286,13 +286,11 @@ def quarantine(db: Any, node_id: str, raw: Any, reason: str,
     not say it, and the sender's shelter (the reason is then "refused: ...", and kept as
     its message template too, so an operator reads it in their language)."""
     event_id = raw.get("event_id") if isinstance(raw, dict) else None
-    seq = raw.get("seq") if isinstance(raw, dict) else None
     alarm = refused is not None and refused[0].alarm
     if refused is not None:  # not known here (a restored node, say): kept, no alarm
         reason = f"refused: {refused[0].text()}" if alarm else refused[0].text()
     entry = {"event_id": event_id if isinstance(event_id, str) else None,
-             "seq": seq if type(seq) is int and abs(seq) < MAX_INT else None,  # SQLite's
-             "reason": reason}
+             "seq": place_of(raw), "reason": reason}
     insert_row(db, "sync_quarantine", {
         "node_id": node_id, **entry, "raw": _raw(raw), "at": utc_now_iso(),
         "refused": 1 if alarm else 0,

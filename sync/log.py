@@ -30,7 +30,7 @@ from typing import Any
 from shelter.core import atrest
 from shelter.core.events import SCHEMA_VERSIONS
 from shelter.core.node import LOG_FILE
-from sync.protocol import MAX_INT, STUB_TYPE, check_event
+from sync.protocol import STUB_TYPE, check_event, place_of
 
 logger = logging.getLogger("shelter.sync")
 NOT_ITS_OWN = "a node may send only its own events"
@@ -218,8 +218,7 @@ def _ingest(conn: sqlite3.Connection, origin: str, shelter_id: str, events: list
     for n, raw in enumerate(events):
         place, entries = done.acked_seq, len(done.quarantined)
         problem = check_event(raw)
-        seq = raw.get("seq") if isinstance(raw, dict) else None
-        seq = seq if type(seq) is int and abs(seq) < MAX_INT else None
+        seq = place_of(raw)
         # As it came if it is a well-formed event (at most MAX_DEPTH deep, so its text is
         # always read back); anything else as HQ writes it, as before there were texts.
         text = texts[n] if texts is not None and problem is None else stored_text(raw)

@@ -32,7 +32,7 @@ from shelter.core.events import EventStore
 from shelter.core.ids import new_id
 from sync import log as hq_log
 from sync.apply import Applied, apply_batch, quarantine
-from sync.protocol import MAX_INT, STUB_TYPE, for_wire
+from sync.protocol import STUB_TYPE, for_wire, place_of
 
 logger = logging.getLogger("shelter.sync")
 POSITION = "projected_log_id"
@@ -151,8 +151,8 @@ def _set_aside(store: EventStore, origin: str, shelter_id: str, events: list[Any
             result.quarantined.append(quarantine(db, origin, raw, reason))
         # Only the sender's own events have a place in its sequence (the log stored
         # nothing else at one): another node's, whatever seq it names, moves nothing.
-        seqs = [e["seq"] for e in events if isinstance(e, dict) and type(e.get("seq")) is int
-                and 0 < e["seq"] < MAX_INT and e.get("node_id") == origin]
+        seqs = [e["seq"] for e in events
+                if place_of(e) is not None and e.get("node_id") == origin]
         db.execute("INSERT OR IGNORE INTO sync_origins (node_id, shelter_id) VALUES (?, ?)",
                    [origin, shelter_id])
         if seqs and "no event" not in reason:

@@ -103,6 +103,13 @@ def content_hash(event: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def place_of(raw: Any) -> int | None:
+    """The sequence number ``raw`` names, if it names one SQLite can hold (a malformed
+    event's may be anything): the place in its sender's sequence it can take, else None."""
+    seq = raw.get("seq") if isinstance(raw, dict) else None
+    return seq if type(seq) is int and abs(seq) < MAX_INT else None
+
+
 def check_event(event: Any) -> str | None:
     """Why this is not a well-formed event, or None when it is (on HQ's hot path: every
     event of every batch passes here)."""

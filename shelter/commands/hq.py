@@ -13,7 +13,7 @@ from shelter.commands.common import DATA, ShelterCommandError, open_existing, op
 from shelter.core import server, tls
 from shelter.core.node import NodeContext
 from shelter.launch import hq_listener
-from sync import projector
+from sync import hq_addresses, projector
 
 
 @click.group("hq", invoke_without_command=True,
@@ -49,19 +49,21 @@ def hq_group(click_ctx: click.Context, data: str | None, port: int, host: str,
             replica.binary()
     except replica.ReplicaError as error:
         raise ShelterCommandError(str(error)) from None
-    from sync import hq_addresses
-    try:
-        told = ",".join(hq_addresses.parse(addresses)) if addresses else addresses
-    except hq_addresses.BadHQAddress as error:
-        raise click.BadParameter(str(error), param_hint="--addresses") from None
+    remembered: dict[str, str] = {}
+    if stale_minutes is not None:
+        remembered["hq_stale_minutes"] = f"{stale_minutes:g}"
+    if addresses is not None:  # "" forgets them
+        try:
+            told = hq_addresses.parse(addresses) if addresses else []
+        except hq_addresses.BadHQAddress as error:
+            raise click.BadParameter(str(error), param_hint="--addresses") from None
+        remembered[hq_addresses.ADVERTISED_KEY] = ",".join(told)
     ctx = open_hq(data)
     from shelter.hq import outlines
     outlines.ensure(ctx.store)  # an HQ whose registry was imported before there were outlines
-    from shelter.core import meta
-    remembered = {"hq_stale_minutes": f"{stale_minutes:g}" if stale_minutes is not None
-                  else None, hq_addresses.ADVERTISED_KEY: told}
-    if any(v is not None for v in remembered.values()):
-        meta.commit(ctx.store, {k: v for k, v in remembered.items() if v is not None})
+    if remembered:
+        from shelter.core import meta
+        meta.commit(ctx.store, remembered)
     sys.exit(run_hq(ctx, port, host, url))
 
 
@@ -79,7 +81,6 @@ def run_hq(ctx: NodeContext, port: int, host: str, replica_url: str | None = Non
             raise ShelterCommandError(str(error)) from None
         lines.append(f"  replica:      {replica_url} (Litestream; a standby HQ: "
                      "shelter hq restore --data NEW --replica URL)")
-    from sync import hq_addresses
     told = hq_addresses.advertised(ctx.db).get("hq_urls")
     if told:
         lines.append(f"  told nodes:   {', '.join(told)} (HQ's addresses, its standby's "
