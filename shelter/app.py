@@ -38,6 +38,7 @@ from shelter.web.node import (
 from shelter.web.templating import Look
 from sync import projector
 from sync.standby_dir import StandbyContext
+from sync.ws_link import ReaderThread
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,7 +94,8 @@ def create_app(data_dir: str | Path | None = None, role: str = "node",
         # the raw socket, which misses data TLS has already buffered, and a camera frame
         # would sit unread for a whole ping interval. The live screen sends its own
         # keepalive instead. A camera frame is a small JPEG.
-        SOCK_SERVER_OPTIONS={"max_message_size": 1_500_000},
+        SOCK_SERVER_OPTIONS={"max_message_size": 1_500_000,
+                             "thread_class": ReaderThread},  # sync/ws_link.py
         # `shelter node --sync-standby`: seconds a write waits for the standby (None: none).
         STANDBY_WAIT_SECONDS=None,
         # HQ: "process" runs the projector as a process of its own (shelter/projecting.py),

@@ -8,6 +8,7 @@ import copy
 import os
 import signal
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -152,13 +153,14 @@ def test_ending_a_session_writes_nothing_into_a_file_another_thread_opens(hq, tm
     """A node's sync session ends while its web threads open database files. Closing the
     socket under simple-websocket's reader thread freed its descriptor for the next file
     opened, and the TLS record written when the reader let go landed there (4 files of
-    300 sessions, measured): ``client.close_socket`` closes it only after the reader."""
+    300 sessions, measured): ``client.close_socket`` closes it only after the reader. HQ
+    ends each of these sessions first (a ping is no hello), so the reader also ends while
+    this side still writes: it leaves the socket open for ``close_socket`` (``ReaderThread``;
+    before it did, 1 of 300 sessions spoilt a file with two test workers on 2 cores)."""
     import ssl
     import threading
 
-    from simple_websocket import Client
-
-    from sync import client, protocol
+    from sync import client, protocol, ws_link
 
     context = ssl.create_default_context(cafile=hq.verify)
     files = tmp_path / "files"
@@ -183,7 +185,7 @@ def test_ending_a_session_writes_nothing_into_a_file_another_thread_opens(hq, tm
     opener.start()
     try:
         for _ in range(300):
-            ws = Client.connect(f"wss://127.0.0.1:{hq.port}/sync", ssl_context=context)
+            ws = ws_link.open_socket(f"wss://127.0.0.1:{hq.port}/sync", context, 1 << 20)
             ws.send(protocol.encode({"type": "ping"}))
             client.close_socket(ws)
             assert not ws.thread.is_alive() and ws.sock.fileno() == -1
@@ -191,3 +193,40 @@ def test_ending_a_session_writes_nothing_into_a_file_another_thread_opens(hq, tm
         stop.set()
         opener.join(10)
     assert spoilt == []
+
+
+def _worker_fds(hq) -> int:
+    """Open descriptors of HQ's gunicorn worker (the master's child)."""
+    children = Path(f"/proc/{hq.process.pid}/task/{hq.process.pid}/children").read_text()
+    return len(os.listdir(f"/proc/{children.split()[0]}/fd"))
+
+
+def test_a_session_the_other_side_ends_keeps_its_descriptor_until_this_side_closes(hq):
+    """HQ refuses a session (the first message is not hello) and closes it while this side
+    could still be writing. simple-websocket's reader thread, ending then, used to close the
+    socket itself, freeing its descriptor number for the next file opened while OpenSSL
+    could still write to that number. Now the descriptor stays this side's until
+    ``close_socket``, a write meanwhile is refused, and HQ's worker, whose reader threads
+    leave the socket to gunicorn, ends up holding no descriptor for these sessions."""
+    import ssl
+
+    from simple_websocket import ConnectionClosed
+
+    from sync import client, protocol, ws_link
+
+    context = ssl.create_default_context(cafile=hq.verify)
+    url = f"wss://127.0.0.1:{hq.port}/sync"
+    client.close_socket(ws_link.open_socket(url, context, 1 << 20))  # HQ's threads warm
+    before = _worker_fds(hq)
+    for _ in range(40):
+        ws = ws_link.open_socket(url, context, 1 << 20)
+        ws.send(protocol.encode({"type": "ping"}))
+        ws.thread.join(10)
+        assert not ws.thread.is_alive(), "HQ did not end the session"
+        assert ws.sock.fileno() != -1  # not freed under this side
+        with pytest.raises((ConnectionClosed, OSError)):
+            ws.send(protocol.encode({"type": "ping"}))
+        client.close_socket(ws)
+        assert ws.sock.fileno() == -1
+    wait_until(lambda: _worker_fds(hq) <= before + 2, timeout=20,
+               what="HQ's worker to close the sessions' sockets")
