@@ -64,6 +64,19 @@ def projected_ack(data: Path, ack: dict, events: list[dict]) -> dict:
     return {**ack, "applied": applied, "quarantined": quarantined}
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Every test its own id. Schemathesis names each API operation's test
+    ``test_x[GET /path]`` but gives them all the function's id, and pytest-xdist schedules
+    by id: under ``scripts/test`` only one operation of each document was tested."""
+    for item in items:
+        named = getattr(item, "originalname", item.name)
+        if item._id.params is None and item.name.startswith(f"{named}[") \
+                and item.name.endswith("]"):  # test_x[GET /path], its id test_x
+            item._id = item._id.with_params(item.name[len(named) + 1:-1])
+    ids = [item.nodeid for item in items]
+    assert len(ids) == len(set(ids)), "two tests share an id: pytest-xdist would run one"
+
+
 def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = ""):
     """Poll ``predicate`` until it returns something truthy, or fail after ``timeout``."""
     deadline = time.monotonic() + timeout

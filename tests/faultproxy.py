@@ -66,13 +66,15 @@ class FaultProxy:
         self._server.close()
 
     def cut_all(self) -> None:
+        """Cut every connection: shut down, which wakes its pump, and the pump closes it.
+        Closed from here, a descriptor freed under the pump could be another file's by the
+        time the pump writes to it."""
         with self._lock:
             for s in self._open:
                 try:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-                s.close()
             self._open.clear()
 
     def _fate(self) -> Fate:
@@ -143,6 +145,7 @@ class FaultProxy:
         finally:
             with self._lock:
                 self.moved.append(moved)
+                self._open = [s for s in self._open if s not in (a, b)]
             for s in (a, b):
                 try:
                     s.close()

@@ -84,8 +84,14 @@ def test_a_300_person_backlog_crosses_a_link_cut_after_6_to_14_kb(hq, tmp_path):
         except AssertionError as error:
             held = read(hq.data / "shelter.db", "SELECT count(*) FROM events WHERE "
                         "node_id = ?", (own,))[0][0]
-            raise AssertionError(f"{error}: HQ holds {held} of {events} events after "
-                                 f"{len(proxy.log)} connections") from None
+            logged = read(hq.data / "log.db", "SELECT count(*) FROM log WHERE origin = ?",
+                          (own,))[0][0]
+            state = read(data / "shelter.db", "SELECT key, value FROM meta WHERE key IN "
+                         "('sync_state', 'sync_state_at')")
+            raise AssertionError(
+                f"{error}: HQ holds {held} of {events} events ({logged} in its log) after "
+                f"{len(proxy.log)} connections, moving {sorted(proxy.moved)} bytes; the "
+                f"node says {dict(state)}") from None
         took = time.monotonic() - started
         print(f"\nbytes per connection: {sorted(proxy.moved)}")
         assert_exactly_once(node, hq)
